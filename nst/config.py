@@ -1,0 +1,400 @@
+"""Every knob of the engine, with its default, bounds and help text: the one source of truth.
+
+The command line (``nst.cli``) and the app's sliders (``pages/``) are both generated from
+``StyleConfig``'s field metadata, so a default or a bound is changed here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Optimizer = Literal["adam", "lbfgs"]
+
+OPTIMIZERS = ("adam", "lbfgs")
+INITS = ("content", "noise", "blend")
+POOLINGS = ("max", "avg")
+BACKBONES = ("vgg19", "vgg16", "resnet50")
+PRECISIONS = ("auto", "float32", "bfloat16")
+COLOR_MODES = ("none", "luminance", "histogram")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """How one config field is presented and checked (read from the dataclass metadata)."""
+
+    name: str
+    label: str
+    help: str
+    default: Any
+    kind: str  # "float", "int", "choice", "floats", "strings"
+    group: str  # "main", "advanced", "color", "adjust"
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    log: bool = False
+    choices: tuple[str, ...] = ()
+
+
+def _knob(default: Any, label: str, help: str, kind: str, group: str = "advanced", **spec: Any):
+    """A dataclass field carrying its presentation and bounds as metadata."""
+    metadata = {"label": label, "help": help, "kind": kind, "group": group, **spec}
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    """All settings of one style-transfer run. Construct it with keywords; it validates itself.
+
+    Loss weights are relative: the engine normalises every loss term (see ``nst.losses``) so
+    that a value means the same at any image size and with any backbone.
+    """
+
+    # How the defaults were chosen (not tuned on random features). Our content and style terms
+    # are *relative* errors (each layer's squared error divided by its target's mean square), so
+    # they are dimensionless and about 1 for an unrelated image. jcjohnson/neural-style's recipe
+    # (content 5, style 100, TV 1e-3) uses per-element means for both features and Grams, which
+    # puts its two terms on a comparable footing, so its style:content ratio of 20:1 carries
+    # over directly: style 20, content 1. The TensorFlow tutorial's raw weights (style 1e-2,
+    # content 1e4) look 1e6 apart only because its unnormalised Gram entries are about 1e6
+    # times its content error at block5_conv2; as relative errors it is also style-dominated.
+    # Both recipes use TV as a light regulariser, a percent or two of the starting objective:
+    # our TV term is the mean per-pixel gradient magnitude, about 0.06 for a photo at any size,
+    # so weight 1 makes it ~1.5% of the default starting objective (style ~4).
+    style_weight: float = _knob(
+        20.0,
+        "Style intensity",
+        "How strongly the painting's textures and colours take over the photo.",
+        "float",
+        "main",
+        minimum=0.1,
+        maximum=1000.0,
+        step=0.1,
+        log=True,
+    )
+    content_weight: float = _knob(
+        1.0,
+        "Content weight",
+        "How closely the result keeps the photo's shapes and layout.",
+        "float",
+        "main",
+        minimum=0.0,
+        maximum=100.0,
+        step=0.1,
+    )
+    tv_weight: float = _knob(
+        1.0,
+        "Smoothness",
+        "Total-variation weight: higher values remove speckle and high-frequency noise.",
+        "float",
+        "main",
+        minimum=0.0,
+        maximum=100.0,
+        step=0.1,
+    )
+    size: int = _knob(
+        512,
+        "Output size (px)",
+        "Longest side of the result, in pixels; the aspect ratio is kept.",
+        "int",
+        "main",
+        minimum=64,
+        maximum=4096,
+        step=32,
+    )
+    steps: int = _knob(
+        100,
+        "Steps",
+        "Number of optimization steps (iterations for L-BFGS).",
+        "int",
+        "main",
+        minimum=1,
+        maximum=5000,
+        step=10,
+    )
+    optimizer: str = _knob(
+        "adam",
+        "Optimizer",
+        "adam: smooth live progress; lbfgs: fewer, more expensive steps that converge quickly.",
+        "choice",
+        choices=OPTIMIZERS,
+    )
+    learning_rate: float = _knob(
+        0.02,
+        "Learning rate",
+        "Adam's step size on pixel values in [0, 1] (the TensorFlow tutorial uses 0.02).",
+        "float",
+        minimum=0.0001,
+        maximum=1.0,
+        step=0.0001,
+        log=True,
+    )
+    init: str = _knob(
+        "content",
+        "Start from",
+        "content: start from the photo; noise: from random noise; blend: a mix of both.",
+        "choice",
+        choices=INITS,
+    )
+    noise_ratio: float = _knob(
+        0.5,
+        "Noise in blend",
+        "With init 'blend': the share of noise mixed into the photo at the start.",
+        "float",
+        minimum=0.0,
+        maximum=1.0,
+        step=0.05,
+    )
+    seed: int = _knob(
+        0,
+        "Seed",
+        "Random seed: the same seed and settings give the same image.",
+        "int",
+        minimum=0,
+        maximum=2**31 - 1,
+        step=1,
+    )
+    backbone: str = _knob(
+        "vgg19",
+        "Backbone",
+        "The network whose features define content and style.",
+        "choice",
+        choices=BACKBONES,
+    )
+    pooling: str = _knob(
+        "max",
+        "Pooling",
+        "Pooling in the VGG backbones; Gatys et al. found average pooling gives smoother results.",
+        "choice",
+        choices=POOLINGS,
+    )
+    content_layers: tuple[str, ...] = _knob(
+        (),
+        "Content layers",
+        "Layers whose features must match the photo (empty: the backbone's default).",
+        "strings",
+    )
+    style_layers: tuple[str, ...] = _knob(
+        (),
+        "Style layers",
+        "Layers whose Gram matrices must match the painting (empty: the backbone's default).",
+        "strings",
+    )
+    style_layer_weights: tuple[float, ...] = _knob(
+        (),
+        "Style layer weights",
+        "One weight per style layer, normalised to sum to 1 (empty: equal weights).",
+        "floats",
+        minimum=0.0,
+        maximum=100.0,
+    )
+    preserve_colors: str = _knob(
+        "none",
+        "Preserve colours",
+        "none: take the painting's colours; luminance: stylize brightness only and keep the "
+        "photo's colours; histogram: recolour the painting to the photo's palette first "
+        "(Gatys et al. 2017).",
+        "choice",
+        "color",
+        choices=COLOR_MODES,
+    )
+    style_blend: tuple[float, ...] = _knob(
+        (),
+        "Style blend",
+        "With several styles: one weight per style, normalised to sum to 1 (empty: equal).",
+        "floats",
+        "color",
+        minimum=0.0,
+        maximum=100.0,
+    )
+    style_scale: float = _knob(
+        1.0,
+        "Style scale",
+        "Brush size: the painting is resized to this multiple of the output size before its "
+        "textures are measured; smaller values give finer strokes.",
+        "float",
+        "color",
+        minimum=0.1,
+        maximum=4.0,
+        step=0.05,
+    )
+    hue: float = _knob(
+        0.0,
+        "Hue shift (degrees)",
+        "Rotate the result's hues after the run.",
+        "float",
+        "adjust",
+        minimum=-180.0,
+        maximum=180.0,
+        step=1.0,
+    )
+    saturation: float = _knob(
+        1.0,
+        "Saturation",
+        "Scale the result's colour saturation after the run (0 = grey).",
+        "float",
+        "adjust",
+        minimum=0.0,
+        maximum=3.0,
+        step=0.05,
+    )
+    brightness: float = _knob(
+        1.0,
+        "Brightness",
+        "Scale the result's brightness after the run.",
+        "float",
+        "adjust",
+        minimum=0.0,
+        maximum=3.0,
+        step=0.05,
+    )
+    strength: float = _knob(
+        1.0,
+        "Stylization strength",
+        "Blend the result with the photo after the run: 1 is the full stylization, 0 the photo.",
+        "float",
+        "adjust",
+        minimum=0.0,
+        maximum=1.0,
+        step=0.05,
+    )
+    precision: str = _knob(
+        "auto",
+        "Precision",
+        "auto: bfloat16 where the hardware computes it natively, else float32.",
+        "choice",
+        choices=PRECISIONS,
+    )
+    preview_every: int = _knob(
+        10,
+        "Preview every",
+        "Emit a preview image every this many steps.",
+        "int",
+        minimum=1,
+        maximum=1000,
+        step=1,
+    )
+    max_pixels: int = _knob(
+        50_000_000,
+        "Pixel cap",
+        "Images with more pixels than this are refused before decoding.",
+        "int",
+        minimum=1_000_000,
+        maximum=200_000_000,
+        step=1_000_000,
+    )
+
+    def __post_init__(self) -> None:
+        for spec in field_specs():
+            value = getattr(self, spec.name)
+            object.__setattr__(self, spec.name, _checked(spec, value))
+        if self.backbone == "resnet50" and self.pooling != "max":
+            raise ValueError(
+                "pooling: 'avg' is only available for the VGG backbones (vgg19, vgg16)."
+            )
+        if (
+            self.style_layer_weights
+            and self.style_layers
+            and len(self.style_layer_weights) != len(self.style_layers)
+        ):
+            raise ValueError(
+                f"style_layer_weights: expected {len(self.style_layers)} values, one per style "
+                f"layer, got {len(self.style_layer_weights)}."
+            )
+        if self.style_blend and sum(self.style_blend) <= 0:
+            raise ValueError("style_blend: at least one weight must be greater than 0.")
+        if self.style_layer_weights and sum(self.style_layer_weights) <= 0:
+            raise ValueError("style_layer_weights: at least one weight must be greater than 0.")
+
+    def replace(self, **changes: Any) -> StyleConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable settings (tuples become lists)."""
+        return {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in dataclasses.asdict(self).items()
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> StyleConfig:
+        """Build from settings as written by ``to_dict``; unknown keys are ignored."""
+        known = {spec.name for spec in field_specs()}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+
+def field_specs() -> list[FieldSpec]:
+    """The presentation and bounds of every ``StyleConfig`` field, in declaration order."""
+    specs = []
+    for item in dataclasses.fields(StyleConfig):
+        meta = dict(item.metadata)
+        specs.append(
+            FieldSpec(
+                name=item.name,
+                label=meta.pop("label"),
+                help=meta.pop("help"),
+                kind=meta.pop("kind"),
+                group=meta.pop("group"),
+                default=item.default,
+                **meta,
+            )
+        )
+    return specs
+
+
+def field_spec(name: str) -> FieldSpec:
+    """The spec of one field by name."""
+    for spec in field_specs():
+        if spec.name == name:
+            return spec
+    raise KeyError(name)
+
+
+def _range_text(spec: FieldSpec) -> str:
+    return f"between {spec.minimum:g} and {spec.maximum:g}"
+
+
+def _checked(spec: FieldSpec, value: Any) -> Any:
+    """Coerce ``value`` to the field's type, or raise a ValueError naming field and range."""
+    name = spec.name
+    if spec.kind == "choice":
+        if value not in spec.choices:
+            raise ValueError(f"{name}: must be one of {', '.join(spec.choices)}; got {value!r}.")
+        return value
+    if spec.kind == "strings":
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        if not all(isinstance(part, str) and part for part in value):
+            raise ValueError(f"{name}: must be a list of layer names; got {value!r}.")
+        return tuple(value)
+    if spec.kind == "floats":
+        if isinstance(value, str):
+            value = tuple(part for part in value.split(",") if part.strip())
+        try:
+            numbers = tuple(float(part) for part in value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: must be a list of numbers; got {value!r}.") from None
+        for number in numbers:
+            if not math.isfinite(number) or not spec.minimum <= number <= spec.maximum:
+                raise ValueError(f"{name}: each value must be {_range_text(spec)}; got {number:g}.")
+        return numbers
+    if isinstance(value, bool):
+        raise ValueError(f"{name}: must be a number {_range_text(spec)}; got {value!r}.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: must be a number {_range_text(spec)}; got {value!r}.") from None
+    if not math.isfinite(number) or not spec.minimum <= number <= spec.maximum:
+        raise ValueError(f"{name}: must be {_range_text(spec)}; got {value!r}.")
+    if spec.kind == "int":
+        if number != int(number):
+            raise ValueError(f"{name}: must be a whole number {_range_text(spec)}; got {value!r}.")
+        return int(number)
+    return number

@@ -1,0 +1,513 @@
+"""A process-wide job queue: at most K style-transfer runs compute at once, the rest wait in line.
+
+Pages talk to the engine only through ``JobQueue`` (submit, status, cancel, result, forget), so
+the compute can later move to the workers of a distributed engine without touching the pages.
+
+- Worker threads take jobs first in, first out; at most ``max_running`` compute at the same time.
+  A waiting job reports its 1-based ``position`` in the line.
+- Every job has its own ``nst.stylize.CancelToken``. Cancelling a queued job means it never
+  starts; cancelling a running job ends it within a step and its result keeps the image so far.
+- ``status()`` is also a heartbeat: a job nobody has polled for ``heartbeat_timeout`` seconds
+  (its browser tab was closed) is cancelled like any other.
+- A finished job keeps its result until ``forget()``; only the newest ``max_finished`` finished
+  jobs are kept, so memory stays bounded even when pages never come back for their results.
+- Any exception in a run ends the job as FAILED with a one-sentence error; the last progress
+  record and preview are kept, and the last preview becomes the result's image.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import contextlib
+import itertools
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nst.config import StyleConfig
+
+if TYPE_CHECKING:
+    from nst.stylize import CancelToken, Progress, Result
+
+__all__ = [
+    "JobQueue",
+    "JobRequest",
+    "JobState",
+    "JobStatus",
+    "Runner",
+    "UnknownJobError",
+    "default_concurrency",
+    "get_queue",
+    "run_engine",
+]
+
+logger = logging.getLogger(__name__)
+
+# A runner turns a request into the engine's stream: Progress records, then one Result.
+Runner = Callable[["JobRequest", "CancelToken"], Iterable[Any]]
+
+DEFAULT_HEARTBEAT_TIMEOUT = 15.0
+DEFAULT_MAX_FINISHED = 32
+# An idle worker thread ends after this long; submit() starts a new one when needed.
+IDLE_WORKER_SECONDS = 30.0
+MAX_JOBS_ENV = "NST_MAX_JOBS"
+
+
+class JobState(StrEnum):
+    """Where a job is in its life. DONE, CANCELLED and FAILED are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DONE, JobState.CANCELLED, JobState.FAILED)
+
+
+@dataclass(frozen=True, eq=False)
+class JobRequest:
+    """Everything one run needs: RGB float32 images in [0, 1] and the settings.
+
+    Arrays are not copied; callers must not modify them while the job is queued or running.
+    """
+
+    content: np.ndarray
+    styles: tuple[np.ndarray, ...]
+    config: StyleConfig
+    mask: np.ndarray | None = None
+    init_image: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.styles, np.ndarray):
+            styles: tuple[np.ndarray, ...] = (self.styles,)
+        else:
+            styles = tuple(self.styles)
+        if not styles:
+            raise ValueError("A job needs at least one style image.")
+        object.__setattr__(self, "styles", styles)
+        if not isinstance(self.config, StyleConfig):
+            raise TypeError("config must be a StyleConfig.")
+
+
+@dataclass(frozen=True, eq=False)
+class JobStatus:
+    """A snapshot of one job, safe to read from any thread."""
+
+    job_id: str
+    state: JobState
+    position: int  # 1-based place in the line while QUEUED, 0 otherwise
+    progress: Progress | None  # the latest progress record
+    preview: np.ndarray | None  # the latest image: a preview while running, then the result
+    history: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    submitted_at: float | None = None  # time.time() stamps
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class UnknownJobError(KeyError):
+    """The job id was never issued by this queue, or the job was forgotten."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "Unknown job."
+
+
+def run_engine(request: JobRequest, cancel: CancelToken) -> Iterable[Any]:
+    """The default runner: ``nst.stylize.stylize`` on the request."""
+    from nst.stylize import stylize
+
+    return stylize(
+        request.content,
+        list(request.styles),
+        request.config,
+        mask=request.mask,
+        init_image=request.init_image,
+        cancel=cancel,
+    )
+
+
+@dataclass(eq=False)
+class _Job:
+    """The queue's private, mutable record of one job; guarded by the queue's lock."""
+
+    job_id: str
+    request: JobRequest
+    token: CancelToken
+    submitted_at: float
+    last_seen: float  # time.monotonic() of the last heartbeat
+    state: JobState = JobState.QUEUED
+    started_at: float | None = None
+    finished_at: float | None = None
+    progress: Progress | None = None
+    preview: np.ndarray | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    result: Result | None = None
+    forget_when_finished: bool = False
+
+
+def _history_entry(progress: Any) -> dict[str, Any]:
+    """One loss-chart row from a progress record."""
+    entry: dict[str, Any] = {
+        "step": getattr(progress, "step", None),
+        "loss": getattr(progress, "loss", None),
+        "elapsed": getattr(progress, "elapsed", None),
+    }
+    parts = getattr(progress, "parts", None) or {}
+    entry.update({str(name): value for name, value in dict(parts).items()})
+    return entry
+
+
+def _plain_error(exc: BaseException) -> str:
+    """One plain sentence for the user; the traceback goes to the log."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "ResourceExhaustedError":
+        return "The run ran out of memory; try a smaller output size."
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = lines[0] if lines else type(exc).__name__
+    if len(detail) > 200:
+        detail = detail[:197].rstrip() + "..."
+    if detail[-1] not in ".!?":
+        detail += "."
+    if isinstance(exc, ValueError):  # the engine's own checks already speak plainly
+        return detail
+    return f"The run failed: {detail}"
+
+
+class JobQueue:
+    """Runs style-transfer jobs on at most ``max_running`` worker threads, first in first out.
+
+    Args:
+        max_running: how many jobs compute at the same time (default: ``default_concurrency()``).
+        heartbeat_timeout: seconds without a ``status()`` call after which a job is cancelled;
+            None never cancels for that reason.
+        runner: ``runner(request, cancel_token)`` yielding Progress records then one Result;
+            defaults to the engine (``run_engine``). Tests pass a fast fake.
+        max_finished: how many finished jobs keep their data; the oldest are dropped first.
+    """
+
+    def __init__(
+        self,
+        max_running: int | None = None,
+        heartbeat_timeout: float | None = DEFAULT_HEARTBEAT_TIMEOUT,
+        runner: Runner | None = None,
+        *,
+        max_finished: int = DEFAULT_MAX_FINISHED,
+    ) -> None:
+        if max_running is None:
+            max_running = default_concurrency()
+        if isinstance(max_running, bool) or not isinstance(max_running, int) or max_running < 1:
+            raise ValueError(
+                f"max_running must be a whole number of at least 1, got {max_running!r}."
+            )
+        if heartbeat_timeout is not None and not heartbeat_timeout > 0:
+            raise ValueError(
+                f"heartbeat_timeout must be positive or None, got {heartbeat_timeout!r}."
+            )
+        if max_finished < 1:
+            raise ValueError(f"max_finished must be at least 1, got {max_finished!r}.")
+        self.max_running = max_running
+        self.heartbeat_timeout = heartbeat_timeout
+        self.max_finished = max_finished
+        self._runner: Runner = runner if runner is not None else run_engine
+        self._cond = threading.Condition(threading.Lock())
+        self._jobs: dict[str, _Job] = {}
+        self._queued: collections.deque[_Job] = collections.deque()
+        self._finished: collections.deque[str] = collections.deque()
+        self._workers: set[threading.Thread] = set()
+        self._worker_numbers = itertools.count(1)
+        self._running = 0
+        self._closed = False
+
+    # ----- the interface pages use -----
+
+    def submit(self, request: JobRequest) -> str:
+        """Put a job in line and return its id."""
+        if not isinstance(request, JobRequest):
+            raise TypeError("submit() takes a JobRequest.")
+        from nst.stylize import CancelToken
+
+        token = CancelToken()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("The job queue has been shut down.")
+            job_id = uuid.uuid4().hex
+            job = _Job(job_id, request, token, time.time(), time.monotonic())
+            self._jobs[job_id] = job
+            self._queued.append(job)
+            self._ensure_workers_locked()
+            self._cond.notify()
+        return job_id
+
+    def status(self, job_id: str) -> JobStatus:
+        """A snapshot of the job; also records a heartbeat for it."""
+        with self._cond:
+            job = self._get_locked(job_id)
+            job.last_seen = time.monotonic()
+            position = 0
+            if job.state is JobState.QUEUED:
+                position = next(i for i, queued in enumerate(self._queued, 1) if queued is job)
+            return JobStatus(
+                job_id=job.job_id,
+                state=job.state,
+                position=position,
+                progress=job.progress,
+                preview=job.preview,
+                history=list(job.history),
+                error=job.error,
+                submitted_at=job.submitted_at,
+                started_at=job.started_at,
+                finished_at=job.finished_at,
+            )
+
+    def cancel(self, job_id: str) -> None:
+        """Stop a job: a queued one never starts, a running one ends within a step.
+
+        Cancelling a finished or unknown job does nothing.
+        """
+        with self._cond:
+            job = self._jobs.get(job_id)
+            if job is not None:
+                self._cancel_locked(job)
+
+    def result(self, job_id: str) -> Result | None:
+        """The run's result once it has ended, else None.
+
+        Stopped runs keep the image so far (``stopped=True``). A FAILED job has a result when
+        there was an image to keep (``error`` set): check ``status().state`` for success.
+        """
+        with self._cond:
+            return self._get_locked(job_id).result
+
+    def forget(self, job_id: str) -> None:
+        """Drop a job's data. An unfinished job is cancelled and dropped when it ends."""
+        with self._cond:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return
+            if job.state.finished:
+                self._drop_locked(job)
+            else:
+                job.forget_when_finished = True
+                self._cancel_locked(job)
+
+    def running_count(self) -> int:
+        """How many jobs are computing right now."""
+        with self._cond:
+            return self._running
+
+    def shutdown(self, timeout: float | None = 30.0) -> None:
+        """Cancel every job, refuse new ones and wait (up to ``timeout`` s) for the workers."""
+        with self._cond:
+            self._closed = True
+            for job in list(self._jobs.values()):
+                self._cancel_locked(job)
+            workers = list(self._workers)
+            self._cond.notify_all()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for worker in workers:
+            if worker is threading.current_thread():
+                continue
+            worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                logger.warning("Job worker %s did not stop within %s s.", worker.name, timeout)
+
+    @property
+    def closed(self) -> bool:
+        """True once ``shutdown()`` was called."""
+        return self._closed
+
+    # ----- internals; every *_locked method expects self._cond to be held -----
+
+    def _get_locked(self, job_id: str) -> _Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise UnknownJobError(
+                "This job is not known: it was removed after finishing, or the server restarted."
+            )
+        return job
+
+    def _cancel_locked(self, job: _Job) -> None:
+        job.token.cancel()
+        if job.state is JobState.QUEUED:
+            self._queued.remove(job)
+            self._finish_locked(job, JobState.CANCELLED)
+        # A running job's worker sees the token within a step and finishes it.
+
+    def _finish_locked(self, job: _Job, state: JobState) -> None:
+        job.state = state
+        job.finished_at = time.time()
+        if job.forget_when_finished:
+            self._drop_locked(job)
+            return
+        self._finished.append(job.job_id)
+        while len(self._finished) > self.max_finished:
+            oldest = self._jobs.get(self._finished[0])
+            if oldest is None:
+                self._finished.popleft()
+            else:
+                self._drop_locked(oldest)
+
+    def _drop_locked(self, job: _Job) -> None:
+        self._jobs.pop(job.job_id, None)
+        with contextlib.suppress(ValueError):
+            self._finished.remove(job.job_id)
+
+    def _reap_locked(self) -> None:
+        """Cancel jobs whose page stopped polling them."""
+        if self.heartbeat_timeout is None:
+            return
+        stale_before = time.monotonic() - self.heartbeat_timeout
+        for job in list(self._jobs.values()):
+            if not job.state.finished and job.last_seen < stale_before and not job.token.cancelled:
+                logger.info(
+                    "Cancelling job %s: not polled for %s s.", job.job_id, self.heartbeat_timeout
+                )
+                self._cancel_locked(job)
+
+    def _ensure_workers_locked(self) -> None:
+        wanted = min(self.max_running, self._running + len(self._queued))
+        while len(self._workers) < wanted:
+            worker = threading.Thread(
+                target=self._work, name=f"nst-job-worker-{next(self._worker_numbers)}", daemon=True
+            )
+            self._workers.add(worker)
+            worker.start()
+
+    def _work(self) -> None:
+        """A worker thread: take the oldest queued job, run it, repeat; end when idle."""
+        me = threading.current_thread()
+        while True:
+            with self._cond:
+                job = None
+                while job is None:
+                    self._reap_locked()
+                    if self._closed:
+                        self._workers.discard(me)
+                        return
+                    if self._queued:
+                        job = self._queued.popleft()
+                        job.state = JobState.RUNNING
+                        job.started_at = time.time()
+                        self._running += 1
+                    elif not self._cond.wait(IDLE_WORKER_SECONDS) and not self._queued:
+                        self._workers.discard(me)
+                        return
+            self._run(job)
+
+    def _run(self, job: _Job) -> None:
+        """Drive one job's runner to its end, recording what it yields."""
+        # Cannot fail here: submit() already imported nst.stylize for the job's CancelToken.
+        from nst.stylize import Progress, Result
+
+        state = JobState.FAILED
+        error: str | None = None
+        result: Result | None = None
+        stream: Any = None
+        try:
+            stream = iter(self._runner(job.request, job.token))
+            for item in stream:
+                with self._cond:
+                    if isinstance(item, Result):
+                        result = item
+                    elif isinstance(item, Progress):
+                        job.progress = item
+                        job.history.append(_history_entry(item))
+                        if item.preview is not None:
+                            job.preview = item.preview
+                    self._reap_locked()
+                if result is not None:
+                    break  # the Result is the stream's last item
+            if result is None:
+                error = "The run ended without producing an image."
+            elif result.error:
+                error = str(result.error)  # e.g. a non-finite loss: the image is the last good one
+            else:
+                state = JobState.CANCELLED if job.token.cancelled else JobState.DONE
+        except Exception as exc:
+            logger.exception("Job %s failed.", job.job_id)
+            error = _plain_error(exc)
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    logger.exception("Closing the run of job %s failed.", job.job_id)
+            with self._cond:
+                if result is not None:
+                    job.result = result
+                    job.preview = result.image
+                    if isinstance(result.history, list) and result.history:
+                        job.history = list(result.history)
+                elif job.preview is not None:
+                    # The run broke before its Result: keep the last preview as the image so far.
+                    job.result = Result(
+                        image=job.preview,
+                        history=list(job.history),
+                        timings={},
+                        config=job.request.config,
+                        stopped=True,
+                        error=error,
+                        steps_done=job.progress.step if job.progress is not None else 0,
+                    )
+                job.error = error
+                self._running -= 1
+                self._finish_locked(job, state)
+                self._cond.notify_all()
+
+
+def default_concurrency() -> int:
+    """How many jobs may compute at once: ``NST_MAX_JOBS`` if set, else one per GPU, else 1."""
+    raw = os.environ.get(MAX_JOBS_ENV, "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value < 1 or value > 64:
+            raise ValueError(f"{MAX_JOBS_ENV} must be a whole number from 1 to 64, got {raw!r}.")
+        return value
+    return max(1, _gpu_count())
+
+
+def _gpu_count() -> int:
+    """Number of visible GPUs (TensorFlow is imported here, not at module import)."""
+    try:
+        import tensorflow as tf
+
+        return len(tf.config.list_physical_devices("GPU"))
+    except Exception:  # no TensorFlow, or no usable driver: compute on the CPU
+        return 0
+
+
+_queue: JobQueue | None = None
+_queue_lock = threading.Lock()
+
+
+def get_queue() -> JobQueue:
+    """The process-wide queue shared by every browser session (created on first use)."""
+    global _queue
+    with _queue_lock:
+        if _queue is None or _queue.closed:
+            _queue = JobQueue()
+        return _queue
+
+
+@atexit.register
+def _shutdown_at_exit() -> None:
+    # Cancel running jobs so the interpreter does not exit underneath a TensorFlow step.
+    queue = _queue
+    if queue is not None:
+        queue.shutdown(timeout=5.0)

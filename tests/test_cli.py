@@ -1,0 +1,179 @@
+"""The command line, run as a user runs it: a subprocess with NST_WEIGHTS=random."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from nst.cli import build_parser
+from nst.config import field_specs
+from nst.images import load_image, read_settings
+
+ROOT = Path(__file__).parents[1]
+
+
+def _run(*args: str, weights: str | None = "random") -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("NST_WEIGHTS", None)
+    if weights is not None:
+        env["NST_WEIGHTS"] = weights
+    return subprocess.run(
+        [sys.executable, "-m", "nst", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_every_config_field_is_a_flag():
+    parser = build_parser()
+    flags = {option for action in parser._actions for option in action.option_strings}
+    for spec in field_specs():
+        assert "--" + spec.name.replace("_", "-") in flags
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_stylize_writes_png_with_settings_and_json(tmp_path, content_path, style_path, optimizer):
+    out = tmp_path / "out.png"
+    done = _run(
+        str(content_path),
+        str(style_path),
+        "-o",
+        str(out),
+        "--size",
+        "128",
+        "--steps",
+        "20",
+        "--optimizer",
+        optimizer,
+        "--json",
+        "--saturation",
+        "1.2",
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["output"] == str(out) and summary["steps"] == 20
+    assert summary["final_loss"] < summary["initial_loss"] and summary["seconds"] > 0
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.size == (128, 96)  # tubingen is 4:3
+    settings = read_settings(out.read_bytes())
+    assert settings["optimizer"] == optimizer and settings["saturation"] == 1.2
+    assert settings["styles"] == [style_path.name]
+    content = load_image(content_path)
+    result = load_image(out)
+    from nst.images import resize_to
+
+    assert abs(result - resize_to(content, 96, 128)).mean() > 0.01
+
+
+def test_jpeg_output_and_mask(tmp_path, content_path, style_path):
+    mask = tmp_path / "mask.png"
+    Image.new("L", (40, 30), 255).save(mask)
+    out = tmp_path / "out.jpg"
+    done = _run(
+        str(content_path),
+        str(style_path),
+        "-o",
+        str(out),
+        "--size",
+        "64",
+        "--steps",
+        "2",
+        "--mask",
+        str(mask),
+        "--quiet",
+    )
+    assert done.returncode == 0, done.stderr
+    assert Image.open(out).format == "JPEG" and "wrote" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.jpg", "STYLE", "-o", "x.png"], "There is no file at missing.jpg"),
+        (["README.md", "STYLE", "-o", "x.png"], "not an image we can read"),
+        (["CONTENT", "STYLE", "-o", "x.png", "--size", "9"], "size: must be between 64 and 4096"),
+        (["CONTENT", "STYLE", "-o", "x.png", "--steps", "many"], "steps: must be a number"),
+        (["CONTENT", "STYLE", "-o", "x.gif"], "must end in .png or .jpg"),
+        (["CONTENT", "STYLE", "-o", "x.png", "--optimizer", "sgd"], "invalid choice: 'sgd'"),
+        (["CONTENT", "STYLE"], "the following arguments are required: -o/--output"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, content_path, style_path, args, message):
+    (ROOT / "README.md").exists() or pytest.skip("README.md missing")
+    args = [
+        str(content_path) if a == "CONTENT" else str(style_path) if a == "STYLE" else a
+        for a in args
+    ]
+    args = [str(tmp_path / a) if a.startswith("x.") else a for a in args]
+    done = _run(*args)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in done.stderr
+
+
+def test_imagenet_offline_fails_with_actionable_message(tmp_path, content_path, style_path):
+    env_home = tmp_path / "keras"
+    os.environ["KERAS_HOME"] = str(env_home)
+    try:
+        done = _run(
+            str(content_path),
+            str(style_path),
+            "-o",
+            str(tmp_path / "o.png"),
+            "--size",
+            "64",
+            "--steps",
+            "1",
+            "--quiet",
+            weights=None,
+        )
+    finally:
+        del os.environ["KERAS_HOME"]
+    if done.returncode == 0:
+        pytest.skip("this machine can download the ImageNet weights")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in done.stderr
+    assert "NST_WEIGHTS=" in done.stderr
+
+
+def test_batch_runs_every_pair_and_reports_bad_files(tmp_path, content_path, style_path):
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    (styles / "good.jpg").write_bytes(style_path.read_bytes())
+    (styles / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    done = _run(
+        "batch",
+        "--content",
+        str(content_path),
+        "--style",
+        str(styles),
+        "--out",
+        str(out),
+        "--size",
+        "64",
+        "--steps",
+        "2",
+        "--json",
+    )
+    assert done.returncode == 1
+    records = json.loads((out / "results.json").read_text())
+    assert len(records) == 2
+    good = next(r for r in records if "output" in r)
+    bad = next(r for r in records if "output" not in r)
+    assert Path(good["output"]).name == "tubingen__good.png" and Path(good["output"]).is_file()
+    assert good["settings"]["size"] == 64 and good["final_loss"] < good["initial_loss"]
+    assert "broken.jpg" in bad["error"] and "not an image" in bad["error"]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "results": str(out / "results.json"),
+        "pairs": 2,
+        "failed": 1,
+    }
+    assert "failed:" in done.stderr

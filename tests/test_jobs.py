@@ -1,0 +1,472 @@
+"""Behaviour of the process-wide job queue, with fast fake runners and one real engine run."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from nst.config import StyleConfig
+from nst.jobs import (
+    JobQueue,
+    JobRequest,
+    JobState,
+    UnknownJobError,
+    default_concurrency,
+    get_queue,
+)
+from nst.stylize import CancelToken, Progress, Result
+
+CONFIG = StyleConfig(size=64, steps=3)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.005)
+
+
+def request(value: float, *, style: float = 1.0) -> JobRequest:
+    """A tiny request whose content is filled with ``value``: it names the job in fake runners."""
+    content = np.full((4, 4, 3), value, dtype=np.float32)
+    return JobRequest(content, [np.full((4, 4, 3), style, dtype=np.float32)], CONFIG)
+
+
+def tag(req: JobRequest) -> float:
+    """The value a request was made with (rounded: the arrays are float32)."""
+    return round(float(req.content[0, 0, 0]), 3)
+
+
+def expected_image(req: JobRequest) -> np.ndarray:
+    """What the fake runners return: the average of content and first style."""
+    return (req.content + req.styles[0]) / 2
+
+
+def progress(step: int, total: int, preview: np.ndarray | None = None) -> Progress:
+    return Progress(
+        step=step,
+        total=total,
+        loss=1.0 / step,
+        parts={"style": 0.5 / step, "content": 0.5 / step},
+        elapsed=0.01 * step,
+        preview=preview,
+    )
+
+
+def result(req: JobRequest, image: np.ndarray, steps: int, stopped: bool) -> Result:
+    return Result(
+        image=image,
+        history=[],
+        timings={},
+        config=req.config,
+        stopped=stopped,
+        error=None,
+        initial_loss=1.0,
+        final_loss=1.0 / max(steps, 1),
+        steps_done=steps,
+    )
+
+
+def stepping_runner(
+    steps: int,
+    step_seconds: float = 0.0,
+    gate: Callable[[JobRequest], None] | None = None,
+) -> Callable[[JobRequest, CancelToken], Iterator[Any]]:
+    """A fake engine: checks the token before every step, previews ``step / steps`` blends."""
+
+    def run(req: JobRequest, cancel: CancelToken) -> Iterator[Any]:
+        target = expected_image(req)
+        done = 0
+        for step in range(1, steps + 1):
+            if gate is not None:
+                gate(req)
+            if cancel.cancelled:
+                break
+            time.sleep(step_seconds)
+            done = step
+            yield progress(step, steps, preview=req.content + (target - req.content) * step / steps)
+        image = req.content + (target - req.content) * done / steps
+        yield result(req, image, done, stopped=done < steps)
+
+    return run
+
+
+@pytest.fixture
+def queues() -> Iterator[Callable[..., JobQueue]]:
+    """Make queues that are shut down (workers joined) after the test."""
+    made: list[JobQueue] = []
+
+    def make(**kwargs: Any) -> JobQueue:
+        queue = JobQueue(**kwargs)
+        made.append(queue)
+        return queue
+
+    yield make
+    for queue in made:
+        queue.shutdown(timeout=10)
+
+
+def test_concurrent_sessions_all_finish_and_respect_the_limit(queues) -> None:
+    active = 0
+    max_active = 0
+    lock = threading.Lock()
+    base = stepping_runner(steps=3, step_seconds=0.01)
+
+    def counting_runner(req: JobRequest, cancel: CancelToken) -> Iterator[Any]:
+        nonlocal active, max_active
+        with lock:
+            active += 1
+            max_active = max(max_active, active)
+        try:
+            yield from base(req, cancel)
+        finally:
+            with lock:
+                active -= 1
+
+    queue = queues(max_running=2, runner=counting_runner)
+    outcomes: dict[float, tuple[Any, Any]] = {}
+    failures: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def session(value: float) -> None:
+        try:
+            req = request(value)
+            start.wait()
+            job_id = queue.submit(req)
+            wait_until(lambda: queue.status(job_id).state.finished)
+            outcomes[value] = (queue.status(job_id), queue.result(job_id))
+        except Exception as exc:  # surfaced in the main thread below
+            failures.append(exc)
+
+    sessions = [threading.Thread(target=session, args=(i / 10,)) for i in range(8)]
+    for thread in sessions:
+        thread.start()
+    for thread in sessions:
+        thread.join(30)
+
+    assert not failures
+    assert len(outcomes) == 8
+    for value, (status, res) in outcomes.items():
+        assert status.state is JobState.DONE
+        assert status.error is None
+        assert not res.stopped
+        np.testing.assert_allclose(res.image, expected_image(request(value)))
+        assert [row["step"] for row in status.history] == [1, 2, 3]
+    assert max_active == 2
+    assert queue.running_count() == 0
+
+
+def test_waiting_jobs_see_their_place_and_start_in_order(queues) -> None:
+    release = threading.Event()
+    started: list[float] = []
+
+    def gate(req: JobRequest) -> None:
+        if tag(req) not in started:
+            started.append(tag(req))
+        release.wait(10)
+
+    queue = queues(max_running=1, runner=stepping_runner(steps=1, gate=gate))
+    first = queue.submit(request(0.0))
+    wait_until(lambda: queue.status(first).state is JobState.RUNNING)
+    waiting = [queue.submit(request(value)) for value in (0.1, 0.2, 0.3)]
+
+    assert queue.status(first).position == 0
+    assert [queue.status(job_id).position for job_id in waiting] == [1, 2, 3]
+    assert all(queue.status(job_id).state is JobState.QUEUED for job_id in waiting)
+    assert queue.running_count() == 1
+
+    release.set()
+    for job_id in [first, *waiting]:
+        wait_until(lambda job_id=job_id: queue.status(job_id).state is JobState.DONE)
+    assert started == [0.0, 0.1, 0.2, 0.3]
+
+
+def test_cancelling_a_queued_job_means_it_never_runs(queues) -> None:
+    release = threading.Event()
+    ran: list[float] = []
+
+    def gate(req: JobRequest) -> None:
+        ran.append(tag(req))
+        release.wait(10)
+
+    queue = queues(max_running=1, runner=stepping_runner(steps=1, gate=gate))
+    first = queue.submit(request(0.0))
+    wait_until(lambda: queue.status(first).state is JobState.RUNNING)
+    second = queue.submit(request(0.5))
+    third = queue.submit(request(0.7))
+    queue.cancel(second)
+
+    assert queue.status(second).state is JobState.CANCELLED
+    assert queue.status(second).position == 0
+    assert queue.status(third).position == 1
+    release.set()
+    wait_until(lambda: queue.status(third).state is JobState.DONE)
+    assert queue.status(first).state is JobState.DONE
+    assert 0.5 not in ran
+    assert queue.result(second) is None
+
+
+def test_cancelling_a_running_job_ends_it_within_a_step_keeping_the_image(queues) -> None:
+    steps_allowed = threading.Semaphore(0)
+
+    def gate(req: JobRequest) -> None:
+        assert steps_allowed.acquire(timeout=10)
+
+    queue = queues(max_running=1, runner=stepping_runner(steps=100, gate=gate))
+    req = request(0.0)
+    job_id = queue.submit(req)
+    steps_allowed.release(2)
+    wait_until(lambda: (queue.status(job_id).progress or progress(1, 1)).step == 2)
+
+    queue.cancel(job_id)
+    steps_allowed.release(1)  # the engine checks the token once more, at the next step
+    wait_until(lambda: queue.status(job_id).state.finished)
+
+    status = queue.status(job_id)
+    res = queue.result(job_id)
+    assert status.state is JobState.CANCELLED
+    assert status.error is None
+    assert res.stopped
+    assert res.steps_done == 2
+    partial = req.content + (expected_image(req) - req.content) * 2 / 100
+    np.testing.assert_allclose(res.image, partial)
+    np.testing.assert_allclose(status.preview, partial)
+    assert queue.running_count() == 0
+
+
+def test_a_running_job_nobody_polls_is_cancelled(queues) -> None:
+    queue = queues(
+        max_running=2, heartbeat_timeout=0.2, runner=stepping_runner(steps=60, step_seconds=0.01)
+    )
+    watched = queue.submit(request(0.1))
+    abandoned = queue.submit(request(0.2))  # its tab was closed: never polled again
+
+    wait_until(lambda: queue.status(watched).state is JobState.DONE)  # ~0.6 s, polled throughout
+    wait_until(lambda: queue.running_count() == 0, timeout=2)
+
+    status = queue.status(abandoned)
+    assert status.state is JobState.CANCELLED
+    assert 0 < queue.result(abandoned).steps_done < 60
+    assert queue.result(watched).steps_done == 60
+
+
+def test_a_queued_job_nobody_polls_never_starts(queues) -> None:
+    ran: list[float] = []
+
+    def gate(req: JobRequest) -> None:
+        if tag(req) not in ran:
+            ran.append(tag(req))
+
+    queue = queues(
+        max_running=1,
+        heartbeat_timeout=0.2,
+        runner=stepping_runner(steps=50, step_seconds=0.01, gate=gate),
+    )
+    watched = queue.submit(request(0.1))
+    abandoned = queue.submit(request(0.2))
+    wait_until(lambda: queue.status(watched).state is JobState.DONE)
+    wait_until(lambda: queue.running_count() == 0, timeout=2)
+
+    assert queue.status(abandoned).state is JobState.CANCELLED
+    assert ran == [0.1]
+
+
+def test_no_heartbeat_timeout_keeps_unpolled_jobs(queues) -> None:
+    queue = queues(
+        max_running=1, heartbeat_timeout=None, runner=stepping_runner(steps=10, step_seconds=0.03)
+    )
+    job_id = queue.submit(request(0.3))
+    time.sleep(0.5)  # not polled for longer than the whole run
+    wait_until(lambda: queue.status(job_id).state.finished)
+    assert queue.status(job_id).state is JobState.DONE
+    assert queue.result(job_id).steps_done == 10
+
+
+def test_a_failing_run_is_reported_in_one_sentence_and_keeps_the_preview(queues) -> None:
+    preview = np.full((4, 4, 3), 0.25, dtype=np.float32)
+
+    healthy = stepping_runner(steps=2)
+
+    def broken(req: JobRequest, cancel: CancelToken) -> Iterator[Any]:
+        if tag(req) != 0.0:
+            yield from healthy(req, cancel)
+            return
+        yield progress(1, 10, preview=preview)
+        raise RuntimeError("boom\nwith a long internal traceback")
+
+    queue = queues(max_running=1, runner=broken)
+    job_id = queue.submit(request(0.0))
+    wait_until(lambda: queue.status(job_id).state.finished)
+
+    status = queue.status(job_id)
+    assert status.state is JobState.FAILED
+    assert "boom" in status.error
+    assert "\n" not in status.error and "traceback" not in status.error
+    np.testing.assert_array_equal(status.preview, preview)
+    assert status.progress.step == 1
+    assert status.finished_at is not None
+    kept = queue.result(job_id)  # the image so far is not lost
+    np.testing.assert_array_equal(kept.image, preview)
+    assert kept.stopped and kept.error == status.error
+
+    # The worker survives a failure and runs the next job.
+    next_id = queue.submit(request(0.4))
+    wait_until(lambda: queue.status(next_id).state is JobState.DONE)
+
+
+def test_an_engine_refusal_is_passed_on_verbatim(queues) -> None:
+    def refusing(req: JobRequest, cancel: CancelToken) -> Iterator[Any]:
+        raise ValueError("size: 64 px is too small for this backbone; use at least 96.")
+        yield  # a generator, like the engine
+
+    queue = queues(max_running=1, runner=refusing)
+    job_id = queue.submit(request(0.0))
+    wait_until(lambda: queue.status(job_id).state.finished)
+    status = queue.status(job_id)
+    assert status.state is JobState.FAILED
+    assert status.error == "size: 64 px is too small for this backbone; use at least 96."
+    assert queue.result(job_id) is None  # nothing was painted yet
+
+
+def test_forgetting_a_running_job_stops_and_drops_it(queues) -> None:
+    queue = queues(max_running=1, runner=stepping_runner(steps=10_000, step_seconds=0.01))
+    job_id = queue.submit(request(0.0))
+    wait_until(lambda: queue.running_count() == 1)
+    queue.forget(job_id)
+    wait_until(lambda: queue.running_count() == 0, timeout=2)
+    with pytest.raises(UnknownJobError):
+        queue.status(job_id)
+
+
+def test_a_run_that_stops_with_an_error_keeps_its_image(queues) -> None:
+    def diverging(req: JobRequest, cancel: CancelToken) -> Iterator[Any]:
+        yield progress(1, 3)
+        last_good = expected_image(req)
+        res = result(req, last_good, 1, stopped=True)
+        yield dataclasses.replace(res, error="The loss became NaN at step 2.")
+
+    queue = queues(max_running=1, runner=diverging)
+    job_id = queue.submit(request(0.2))
+    wait_until(lambda: queue.status(job_id).state.finished)
+    assert queue.status(job_id).state is JobState.FAILED
+    assert queue.status(job_id).error == "The loss became NaN at step 2."
+    np.testing.assert_allclose(queue.result(job_id).image, expected_image(request(0.2)))
+
+
+def test_shutdown_cancels_everything_and_leaves_no_thread(queues) -> None:
+    before = set(threading.enumerate())
+    queue = queues(max_running=2, runner=stepping_runner(steps=10_000, step_seconds=0.01))
+    job_ids = [queue.submit(request(value)) for value in (0.1, 0.2, 0.3)]
+    wait_until(lambda: queue.running_count() == 2)
+
+    queue.shutdown(timeout=10)
+
+    assert set(threading.enumerate()) <= before
+    states = [queue.status(job_id).state for job_id in job_ids]
+    assert states == [JobState.CANCELLED] * 3
+    assert queue.result(job_ids[2]) is None  # it was still waiting: it never ran
+    with pytest.raises(RuntimeError, match="shut down"):
+        queue.submit(request(0.4))
+
+
+def test_finished_jobs_are_capped_and_can_be_forgotten(queues) -> None:
+    queue = queues(max_running=1, runner=stepping_runner(steps=1), max_finished=2)
+    job_ids = []
+    for value in (0.1, 0.2, 0.3):
+        job_ids.append(queue.submit(request(value)))
+        wait_until(lambda: queue.status(job_ids[-1]).state.finished)
+
+    with pytest.raises(UnknownJobError):
+        queue.status(job_ids[0])  # the oldest finished job was dropped
+    assert queue.result(job_ids[1]) is not None
+    queue.forget(job_ids[1])
+    with pytest.raises(UnknownJobError):
+        queue.result(job_ids[1])
+    queue.cancel(job_ids[1])  # cancelling or forgetting an unknown job is harmless
+    queue.forget(job_ids[1])
+    assert queue.status(job_ids[2]).state is JobState.DONE
+
+
+def test_request_needs_a_style() -> None:
+    with pytest.raises(ValueError, match="style"):
+        JobRequest(np.zeros((4, 4, 3), np.float32), [], CONFIG)
+    one = JobRequest(np.zeros((4, 4, 3), np.float32), [np.ones((4, 4, 3), np.float32)], CONFIG)
+    assert isinstance(one.styles, tuple)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("1", 1), ("3", 3), (" 2 ", 2)])
+def test_max_jobs_from_the_environment(monkeypatch, raw: str, expected: int) -> None:
+    monkeypatch.setenv("NST_MAX_JOBS", raw)
+    assert default_concurrency() == expected
+    assert JobQueue(runner=stepping_runner(steps=1)).max_running == expected
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "abc", "1.5", "1000"])
+def test_bad_max_jobs_is_a_clear_error(monkeypatch, raw: str) -> None:
+    monkeypatch.setenv("NST_MAX_JOBS", raw)
+    with pytest.raises(ValueError, match="NST_MAX_JOBS must be a whole number"):
+        default_concurrency()
+
+
+def test_default_concurrency_without_the_variable(monkeypatch) -> None:
+    monkeypatch.delenv("NST_MAX_JOBS", raising=False)
+    assert default_concurrency() >= 1
+
+
+def test_get_queue_is_one_queue_for_all_threads(monkeypatch) -> None:
+    monkeypatch.setenv("NST_MAX_JOBS", "1")
+    found: list[JobQueue] = []
+    start = threading.Barrier(8)
+
+    def look() -> None:
+        start.wait()
+        found.append(get_queue())
+
+    threads = [threading.Thread(target=look) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(found) == 8
+    assert all(queue is found[0] for queue in found)
+    found[0].shutdown()
+    assert get_queue() is not found[0]  # a shut-down queue is replaced
+    get_queue().shutdown()
+
+
+@pytest.mark.slow
+def test_real_engine_runs_three_jobs_one_at_a_time(queues, content_path, style_path) -> None:
+    from nst.images import load_image
+
+    content = load_image(content_path)  # the fixtures skip when the shared images are missing
+    style = load_image(style_path)
+    queue = queues(max_running=1)  # the default runner: the real engine
+    job_ids = [
+        queue.submit(JobRequest(content, [style], StyleConfig(size=64, steps=3, seed=seed)))
+        for seed in range(3)
+    ]
+    seen_running = 0
+    deadline = time.monotonic() + 300
+    while not all(queue.status(job_id).state.finished for job_id in job_ids):
+        assert time.monotonic() < deadline, "engine jobs did not finish in time"
+        seen_running = max(seen_running, queue.running_count())
+        time.sleep(0.02)
+
+    assert seen_running <= 1
+    height, width = content.shape[:2]
+    for job_id in job_ids:
+        status = queue.status(job_id)
+        assert status.state is JobState.DONE, status.error
+        image = queue.result(job_id).image
+        assert image.ndim == 3 and image.shape[2] == 3
+        assert max(image.shape[:2]) == 64
+        assert abs(image.shape[1] / image.shape[0] - width / height) < 0.05
+        assert np.isfinite(image).all()

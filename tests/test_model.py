@@ -1,0 +1,123 @@
+"""Feature extractors and weight resolution (random, .h5 path, ImageNet offline)."""
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras.src.legacy.saving import legacy_h5_format
+
+from nst import model
+
+
+def test_weights_mode(monkeypatch):
+    for value, mode in [
+        ("", "imagenet"),
+        ("imagenet", "imagenet"),
+        ("random", "random"),
+        ("/x/vgg19.h5", "path"),
+    ]:
+        monkeypatch.setenv("NST_WEIGHTS", value)
+        assert model.weights_mode() == mode
+
+
+def test_random_weights_are_deterministic_across_builds():
+    first = model._build_backbone("vgg19", "random").get_weights()
+    second = model._build_backbone("vgg19", "random").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    kernel = first[0]
+    assert kernel.shape == (3, 3, 3, 64) and 0.1 < kernel.std() < 0.4  # He scale sqrt(2/27)
+
+
+def test_extractor_outputs_by_layer_name_with_expected_shapes():
+    extractor = model.get_extractor("vgg19", "max", None, "float32")
+    outputs = extractor(tf.random.stateless_uniform((1, 64, 96, 3), seed=(0, 1)))
+    content, style = model.default_layers("vgg19")
+    assert set(outputs) == set(content + style)
+    assert outputs["block1_conv1"].shape == (1, 64, 96, 64)
+    assert outputs["block5_conv2"].shape == (1, 4, 6, 512)
+    assert all(value.dtype == tf.float32 for value in outputs.values())
+    assert extractor is model.get_extractor("vgg19", "max", None, "float32")  # built once
+    assert not extractor.model.trainable_weights
+    # Truncated after the deepest requested layer.
+    assert "block5_conv3" not in [layer.name for layer in extractor.model.layers]
+
+
+def test_bfloat16_extractor_is_close_to_float32():
+    images = tf.random.stateless_uniform((1, 64, 64, 3), seed=(2, 3))
+    exact = model.get_extractor("vgg19", "max", ("block3_conv1",), "float32")(images)
+    fast = model.get_extractor("vgg19", "max", ("block3_conv1",), "bfloat16")(images)
+    error = tf.norm(fast["block3_conv1"] - exact["block3_conv1"]) / tf.norm(exact["block3_conv1"])
+    assert float(error) < 0.05
+
+
+def test_average_pooling_replaces_max_pooling():
+    extractor = model.get_extractor("vgg16", "avg", ("block3_conv1",), "float32")
+    kinds = {type(layer).__name__ for layer in extractor.model.layers}
+    assert "AveragePooling2D" in kinds and "MaxPooling2D" not in kinds
+
+
+def test_resnet50_default_layers():
+    extractor = model.get_extractor("resnet50", "max", None, "float32")
+    outputs = extractor(tf.random.stateless_uniform((1, 64, 64, 3), seed=(4, 5)))
+    assert outputs["conv1_relu"].shape == (1, 32, 32, 64)
+    assert outputs["conv4_block6_out"].shape == (1, 4, 4, 1024)
+
+
+def test_unknown_layer_is_a_clear_error():
+    with pytest.raises(
+        ValueError, match="vgg19 has no layer 'block9_conv9'; choose from block1_conv1"
+    ):
+        model.get_extractor("vgg19", "max", ("block9_conv9",), "float32")
+
+
+def test_weights_from_an_h5_path(tmp_path, monkeypatch):
+    source = model._build_backbone("vgg16", "random")
+    path = tmp_path / model.WEIGHT_FILES["vgg16"]
+    with h5py.File(path, "w") as handle:  # the legacy layout of Keras's downloadable files
+        legacy_h5_format.save_weights_to_hdf5_group(handle, source)
+    loaded = model._build_backbone("vgg16", str(path))
+    assert all(np.array_equal(a, b) for a, b in zip(source.get_weights(), loaded.get_weights()))
+    monkeypatch.setenv("NST_WEIGHTS", str(path))
+    assert model.weights_mode() == "path"
+    extractor = model.get_extractor("vgg16", "max", ("block1_conv1",), "float32")
+    assert np.array_equal(extractor.model.get_weights()[0], source.get_weights()[0])
+
+
+def test_weights_path_errors_are_actionable(tmp_path):
+    with pytest.raises(model.WeightsError, match="not a file; set it to the path of vgg19_weights"):
+        model._build_backbone("vgg19", str(tmp_path / "missing.h5"))
+    wrong = tmp_path / "wrong.h5"
+    with h5py.File(wrong, "w") as handle:
+        legacy_h5_format.save_weights_to_hdf5_group(
+            handle, model._build_backbone("vgg16", "random")
+        )
+    with pytest.raises(model.WeightsError, match="does not fit the vgg19 backbone"):
+        model._build_backbone("vgg19", str(wrong))
+
+
+def test_imagenet_offline_says_how_to_get_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise Exception(
+            "URL fetch failure on https://storage.googleapis.com/...: None -- "
+            "[Errno -2] Name or service not known"
+        )
+
+    monkeypatch.setattr(keras.src.applications.vgg19.file_utils, "get_file", offline)
+    with pytest.raises(model.WeightsError) as error:
+        model._build_backbone("vgg19", "imagenet")
+    message = str(error.value)
+    assert "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
+    assert f"into {tmp_path}/models/" in message
+    assert "NST_WEIGHTS=/path/to/" in message and "NST_WEIGHTS=random" in message
+
+
+def test_precision_resolution(monkeypatch):
+    assert model.resolve_precision("float32") == "float32"
+    monkeypatch.setattr(model, "has_gpu", lambda: False)
+    monkeypatch.setattr(model, "cpu_has_bf16", lambda: False)
+    assert model.resolve_precision("auto") == "float32"
+    monkeypatch.setattr(model, "cpu_has_bf16", lambda: True)
+    assert model.resolve_precision("auto") == "bfloat16"

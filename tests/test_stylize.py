@@ -1,0 +1,195 @@
+"""The optimization loop on real images at small sizes (random features, NST_WEIGHTS=random)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nst import color
+from nst.config import StyleConfig
+from nst.images import resize_to
+from nst.stylize import CancelToken, Problem, Progress, Result, prepare, run_stylize, stylize
+
+SMALL = StyleConfig(size=96, steps=12, preview_every=4, precision="float32")
+
+
+def _events(content, style, config, **options):
+    return list(stylize(content, [style], config, **options))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_run_streams_progress_and_ends_with_a_better_image(content_image, style_image, optimizer):
+    config = SMALL.replace(optimizer=optimizer)
+    events = _events(content_image, style_image, config)
+    progress, result = events[:-1], events[-1]
+    assert isinstance(result, Result) and all(isinstance(e, Progress) for e in progress)
+    assert [e.step for e in progress] == list(range(1, len(progress) + 1))
+    assert len(progress) == config.steps == result.steps_done == len(result.history)
+    assert [e.step for e in progress if e.preview is not None] == [4, 8, 12]
+    assert progress[-1].preview.shape == result.image.shape == (72, 96, 3)  # 4:3 kept
+    assert set(progress[0].parts) == {"content", "style", "tv"}
+    assert result.final_loss < result.initial_loss
+    assert np.isfinite(result.image).all() and 0 <= result.image.min() <= result.image.max() <= 1
+    content_small = resize_to(content_image, 72, 96)
+    assert np.abs(result.image - content_small).mean() > 0.01
+    assert not result.stopped and result.error is None
+    assert {"build", "targets", "first_step", "optimize", "total"} <= set(result.timings)
+
+
+def test_same_seed_same_image_other_seed_other_image(content_image, style_image):
+    config = SMALL.replace(steps=4, init="noise", seed=7)
+    first = run_stylize(content_image, [style_image], config).image
+    again = run_stylize(content_image, [style_image], config).image
+    other = run_stylize(content_image, [style_image], config.replace(seed=8)).image
+    np.testing.assert_array_equal(first, again)
+    assert np.abs(first - other).mean() > 0.01
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_cancellation_ends_early_and_keeps_the_best_image(content_image, style_image, optimizer):
+    token = CancelToken()
+    config = SMALL.replace(steps=50, optimizer=optimizer)
+    result = None
+    for event in stylize(content_image, [style_image], config, cancel=token):
+        if isinstance(event, Result):
+            result = event
+        elif event.step == 3:
+            token.cancel()
+    assert result is not None and result.stopped
+    assert 3 <= result.steps_done <= 4
+    assert np.isfinite(result.image).all() and result.final_loss < result.initial_loss
+
+
+def test_abandoned_lbfgs_generator_leaves_no_thread(content_image, style_image):
+    import threading
+
+    events = stylize(content_image, [style_image], SMALL.replace(optimizer="lbfgs", steps=50))
+    next(events)
+    events.close()
+    assert not [t for t in threading.enumerate() if t.name == "nst-lbfgs"]
+
+
+def test_non_finite_loss_stops_with_a_message_and_keeps_last_good_image(
+    content_image, style_image, monkeypatch
+):
+    calls = tf.Variable(0)
+    objective = Problem.objective
+
+    def failing(self, pixels):
+        total, parts = objective(self, pixels)
+        calls.assign_add(1)
+        return tf.where(calls > 3, tf.constant(np.nan), total), parts
+
+    monkeypatch.setattr(Problem, "objective", failing)
+    result = run_stylize(content_image, [style_image], SMALL.replace(steps=10))
+    assert result.error.startswith("The loss became nan at step 4")
+    assert result.steps_done == 3 and np.isfinite(result.image).all()
+
+
+def test_extreme_settings_within_bounds_stay_finite(content_image, style_image):
+    config = SMALL.replace(
+        steps=5, learning_rate=1.0, style_weight=1000.0, content_weight=0.0, tv_weight=100.0
+    )
+    result = run_stylize(content_image, [style_image], config)
+    assert np.isfinite(result.image).all() and np.isfinite(result.final_loss)
+
+
+def test_loss_balance_is_about_the_same_at_two_sizes(content_image, style_image):
+    parts = {}
+    for size in (96, 192):
+        problem = prepare(content_image, [style_image], SMALL.replace(size=size))
+        height, width = problem.content.shape[:2]
+        mixed = 0.5 * problem.content + 0.5 * resize_to(style_image, height, width)
+        _, values = problem.objective(tf.constant(mixed[None]))
+        parts[size] = {name: float(value) for name, value in values.items()}
+    for name in ("content", "style", "tv"):
+        ratio = parts[192][name] / parts[96][name]
+        assert 0.5 < ratio < 2.0, (name, parts)
+
+
+def test_warm_start_continues_from_a_result(content_image, style_image):
+    first = run_stylize(content_image, [style_image], SMALL)
+    resumed = run_stylize(
+        content_image, [style_image], SMALL.replace(steps=3), init_image=first.image
+    )
+    assert resumed.initial_loss < first.initial_loss
+    assert resumed.initial_loss == pytest.approx(first.final_loss, rel=0.1)
+
+
+def test_two_styles_with_weights_one_zero_match_the_first_style(content_image, style_image):
+    other = np.ascontiguousarray(style_image[::-1, ::-1, ::-1])
+    alone = prepare(content_image, [style_image], SMALL)
+    blended = prepare(content_image, [style_image, other], SMALL.replace(style_blend=(1.0, 0.0)))
+    mixed = prepare(content_image, [style_image, other], SMALL.replace(style_blend=(0.5, 0.5)))
+    for name, gram in alone.style_targets[0].grams.items():
+        np.testing.assert_allclose(blended.style_targets[0].grams[name], gram, rtol=1e-6)
+    name = next(iter(alone.style_targets[0].grams))
+    assert not np.allclose(mixed.style_targets[0].grams[name], alone.style_targets[0].grams[name])
+
+
+def test_mask_keeps_the_photo_where_black(content_image, style_image):
+    mask = np.zeros(content_image.shape[:2], np.float32)
+    mask[:, : mask.shape[1] // 2] = 1.0  # style on the left half only
+    result = run_stylize(content_image, [style_image], SMALL, mask=mask)
+    content_small = resize_to(content_image, *result.image.shape[:2])
+    right = slice(result.image.shape[1] * 3 // 4, None)
+    left = slice(None, result.image.shape[1] // 4)
+    assert np.abs(result.image[:, right] - content_small[:, right]).max() < 0.02
+    assert np.abs(result.image[:, left] - content_small[:, left]).mean() > 0.02
+
+
+def test_mask_with_two_styles_builds_two_regions(content_image, style_image):
+    mask = np.zeros(content_image.shape[:2], np.float32)
+    mask[: mask.shape[0] // 2] = 1.0
+    problem = prepare(content_image, [style_image, style_image[::-1]], SMALL, mask)
+    assert len(problem.style_targets) == 2 and problem.pixel_mask is None
+    top, bottom = (target.masks["block1_conv1"].numpy() for target in problem.style_targets)
+    np.testing.assert_allclose(top + bottom, 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="one or two styles"):
+        prepare(content_image, [style_image] * 3, SMALL, mask)
+
+
+def _chroma_distance(image, reference):
+    target = resize_to(reference, *image.shape[:2])
+    return float(
+        np.abs(color.rgb_to_yiq(image)[..., 1:] - color.rgb_to_yiq(target)[..., 1:]).mean()
+    )
+
+
+def test_luminance_preservation_keeps_the_photo_colours(content_image, style_image):
+    free = run_stylize(content_image, [style_image], SMALL.replace(steps=20))
+    kept = run_stylize(
+        content_image, [style_image], SMALL.replace(steps=20, preserve_colors="luminance")
+    )
+    assert _chroma_distance(kept.image, content_image) < 0.01
+    assert _chroma_distance(free.image, content_image) > 2 * _chroma_distance(
+        kept.image, content_image
+    )
+
+
+def test_histogram_preservation_recolours_the_style(content_image, style_image):
+    problem = prepare(content_image, [style_image], SMALL.replace(preserve_colors="histogram"))
+    plain = prepare(content_image, [style_image], SMALL)
+    name = "block1_conv1"
+    assert not np.allclose(problem.style_targets[0].grams[name], plain.style_targets[0].grams[name])
+
+
+def test_style_scale_changes_the_style_targets(content_image, style_image):
+    fine = prepare(content_image, [style_image], SMALL.replace(style_scale=0.5))
+    coarse = prepare(content_image, [style_image], SMALL.replace(style_scale=2.0))
+    name = "block3_conv1"
+    assert not np.allclose(fine.style_targets[0].grams[name], coarse.style_targets[0].grams[name])
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"backbone": "vgg16"},
+        {"backbone": "resnet50"},
+        {"pooling": "avg"},
+        {"init": "blend"},
+        {"precision": "bfloat16"},
+    ],
+)
+def test_backbones_pooling_init_and_precision_reduce_the_loss(content_image, style_image, changes):
+    result = run_stylize(content_image, [style_image], SMALL.replace(steps=6, **changes))
+    assert result.final_loss < result.initial_loss and np.isfinite(result.image).all()
