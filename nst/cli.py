@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from nst.config import StyleConfig, field_specs
-from nst.images import ImageError, load_image, save_image
+from nst.images import ImageError, check_shape, load_image, save_image
 
 USAGE_ERROR = 2
 RUN_ERROR = 1
@@ -107,7 +107,10 @@ def _output_path(value: str) -> Path:
 
 def _load(path: str, config: StyleConfig, what: str) -> Any:
     try:
-        return load_image(path, max_pixels=config.max_pixels)
+        image = load_image(path, max_pixels=config.max_pixels)
+        if what != "mask":
+            check_shape(image, what=f"{what} image")
+        return image
     except ImageError as error:
         raise UsageError(f"{what} '{path}': {error}") from None
 
@@ -178,8 +181,12 @@ def run_single(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     config = _config_from(args)
     output = _output_path(args.output)
-    for path in [args.content, *args.styles, *([args.mask] if args.mask else [])]:
-        _load(path, config, "input")  # fail fast, before TensorFlow is imported
+    # Fail fast, before TensorFlow is imported.
+    _load(args.content, config, "content")
+    for path in args.styles:
+        _load(path, config, "style")
+    if args.mask:
+        _load(args.mask, config, "mask")
     with _step_bar(config.steps, args.quiet, Path(args.content).name) as bar:
 
         def progress(event: Any) -> None:

@@ -35,13 +35,16 @@ class ImageError(ValueError):
     """An input that cannot be used as an image; the message is one plain sentence."""
 
 
-def load_image(source: ImageSource, *, max_pixels: int | None = None) -> np.ndarray:
+def load_image(
+    source: ImageSource, *, max_pixels: int | None = None, max_bytes: int | None = None
+) -> np.ndarray:
     """Decode ``source`` (bytes, a path or a binary file object) to float32 RGB in [0, 1].
 
     Args:
         source: the encoded file. Paths must exist; bytes may be anything (they are validated).
         max_pixels: refuse images with more pixels than this before decoding them (default:
             ``StyleConfig.max_pixels``'s default).
+        max_bytes: refuse files larger than this (e.g. the app's upload limit); None: no limit.
 
     Returns:
         An array of shape (height, width, 3), upright according to EXIF orientation.
@@ -53,6 +56,11 @@ def load_image(source: ImageSource, *, max_pixels: int | None = None) -> np.ndar
     data = _read_bytes(source)
     if not data:
         raise ImageError("The file is empty; please choose an image file.")
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ImageError(
+            f"The file is {_size_text(len(data))}, more than the {_size_text(max_bytes)} limit; "
+            "please upload a smaller file."
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -88,6 +96,12 @@ def load_image(source: ImageSource, *, max_pixels: int | None = None) -> np.ndar
     if rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise ImageError("The image has no pixels; please choose another image.")
     return rgb
+
+
+def _size_text(count: int) -> str:
+    if count >= 2**20:
+        return f"{count / 2**20:.1f} MB"
+    return f"{max(1, round(count / 1024))} KB"
 
 
 def _read_bytes(source: ImageSource) -> bytes:
