@@ -1,0 +1,21 @@
+"""The style transfer studio: page config and routing only (the pages live in ``pages/``).
+
+Run with ``streamlit run app.py``.
+"""
+
+import streamlit as st
+
+import studio_ui as ui
+
+st.set_page_config(page_title="Style transfer studio", page_icon="🎨", layout="wide")
+
+page = st.navigation(
+    [
+        st.Page("pages/stylize.py", title="Stylize", icon=":material/brush:", default=True),
+        st.Page("pages/gallery.py", title="Gallery", icon=":material/photo_library:"),
+        st.Page("pages/how_it_works.py", title="How it works", icon=":material/school:"),
+    ]
+)
+ui.weights_banner()
+ui.collect_runs()  # the image of a run that a click or a page change interrupted
+page.run()

@@ -1,0 +1,39 @@
+"""Gallery: every result of this session, with settings, downloads, comparison and delete."""
+
+import streamlit as st
+
+import studio_ui as ui
+
+st.title("Gallery")
+items = ui.results()
+notice = ui.dropped_notice()
+if notice:
+    st.info(notice, icon=":material/info:")
+if not items:
+    st.info("No results yet: stylize a photo and it appears here.", icon=":material/photo_library:")
+    st.page_link("pages/stylize.py", label="Go to Stylize", icon=":material/brush:")
+    st.stop()
+
+st.caption(
+    f"{len(items)} result(s) in this session, newest first. The gallery keeps the "
+    f"{ui.GALLERY_CAP} newest and is lost when the tab is closed: download what you want to keep."
+)
+
+labels = {item.label: item for item in items}
+chosen = st.multiselect(
+    "Compare two results side by side",
+    list(reversed(labels)),
+    max_selections=2,
+    key="gallery_compare",
+    placeholder="Pick two results",
+)
+if len(chosen) == 2:
+    ui.compare_results(labels[chosen[0]], labels[chosen[1]])
+    st.divider()
+
+for row_start in range(0, len(items), 3):
+    columns = st.columns(3, gap="medium")
+    newest_first = list(reversed(items))[row_start : row_start + 3]
+    for column, item in zip(columns, newest_first, strict=False):
+        with column, st.container(border=True):
+            ui.gallery_card(item)

@@ -1,0 +1,118 @@
+"""How it works: content, style and smoothness losses, and what each slider does."""
+
+import numpy as np
+import streamlit as st
+
+import studio_ui as ui
+
+st.title("How it works")
+st.markdown(
+    """
+Neural style transfer (Gatys, Ecker and Bethge, 2015) does not train anything. It takes a
+network that already learned to recognise images (VGG19, trained on ImageNet), and then
+**changes the pixels of one picture** step by step until three numbers become small:
+
+- the **content loss**: the network's features of the result, compared *position by position*
+  with those of your photo, so the shapes and layout stay;
+- the **style loss**: which features occur *together* anywhere in the picture (their Gram
+  matrix), compared with the painting's, so the textures, strokes and colours move over;
+- the **smoothness** (total variation): how much neighbouring pixels differ, which keeps away
+  speckle.
+
+Each step computes the gradient of their weighted sum with respect to every pixel and nudges the
+pixels downhill (Adam, or L-BFGS). The live preview shows exactly this picture as it changes.
+"""
+)
+
+st.graphviz_chart(
+    """
+digraph {
+  rankdir=LR; bgcolor="transparent";
+  node [shape=box, style="rounded,filled", fillcolor="#f1ebe1", color="#c2410c", fontname="sans"];
+  photo [label="Your photo"]; painting [label="Painting"]; image [label="Image being painted"];
+  net [label="VGG19 features", fillcolor="#fde7d9"];
+  content [label="Content loss\\n(same features, same places)"];
+  style [label="Style loss\\n(same Gram matrices)"];
+  tv [label="Smoothness\\n(total variation)"];
+  total [label="Weighted sum", shape=ellipse];
+  photo -> net; painting -> net; image -> net;
+  net -> content; net -> style; image -> tv;
+  content -> total; style -> total; tv -> total;
+  total -> image [label=" gradient step", style=dashed, color="#2b2118"];
+}
+""",
+    width="stretch",
+)
+
+st.header("Style is statistics, content is layout")
+samples = ui.explainer_samples()
+names = list(samples)
+first_name = "mosaic" if "mosaic" in samples else names[0]
+other_name = "swirls" if "swirls" in samples else names[-1]
+original = samples[first_name]
+shuffled = ui.shuffle_tiles(original, 32)
+other = samples[other_name]
+columns = st.columns(3)
+columns[0].image(original, caption=f"A sample style ({first_name})", width="stretch")
+columns[1].image(shuffled, caption="The same tiles, shuffled", width="stretch")
+columns[2].image(other, caption=f"Another style ({other_name})", width="stretch")
+shuffled_row = (
+    f"| shuffled tiles | {ui.content_difference(original, shuffled):.2f} "
+    f"| {ui.style_difference(original, shuffled):.3f} |"
+)
+other_row = (
+    f"| another style | {ui.content_difference(original, other):.2f} "
+    f"| {ui.style_difference(original, other):.3f} |"
+)
+st.markdown(
+    f"""
+Compared with the first picture, measured on simple colour-and-edge features (the app uses the
+network's features, which see strokes and textures, but the arithmetic is the same):
+
+| | content difference (position by position) | style difference (Gram matrices) |
+| --- | --- | --- |
+{shuffled_row}
+{other_row}
+
+Shuffling destroys the layout, so the content difference is large, yet the style difference stays
+near zero: the Gram matrix only records *which* features appear together, not *where*. That is why
+the style loss can move a painting's brushwork onto your photo while the content loss keeps your
+photo's shapes.
+"""
+)
+
+st.header("Smoothness")
+crop = samples["watercolour" if "watercolour" in samples else names[0]]
+noisy = np.clip(crop + np.random.default_rng(0).normal(0, 0.15, crop.shape), 0, 1)
+left, right = st.columns(2)
+left.image(noisy, caption=f"Speckled: total variation {ui.total_variation(noisy):.3f}", width=256)
+right.image(crop, caption=f"Clean: total variation {ui.total_variation(crop):.3f}", width=256)
+st.markdown(
+    "The smoothness term is the average difference between neighbouring pixels. A little of it "
+    "removes the high-frequency speckle that pure feature matching leaves behind; too much makes "
+    "the result look blurred."
+)
+
+st.header("What each control does")
+st.markdown(
+    "All loss weights are **relative**: the engine normalises every term, so a slider means the "
+    "same at 256 px and at 2048 px and with every backbone. *Style intensity* is on a log scale: "
+    "each notch multiplies the style's weight, from a hint of texture to a full repaint."
+)
+for group, title in ui.GROUP_TITLES.items():
+    table = ui.slider_reference(group)
+    if not table.empty:
+        st.subheader(title)
+        st.table(table)
+
+st.header("Reading the loss chart")
+st.markdown(
+    "While a run goes, the chart shows each weighted part of the loss by step. The style part "
+    "usually falls fastest at first; the content part rises a little as the picture moves away "
+    "from the photo; the balance between them is what the *style intensity* and *content weight* "
+    "sliders set. A flat curve means more steps will change little."
+)
+latest = ui.results()[-1] if ui.results() else None
+if latest is not None and latest.history:
+    st.caption(f"Your latest run ({latest.label}):")
+    ui.loss_chart(latest.history)

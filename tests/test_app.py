@@ -1,0 +1,443 @@
+"""The Streamlit pages, driven headless with ``streamlit.testing.v1.AppTest``.
+
+Runs are tiny (64 px, a few steps) with untrained weights (``NST_WEIGHTS=random``, set in
+conftest), so the whole module takes well under a minute.
+
+Note: because a ``pages/`` folder exists, AppTest re-runs the last page's file directly after
+the first run (its emulation of Streamlit's older pages/ feature), so what ``app.py`` itself
+draws (the demo banner) is only checked on the first run; the browser test covers the rest.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+import studio_ui as ui
+from nst.config import StyleConfig, field_specs
+from nst.images import read_settings
+from tests.upload_cases import CASES
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 180
+
+
+def _jpeg(width: int = 96, height: int = 72, seed: int = 0) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def _open(**query: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(query)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _upload(at: AppTest, content: bytes | None, styles: list[tuple[str, bytes]]) -> None:
+    if content is not None:
+        at.file_uploader(key="content_upload").set_value(("photo.jpg", content, "image/jpeg"))
+    if styles:
+        at.file_uploader(key="style_upload").set_value(
+            [(name, data, "image/jpeg") for name, data in styles]
+        )
+    at.run()
+    assert not at.exception, at.exception
+
+
+def _stylize(at: AppTest, *, size: int = 64, steps: int = 3) -> None:
+    at.slider(key="size").set_value(size)
+    at.slider(key="steps").set_value(steps)
+    at.button(key="stylize").click()
+    at.run()
+    assert not at.exception, at.exception
+
+
+def _texts(elements) -> list[str]:
+    return [element.value for element in elements]
+
+
+@pytest.fixture
+def finished_run(content_path: Path, style_path: Path) -> AppTest:
+    """The Stylize page after one short run on the classic test pair."""
+    at = _open()
+    _upload(
+        at,
+        content_path.read_bytes(),
+        [("starry_night.jpg", style_path.read_bytes())],
+    )
+    _stylize(at)
+    return at
+
+
+def test_stylize_page_shows_controls_from_the_config() -> None:
+    at = _open()
+    widgets = [*at.slider, *at.select_slider, *at.selectbox, *at.text_input, *at.number_input]
+    keys = {widget.key for widget in widgets}
+    user_facing = {
+        spec.name
+        for spec in field_specs()
+        if spec.group != "adjust" and spec.name not in ui.APP_MANAGED
+    }
+    assert user_facing <= keys
+    assert at.select_slider(key="style_weight").label == "Style intensity"
+    assert at.select_slider[0].key == "style_weight"  # style intensity comes first
+    assert any("NST_WEIGHTS=random" in text for text in _texts(at.warning))
+    assert at.pills(key="style_samples").options  # the sample styles
+    assert [expander.label for expander in at.expander] == [
+        "Colour, blending and mask",
+        "Advanced",
+    ]
+
+
+def test_a_run_gives_a_result_downloads_and_a_gallery_entry(finished_run: AppTest) -> None:
+    at = finished_run
+    assert any(text.startswith("Finished 3 steps") for text in _texts(at.success))
+    labels = [button.label for button in at.get("download_button")]
+    assert labels == ["Download PNG", "Download JPEG"]
+    captions = [image.proto.imgs[0].caption for image in at.image if image.proto.imgs]
+    assert any(caption.startswith("After: 64×") for caption in captions)
+    assert any(caption.startswith("Before") for caption in captions)
+    (record,) = at.session_state["results"]
+    assert record.image.shape == (48, 64, 3) and record.image.dtype == np.uint8
+    assert record.steps_done == 3 and not record.stopped
+
+    png = record.png_bytes()
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.size == (64, 48)
+    settings = read_settings(png)
+    assert StyleConfig.from_dict(settings) == record.config
+    assert settings["steps_done"] == 3
+    with Image.open(io.BytesIO(record.jpeg_bytes())) as image:
+        assert image.format == "JPEG" and image.size == (64, 48)
+
+    at.switch_page("pages/gallery.py").run()
+    assert not at.exception, at.exception
+    assert "**#1** · photo.jpg × starry_night.jpg" in _texts(at.markdown)
+    assert [button.label for button in at.get("download_button")] == [
+        "Download PNG",
+        "Download JPEG",
+    ]
+
+
+def test_adjustments_are_instant_and_embedded_in_the_png(finished_run: AppTest) -> None:
+    at = finished_run
+    (record,) = at.session_state["results"]
+    before = record.final_image()
+    at.slider(key=f"adj_{record.result_id}_saturation").set_value(0.0).run()
+    assert not at.exception, at.exception
+    assert len(at.session_state["results"]) == 1  # no new run
+    gray = record.final_image()
+    assert np.abs(gray - before).max() > 0.01
+    assert np.ptp(gray, axis=2).max() < 0.02  # saturation 0 is gray
+    settings = read_settings(record.png_bytes())
+    assert settings["saturation"] == 0.0
+    at.button(key=f"reset_adjust_{record.result_id}").click().run()
+    assert record.adjustments == {}
+
+
+def test_continue_from_a_result_warm_starts_a_new_run(finished_run: AppTest) -> None:
+    at = finished_run
+    at.button(key="continue_1").click().run()
+    assert not at.exception, at.exception
+    first, second = at.session_state["results"]
+    assert second.continued_from == first.result_id
+    assert at.session_state["current_id"] == second.result_id
+    at.switch_page("pages/gallery.py").run()
+    assert any("continued from #1" in text for text in _texts(at.caption))
+
+
+def test_results_survive_switching_pages(finished_run: AppTest) -> None:
+    at = finished_run
+    at.switch_page("pages/how_it_works.py").run()
+    assert not at.exception, at.exception
+    at.switch_page("pages/stylize.py").run()
+    assert not at.exception, at.exception
+    assert len(at.session_state["results"]) == 1
+    assert [button.label for button in at.get("download_button")] == [
+        "Download PNG",
+        "Download JPEG",
+    ]
+    # the photo and painting are remembered too, so the next run needs no new upload
+    at.button(key="stylize").click().run()
+    assert not at.exception, at.exception
+    assert len(at.session_state["results"]) == 2
+
+
+def test_an_unreadable_upload_is_one_sentence_and_results_stay(finished_run: AppTest) -> None:
+    at = finished_run
+    at.file_uploader(key="content_upload").set_value(
+        ("notes.jpg", b"this is not a picture", "image/jpeg")
+    )
+    at.run()
+    assert not at.exception, at.exception
+    (message,) = _texts(at.error)
+    assert message.startswith("notes.jpg: This file is not an image we can read")
+    assert message.count(".") == 1 or "JPEG, PNG" in message
+    assert len(at.session_state["results"]) == 1
+    assert [button.label for button in at.get("download_button")] == [
+        "Download PNG",
+        "Download JPEG",
+    ]
+    at.button(key="stylize").click().run()
+    assert "Add a photo first" in " ".join(_texts(at.error))
+    assert len(at.session_state["results"]) == 1
+
+
+def test_missing_inputs_and_bad_settings_are_reported() -> None:
+    at = _open()
+    at.button(key="stylize").click().run()
+    assert _texts(at.error) == ["Add a photo first: upload one or take a picture with the camera."]
+
+    _upload(at, _jpeg(), [])
+    at.button(key="stylize").click().run()
+    assert _texts(at.error) == [
+        "Choose a style first: upload a painting or pick one of the sample styles."
+    ]
+
+    at.pills(key="style_samples").set_value([at.pills(key="style_samples").options[0]])
+    at.text_input(key="style_blend").set_value("1, 2, 3")
+    at.button(key="stylize").click().run()
+    (message,) = _texts(at.error)
+    assert message.startswith("Style blend: give one weight per style (1 chosen, 3 given)")
+    at.text_input(key="style_layer_weights").set_value("-1")
+    at.text_input(key="style_blend").set_value("")
+    at.button(key="stylize").click().run()
+    (message,) = _texts(at.error)
+    assert message.startswith("Style layer weights: ")
+    assert "results" not in at.session_state or not at.session_state["results"]
+
+
+def test_camera_and_sample_style(tmp_path: Path) -> None:
+    at = _open()
+    at.segmented_control(key="content_source").set_value("Camera").run()
+    at.camera_input(key="content_camera").set_value(("shot.jpg", _jpeg(80, 60), "image/jpeg"))
+    at.pills(key="style_samples").set_value(["mosaic"])
+    at.run()
+    captions = [image.proto.imgs[0].caption for image in at.image if image.proto.imgs]
+    assert "shot.jpg · 80×60" in captions
+    assert any(caption.startswith("mosaic") for caption in captions)
+    _stylize(at, steps=2)
+    (record,) = at.session_state["results"]
+    assert record.content_name == "shot.jpg" and record.style_names == ("mosaic",)
+
+
+def test_gallery_compare_delete_and_cap() -> None:
+    at = _open()
+    _upload(at, _jpeg(), [("a.jpg", _jpeg(seed=1))])
+    _stylize(at, steps=1)
+    at.select_slider(key="style_weight").set_value(100.0)
+    at.button(key="stylize").click().run()
+    at.switch_page("pages/gallery.py").run()
+    assert not at.exception, at.exception
+    compare = at.multiselect(key="gallery_compare")
+    compare.set_value(compare.options[:2]).run()
+    assert not at.exception, at.exception
+    assert "**Where they differ**" in _texts(at.markdown)
+    at.button(key="delete_1").click().run()
+    assert [item.result_id for item in at.session_state["results"]] == [2]
+
+
+def _fill_gallery() -> None:
+    """An AppTest script: add more results than the gallery keeps, then show the notice."""
+    import numpy as np
+    import streamlit as st
+
+    import studio_ui as ui
+    from nst.config import StyleConfig
+
+    if "results" not in st.session_state:
+        for number in range(ui.GALLERY_CAP + 3):
+            ui.add_result(
+                ui.StudioResult(
+                    result_id=number + 1,
+                    image=np.zeros((8, 8, 3), np.uint8),
+                    content=np.zeros((8, 8, 3), np.uint8),
+                    config=StyleConfig(),
+                    content_name="photo.jpg",
+                    content_key="k",
+                    style_names=("mosaic",),
+                    created=0.0,
+                    seconds=1.0,
+                    steps_done=1,
+                    stopped=False,
+                )
+            )
+    st.write(ui.dropped_notice())
+
+
+def test_the_gallery_is_capped_oldest_first_with_a_notice() -> None:
+    at = AppTest.from_function(_fill_gallery, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    kept = [item.result_id for item in at.session_state["results"]]
+    assert kept == list(range(4, ui.GALLERY_CAP + 4))
+    assert "3 older results were removed" in at.markdown[0].value
+
+
+def test_how_it_works_page() -> None:
+    at = _open()
+    at.switch_page("pages/how_it_works.py").run()
+    assert not at.exception, at.exception
+    assert len(at.table) >= 3  # one reference table per group of controls
+    assert len(at.image) >= 5
+
+
+def _png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 100, 50)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_every_kind_of_upload_is_handled_or_explained_in_one_sentence() -> None:
+    at = _open()
+    for name, data, (kind, detail) in CASES:
+        at.file_uploader(key="content_upload").set_value((f"{name}.jpg", data, "image/jpeg"))
+        at.run()
+        assert not at.exception, (name, at.exception)
+        errors = _texts(at.error)
+        captions = [image.proto.imgs[0].caption for image in at.image if image.proto.imgs]
+        if kind == "ok":
+            height, width = detail
+            assert not errors, (name, errors)
+            assert f"{name}.jpg · {width}×{height}" in captions, (name, captions)
+        else:
+            assert len(errors) == 1, (name, errors)
+            assert errors[0].startswith(f"{name}.jpg: ") and detail in errors[0], name
+            assert "\n" not in errors[0] and "Traceback" not in errors[0]
+
+
+def test_a_file_over_the_upload_limit_is_refused() -> None:
+    at = _open()
+    limit_mb = 25  # server.maxUploadSize in .streamlit/config.toml
+    data = b"\xff\xd8" + bytes((limit_mb + 1) * 2**20)
+    at.file_uploader(key="content_upload").set_value(("huge.jpg", data, "image/jpeg")).run()
+    (message,) = _texts(at.error)
+    assert message.startswith("huge.jpg: The file is 26.0 MB, more than the 25.0 MB limit")
+
+
+def test_a_tiny_photo_still_works() -> None:
+    at = _open()
+    _upload(at, _png(20, 12), [("a.jpg", _jpeg())])
+    assert not _texts(at.error)
+    _stylize(at, steps=1)
+    (record,) = at.session_state["results"]
+    assert min(record.image.shape[:2]) >= 32  # the engine's smallest working side
+
+
+def test_an_engine_failure_is_one_sentence_and_results_stay(finished_run: AppTest) -> None:
+    at = finished_run
+    at.text_input(key="content_layers").set_value("no_such_layer")
+    at.button(key="stylize").click().run()
+    assert not at.exception, at.exception
+    (message,) = _texts(at.error)
+    assert "no_such_layer" in message and "\n" not in message
+    assert len(at.session_state["results"]) == 1
+    assert any(text.startswith("Finished 3 steps") for text in _texts(at.success))
+
+
+def test_two_styles_blended_under_a_mask() -> None:
+    at = _open()
+    _upload(at, _jpeg(), [("a.jpg", _jpeg(seed=1))])
+    at.pills(key="style_samples").set_value(["swirls"])
+    mask = np.zeros((72, 96, 3), np.uint8)
+    mask[:, 48:] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(mask).save(buffer, format="PNG")
+    at.file_uploader(key="mask_upload").set_value(("mask.png", buffer.getvalue(), "image/png"))
+    at.text_input(key="style_blend").set_value("0.7, 0.3")
+    at.selectbox(key="preserve_colors").set_value("luminance")
+    _stylize(at, steps=2)
+    assert not _texts(at.error)
+    (record,) = at.session_state["results"]
+    assert record.style_names == ("a.jpg", "swirls")
+    assert record.config.style_blend == (0.7, 0.3)
+    assert record.config.preserve_colors == "luminance"
+
+
+def _interrupted_run_handover() -> None:
+    """An AppTest script: a run interrupted elsewhere posts its image a moment later."""
+    import threading
+
+    import numpy as np
+    import streamlit as st
+
+    import studio_ui as ui
+    from nst.config import StyleConfig
+
+    mailbox = ui._mailbox()
+    if "posted" not in st.session_state:
+        st.session_state["posted"] = True
+        mailbox.begin("job-1")
+        record = ui.StudioResult(
+            result_id=0,
+            image=np.zeros((8, 8, 3), np.uint8),
+            content=np.zeros((8, 8, 3), np.uint8),
+            config=StyleConfig(),
+            content_name="photo.jpg",
+            content_key="k",
+            style_names=("mosaic",),
+            created=0.0,
+            seconds=1.0,
+            steps_done=7,
+            stopped=True,
+        )
+        later = threading.Timer(0.5, mailbox.deliver, ("job-1", ui.Outcome(record=record)))
+        later.start()
+    kept = ui.collect_runs()
+    st.write(f"kept {kept.result_id if kept else None}")
+
+
+def test_an_interrupted_run_hands_its_image_to_the_next_run() -> None:
+    at = AppTest.from_function(_interrupted_run_handover, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    assert at.markdown[0].value == "kept 1"  # the next run waited for the handover
+    at.run()
+    assert at.markdown[0].value == "kept None"
+    (record,) = at.session_state["results"]
+    assert record.stopped and record.steps_done == 7
+    assert at.session_state["current_id"] == 1
+
+
+def test_missing_weights_are_one_actionable_sentence(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("NST_WEIGHTS", str(tmp_path / "missing.h5"))
+    at = _open()
+    assert not any("NST_WEIGHTS=random" in text for text in _texts(at.warning))
+    _upload(at, _jpeg(), [("a.jpg", _jpeg(seed=1))])
+    _stylize(at, steps=1)
+    (message,) = _texts(at.error)
+    assert "missing.h5" in message and "NST_WEIGHTS" in message and "\n" not in message
+    assert "results" not in at.session_state or not at.session_state["results"]
+
+
+def test_a_size_that_cannot_fit_is_refused_before_starting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import nst.stylize
+
+    monkeypatch.setattr(nst.stylize, "available_memory", lambda: 2 * 10**9)
+    at = _open()
+    _upload(at, _jpeg(), [("a.jpg", _jpeg(seed=1))])
+    _stylize(at, size=4096, steps=1)
+    (message,) = _texts(at.error)
+    assert message.startswith("A 4096 px result needs about") and "smaller output size" in message
+    assert "results" not in at.session_state or not at.session_state["results"]
+
+
+def test_settings_come_from_the_link_and_restore_to_defaults() -> None:
+    at = _open(style_weight="50", size="128")
+    assert at.select_slider(key="style_weight").value == 50.0
+    assert at.slider(key="size").value == 128
+    at.button(key="restore_defaults").click().run()
+    assert not at.exception, at.exception
+    assert at.select_slider(key="style_weight").value == StyleConfig().style_weight
+    assert at.slider(key="size").value == StyleConfig().size

@@ -1,0 +1,273 @@
+"""End to end: the real app in Debian's Chromium, driven by Playwright (never its own browser).
+
+Starts ``streamlit run app.py`` on a free port with untrained weights, then plays the user's
+story: upload a photo and a painting, press Stylize, watch the preview, download the PNG; stop
+a run, adjust, continue, leave the page mid-run; and two visitors sharing the one-job queue, one
+of whom closes the tab. Set ``NST_SCREENSHOT=docs/screenshot.png`` to save the Stylize page.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import expect, sync_playwright
+
+from nst.images import read_settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 90_000
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    env = {**os.environ, "NST_WEIGHTS": "random", "NST_MAX_JOBS": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    with log_path.open("w") as log:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health") as reply:
+                    if reply.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log_text = log_path.read_text()
+        assert "Traceback" not in log_text, log_text[-3000:]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def _new_page(browser: object) -> object:
+    context = browser.new_context(viewport={"width": 1280, "height": 1800}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    return page
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    page = _new_page(browser)
+    yield page
+    page.context.close()
+
+
+def _open(page: object, url: str, **settings: int) -> None:
+    query = "&".join(f"{name}={value}" for name, value in settings.items())
+    page.goto(f"{url}/?{query}")
+    page.get_by_text("1 · Your photo").wait_for()
+    page.get_by_role("button", name="Stylize").wait_for()
+
+
+def _upload(page: object, label: str, path: Path) -> None:
+    uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text=label)
+    uploader.locator('input[type="file"]').set_input_files(str(path))
+
+
+def _choose_pair(page: object, content_path: Path, style_path: Path) -> None:
+    _upload(page, "Upload a photo", content_path)
+    page.get_by_text(f"{content_path.name} · 1024×768").wait_for()
+    _upload(page, "Upload one or more paintings", style_path)
+    page.get_by_text(f"{style_path.name} · 1024×640").wait_for()
+
+
+def _images_loaded(page: object, caption_prefix: str) -> None:
+    """Wait until every image whose caption starts with the prefix has really loaded."""
+    page.wait_for_function(
+        """prefix => {
+            const boxes = [...document.querySelectorAll('[data-testid="stImage"]')]
+                .filter(box => box.innerText.trim().startsWith(prefix));
+            return boxes.length > 0 && boxes.every(box => {
+                const img = box.querySelector('img');
+                return img && img.complete && img.naturalWidth > 0;
+            });
+        }""",
+        arg=caption_prefix,
+    )
+
+
+def _download(page: object, label: str) -> tuple[bytes, str]:
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name=label).click()
+    download = download_info.value
+    return Path(download.path()).read_bytes(), download.suggested_filename
+
+
+def _save_full_page(page: object, path: Path) -> None:
+    """Screenshot the whole page: Streamlit scrolls inside a container, so grow the viewport."""
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight))"
+    )
+    page.set_viewport_size({"width": 1280, "height": min(int(height) + 20, 4000)})
+    page.mouse.move(0, 0)
+    time.sleep(1.0)  # let the layout settle after the resize
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1280, "height": 1800})
+
+
+def test_stylize_watch_preview_and_download(
+    page: object, app_url: str, content_path: Path, style_path: Path
+) -> None:
+    _open(page, app_url, size=128, steps=60)
+    _choose_pair(page, content_path, style_path)
+    page.get_by_role("button", name="Stylize").click()
+
+    page.get_by_text("Preview at step").wait_for()
+    _images_loaded(page, "Preview at step")
+    page.get_by_text("Step ").first.wait_for()  # the progress bar's text
+    page.get_by_text("Finished 60 steps").wait_for()
+    expect(page.get_by_text("Demo mode: NST_WEIGHTS=random")).to_be_visible()
+    _images_loaded(page, "After: 128×96")
+    _images_loaded(page, "Before: your photo")
+
+    png, name = _download(page, "Download PNG")
+    assert name.endswith(".png")
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG" and image.size == (128, 96)
+    settings = read_settings(png)
+    assert settings["size"] == 128 and settings["steps"] == 60
+    jpeg, name = _download(page, "Download JPEG")
+    with Image.open(io.BytesIO(jpeg)) as image:
+        assert name.endswith(".jpg") and image.format == "JPEG" and image.size == (128, 96)
+
+    screenshot = os.environ.get("NST_SCREENSHOT")
+    if screenshot:
+        _save_full_page(page, ROOT / screenshot)
+
+    page.get_by_role("link", name="Gallery").click()
+    page.get_by_text(f"#1 · {content_path.name} × {style_path.name}").wait_for()
+
+
+def _start_short_run(page: object, url: str, content_path: Path, style_path: Path) -> None:
+    _open(page, url, size=64, steps=20)
+    _choose_pair(page, content_path, style_path)
+    page.get_by_role("button", name="Stylize").click()
+
+
+# Shorter than the queue's 15 s heartbeat: a run still going after its page was left or closed
+# would hold the only slot for longer than this.
+FREED_WITHIN_MS = 12_000
+
+
+def test_stop_adjust_continue_and_leave_mid_run(
+    browser: object, page: object, app_url: str, content_path: Path, style_path: Path
+) -> None:
+    _open(page, app_url, size=128, steps=5000)
+    _choose_pair(page, content_path, style_path)
+    page.get_by_role("button", name="Stylize").click()
+    page.get_by_text("Preview at step").wait_for()
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("Stopped at step").wait_for()
+    _images_loaded(page, "After: 128×96")
+
+    after = page.locator('[data-testid="stImage"]').filter(has_text="After: 128×96").locator("img")
+    source = after.get_attribute("src")
+    saturation = page.get_by_role("slider", name="Saturation")
+    saturation.focus()
+    saturation.press("Home")  # saturation 0: a gray picture, instantly, without a new run
+    expect(saturation).to_have_attribute("aria-valuetext", "0.00")
+    expect(after).not_to_have_attribute("src", source)
+    png, _ = _download(page, "Download PNG")
+    assert read_settings(png)["saturation"] == 0.0
+    with Image.open(io.BytesIO(png)) as image:
+        pixels = image.convert("RGB").getextrema()
+        assert pixels[0] == pixels[1] == pixels[2]  # gray: all channels span the same range
+
+    page.get_by_role("button", name="Continue from this result").click()
+    page.get_by_text("Preview at step").wait_for()
+    page.get_by_role("link", name="Gallery").click()  # leaving the page stops the run
+    page.get_by_text("continued from #1").wait_for()
+    assert page.get_by_text("Stopped early").count() == 2
+
+    other = _new_page(browser)  # the slot is free at once: nothing is left running
+    try:
+        _start_short_run(other, app_url, content_path, style_path)
+        other.get_by_text("Finished 20 steps").wait_for(timeout=FREED_WITHIN_MS)
+    finally:
+        other.context.close()
+
+
+def test_queue_position_and_a_closed_tab_frees_the_slot(
+    browser: object, app_url: str, content_path: Path, style_path: Path
+) -> None:
+    first = _new_page(browser)
+    second = _new_page(browser)
+    try:
+        _open(first, app_url, size=128, steps=5000)
+        _choose_pair(first, content_path, style_path)
+        first.get_by_role("button", name="Stylize").click()
+        first.get_by_text("Preview at step").wait_for()
+
+        _start_short_run(second, app_url, content_path, style_path)
+        second.get_by_text("your run is number 1 in the queue").wait_for()
+
+        first.context.close()  # the tab goes away mid-run: its job must end, not linger
+        second.get_by_text("Finished 20 steps").wait_for(timeout=FREED_WITHIN_MS)
+    finally:
+        for page in (first, second):
+            page.context.close()
