@@ -230,8 +230,11 @@ def _build_extractor(
     known = [layer.name for layer in base.layers]
     for name in layers:
         if name not in known:
-            choices = ", ".join(n for n in known if "conv" in n or n.endswith("_out"))
-            raise ValueError(f"layers: {backbone} has no layer {name!r}; choose from {choices}.")
+            usable = [n for n in known if n.endswith(("_conv1", "_conv2", "_relu", "_out"))]
+            examples = ", ".join(usable[:: max(1, len(usable) // 3)][:4])
+            raise ValueError(
+                f"layers: {backbone} has no layer {name!r}; names look like {examples}."
+            )
     truncated = keras.Model(base.input, {name: base.get_layer(name).output for name in layers})
     dtype = "mixed_bfloat16" if precision == "bfloat16" else "float32"
 

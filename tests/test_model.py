@@ -66,7 +66,7 @@ def test_resnet50_default_layers():
 
 def test_unknown_layer_is_a_clear_error():
     with pytest.raises(
-        ValueError, match="vgg19 has no layer 'block9_conv9'; choose from block1_conv1"
+        ValueError, match="vgg19 has no layer 'block9_conv9'; names look like block1_conv1, "
     ):
         model.get_extractor("vgg19", "max", ("block9_conv9",), "float32")
 
