@@ -5,7 +5,7 @@ Run with ``streamlit run app.py``.
 
 import streamlit as st
 
-import studio_ui as ui
+from studio import network, runs
 
 st.set_page_config(page_title="Style transfer studio", page_icon="🎨", layout="wide")
 
@@ -16,6 +16,6 @@ page = st.navigation(
         st.Page("pages/how_it_works.py", title="How it works", icon=":material/school:"),
     ]
 )
-ui.weights_banner()
-ui.collect_runs()  # the image of a run that a click or a page change interrupted
+network.weights_banner()
+runs.collect_runs()  # the image of a run that a click or a page change interrupted
 page.run()

@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-import studio_ui as ui
+from studio import gallery, results
 
 st.title("Gallery")
-items = ui.results()
-notice = ui.dropped_notice()
+items = gallery.results()
+notice = gallery.dropped_notice()
 if notice:
     st.info(notice, icon=":material/info:")
 if not items:
@@ -16,7 +16,8 @@ if not items:
 
 st.caption(
     f"{len(items)} result(s) in this session, newest first. The gallery keeps the "
-    f"{ui.GALLERY_CAP} newest and is lost when the tab is closed: download what you want to keep."
+    f"{gallery.GALLERY_CAP} newest and is lost when the tab is closed: download what you want "
+    "to keep."
 )
 
 labels = {item.label: item for item in items}
@@ -28,7 +29,7 @@ chosen = st.multiselect(
     placeholder="Pick two results",
 )
 if len(chosen) == 2:
-    ui.compare_results(labels[chosen[0]], labels[chosen[1]])
+    results.compare_results(labels[chosen[0]], labels[chosen[1]])
     st.divider()
 
 for row_start in range(0, len(items), 3):
@@ -36,4 +37,4 @@ for row_start in range(0, len(items), 3):
     newest_first = list(reversed(items))[row_start : row_start + 3]
     for column, item in zip(columns, newest_first, strict=False):
         with column, st.container(border=True):
-            ui.gallery_card(item)
+            results.gallery_card(item)

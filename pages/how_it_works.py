@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-import studio_ui as ui
+from studio import explain, gallery, results
 
 st.title("How it works")
 st.markdown(
@@ -45,29 +45,29 @@ digraph {
 )
 
 st.header("Style is statistics, content is layout")
-samples = ui.explainer_samples()
+samples = explain.explainer_samples()
 names = list(samples)
 first_name = "mosaic" if "mosaic" in samples else names[0]
 other_name = "swirls" if "swirls" in samples else names[-1]
 original = samples[first_name]
-shuffled = ui.shuffle_tiles(original, 32)
+shuffled = explain.shuffle_tiles(original, 32)
 other = samples[other_name]
 columns = st.columns(3)
 columns[0].image(original, caption=f"A sample style ({first_name})", width="stretch")
 columns[1].image(shuffled, caption="The same tiles, shuffled", width="stretch")
 columns[2].image(other, caption=f"Another style ({other_name})", width="stretch")
 shuffled_row = (
-    f"| shuffled tiles | {ui.content_difference(original, shuffled):.2f} "
-    f"| {ui.style_difference(original, shuffled):.3f} |"
+    f"| shuffled tiles | {explain.content_difference(original, shuffled):.2f} "
+    f"| {explain.style_difference(original, shuffled):.3f} |"
 )
 other_row = (
-    f"| another style | {ui.content_difference(original, other):.2f} "
-    f"| {ui.style_difference(original, other):.3f} |"
+    f"| another style | {explain.content_difference(original, other):.2f} "
+    f"| {explain.style_difference(original, other):.3f} |"
 )
 st.markdown(
     f"""
-Compared with the first picture, measured on simple colour-and-edge features (the app uses the
-network's features, which see strokes and textures, but the arithmetic is the same):
+Compared with the first picture by the engine's own content and style losses, here on simple
+colour-and-edge features (a run uses the network's features, which see strokes and textures):
 
 | | content difference (position by position) | style difference (Gram matrices) |
 | --- | --- | --- |
@@ -85,8 +85,9 @@ st.header("Smoothness")
 crop = samples["watercolour" if "watercolour" in samples else names[0]]
 noisy = np.clip(crop + np.random.default_rng(0).normal(0, 0.15, crop.shape), 0, 1)
 left, right = st.columns(2)
-left.image(noisy, caption=f"Speckled: total variation {ui.total_variation(noisy):.3f}", width=256)
-right.image(crop, caption=f"Clean: total variation {ui.total_variation(crop):.3f}", width=256)
+noisy_tv, clean_tv = explain.total_variation(noisy), explain.total_variation(crop)
+left.image(noisy, caption=f"Speckled: total variation {noisy_tv:.3f}", width=256)
+right.image(crop, caption=f"Clean: total variation {clean_tv:.3f}", width=256)
 st.markdown(
     "The smoothness term is the average difference between neighbouring pixels. A little of it "
     "removes the high-frequency speckle that pure feature matching leaves behind; too much makes "
@@ -99,8 +100,8 @@ st.markdown(
     "same at 256 px and at 2048 px and with every backbone. *Style intensity* is on a log scale: "
     "each notch multiplies the style's weight, from a hint of texture to a full repaint."
 )
-for group, title in ui.GROUP_TITLES.items():
-    table = ui.slider_reference(group)
+for group, title in explain.GROUP_TITLES.items():
+    table = explain.slider_reference(group)
     if not table.empty:
         st.subheader(title)
         st.table(table)
@@ -112,7 +113,7 @@ st.markdown(
     "from the photo; the balance between them is what the *style intensity* and *content weight* "
     "sliders set. A flat curve means more steps will change little."
 )
-latest = ui.results()[-1] if ui.results() else None
+latest = gallery.results()[-1] if gallery.results() else None
 if latest is not None and latest.history:
     st.caption(f"Your latest run ({latest.label}):")
-    ui.loss_chart(latest.history)
+    results.loss_chart(latest.history)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-import studio_ui as ui
+from studio import gallery, inputs, results, runs, widgets
 
 st.title("Stylize")
 st.caption(
@@ -13,22 +13,22 @@ st.caption(
 photo_column, style_column = st.columns(2, gap="large")
 with photo_column:
     st.subheader("1 · Your photo", anchor=False)
-    content = ui.content_picker()
+    content = inputs.content_picker()
 with style_column:
     st.subheader("2 · A painting", anchor=False)
-    styles = ui.style_picker()
+    styles = inputs.style_picker()
 
 st.subheader("3 · Settings", anchor=False)
-values, mask = ui.settings_panel()
+values, mask = widgets.settings_panel()
 
 start = st.button("Stylize", type="primary", icon=":material/brush:", key="stylize")
 alerts = st.container()
 stage = st.empty()
 
-pending = ui.take_pending_run()
+pending = gallery.take_pending_run()
 if start or pending:
     with alerts:
-        ui.start_run(
+        runs.start_run(
             content,
             styles,
             values,
@@ -37,13 +37,13 @@ if start or pending:
             continue_from=(pending or {}).get("continue_from"),
         )
 with alerts:
-    ui.show_run_error()
+    runs.show_run_error()
 
-record = ui.current_result()
+record = gallery.current_result()
 if record is not None:
     with stage.container():
         st.subheader("Result", anchor=False)
-        ui.result_panel(record)
-notice = ui.dropped_notice()
+        results.result_panel(record)
+notice = gallery.dropped_notice()
 if notice:
     st.caption(notice)

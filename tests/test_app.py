@@ -18,9 +18,11 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-import studio_ui as ui
 from nst.config import StyleConfig, field_specs
 from nst.images import read_settings
+from studio.gallery import GALLERY_CAP
+from studio.records import StudioResult
+from studio.widgets import APP_MANAGED
 from tests.upload_cases import CASES
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -65,6 +67,17 @@ def _texts(elements) -> list[str]:
     return [element.value for element in elements]
 
 
+def _captions(at: AppTest) -> list[str]:
+    return [image.proto.imgs[0].caption for image in at.image if image.proto.imgs]
+
+
+DOWNLOADS = ["Download PNG", "Download JPEG"]
+
+
+def _download_labels(at: AppTest) -> list[str]:
+    return [button.label for button in at.get("download_button")]
+
+
 @pytest.fixture
 def finished_run(content_path: Path, style_path: Path) -> AppTest:
     """The Stylize page after one short run on the classic test pair."""
@@ -85,7 +98,7 @@ def test_stylize_page_shows_controls_from_the_config() -> None:
     user_facing = {
         spec.name
         for spec in field_specs()
-        if spec.group != "adjust" and spec.name not in ui.APP_MANAGED
+        if spec.group != "adjust" and spec.name not in APP_MANAGED
     }
     assert user_facing <= keys
     assert at.select_slider(key="style_weight").label == "Style intensity"
@@ -101,9 +114,8 @@ def test_stylize_page_shows_controls_from_the_config() -> None:
 def test_a_run_gives_a_result_downloads_and_a_gallery_entry(finished_run: AppTest) -> None:
     at = finished_run
     assert any(text.startswith("Finished 3 steps") for text in _texts(at.success))
-    labels = [button.label for button in at.get("download_button")]
-    assert labels == ["Download PNG", "Download JPEG"]
-    captions = [image.proto.imgs[0].caption for image in at.image if image.proto.imgs]
+    assert _download_labels(at) == DOWNLOADS
+    captions = _captions(at)
     assert any(caption.startswith("After: 64×") for caption in captions)
     assert any(caption.startswith("Before") for caption in captions)
     (record,) = at.session_state["results"]
@@ -122,10 +134,7 @@ def test_a_run_gives_a_result_downloads_and_a_gallery_entry(finished_run: AppTes
     at.switch_page("pages/gallery.py").run()
     assert not at.exception, at.exception
     assert "**#1** · photo.jpg × starry_night.jpg" in _texts(at.markdown)
-    assert [button.label for button in at.get("download_button")] == [
-        "Download PNG",
-        "Download JPEG",
-    ]
+    assert _download_labels(at) == DOWNLOADS
 
 
 def test_adjustments_are_instant_and_embedded_in_the_png(finished_run: AppTest) -> None:
@@ -162,10 +171,7 @@ def test_results_survive_switching_pages(finished_run: AppTest) -> None:
     at.switch_page("pages/stylize.py").run()
     assert not at.exception, at.exception
     assert len(at.session_state["results"]) == 1
-    assert [button.label for button in at.get("download_button")] == [
-        "Download PNG",
-        "Download JPEG",
-    ]
+    assert _download_labels(at) == DOWNLOADS
     # the photo and painting are remembered too, so the next run needs no new upload
     at.button(key="stylize").click().run()
     assert not at.exception, at.exception
@@ -183,10 +189,7 @@ def test_an_unreadable_upload_is_one_sentence_and_results_stay(finished_run: App
     assert message.startswith("notes.jpg: This file is not an image we can read")
     assert message.count(".") == 1 or "JPEG, PNG" in message
     assert len(at.session_state["results"]) == 1
-    assert [button.label for button in at.get("download_button")] == [
-        "Download PNG",
-        "Download JPEG",
-    ]
+    assert _download_labels(at) == DOWNLOADS
     at.button(key="stylize").click().run()
     assert "Add a photo first" in " ".join(_texts(at.error))
     assert len(at.session_state["results"]) == 1
@@ -222,7 +225,7 @@ def test_camera_and_sample_style(tmp_path: Path) -> None:
     at.camera_input(key="content_camera").set_value(("shot.jpg", _jpeg(80, 60), "image/jpeg"))
     at.pills(key="style_samples").set_value(["mosaic"])
     at.run()
-    captions = [image.proto.imgs[0].caption for image in at.image if image.proto.imgs]
+    captions = _captions(at)
     assert "shot.jpg · 80×60" in captions
     assert any(caption.startswith("mosaic") for caption in captions)
     _stylize(at, steps=2)
@@ -246,39 +249,47 @@ def test_gallery_compare_delete_and_cap() -> None:
     assert [item.result_id for item in at.session_state["results"]] == [2]
 
 
-def _fill_gallery() -> None:
+def _tiny_result(result_id: int, *, steps_done: int = 1, stopped: bool = False) -> StudioResult:
+    """An 8×8 gallery record, as a run hands it over (id 0: not kept yet)."""
+    return StudioResult(
+        result_id=result_id,
+        image=np.zeros((8, 8, 3), np.uint8),
+        content=np.zeros((8, 8, 3), np.uint8),
+        config=StyleConfig(),
+        content_name="photo.jpg",
+        content_key="k",
+        style_names=("mosaic",),
+        created=0.0,
+        seconds=1.0,
+        steps_done=steps_done,
+        stopped=stopped,
+    )
+
+
+# The AppTest scripts below run as their own source, so they import what they use and get
+# their records (StudioResult objects) as arguments, hence the loose annotations.
+
+
+def _fill_gallery(records: list) -> None:
     """An AppTest script: add more results than the gallery keeps, then show the notice."""
-    import numpy as np
     import streamlit as st
 
-    import studio_ui as ui
-    from nst.config import StyleConfig
+    from studio import gallery
 
     if "results" not in st.session_state:
-        for number in range(ui.GALLERY_CAP + 3):
-            ui.add_result(
-                ui.StudioResult(
-                    result_id=number + 1,
-                    image=np.zeros((8, 8, 3), np.uint8),
-                    content=np.zeros((8, 8, 3), np.uint8),
-                    config=StyleConfig(),
-                    content_name="photo.jpg",
-                    content_key="k",
-                    style_names=("mosaic",),
-                    created=0.0,
-                    seconds=1.0,
-                    steps_done=1,
-                    stopped=False,
-                )
-            )
-    st.write(ui.dropped_notice())
+        for record in records:
+            gallery.add_result(record)
+    st.write(gallery.dropped_notice())
 
 
 def test_the_gallery_is_capped_oldest_first_with_a_notice() -> None:
-    at = AppTest.from_function(_fill_gallery, default_timeout=TIMEOUT).run()
+    records = [_tiny_result(number + 1) for number in range(GALLERY_CAP + 3)]
+    at = AppTest.from_function(
+        _fill_gallery, default_timeout=TIMEOUT, kwargs={"records": records}
+    ).run()
     assert not at.exception, at.exception
     kept = [item.result_id for item in at.session_state["results"]]
-    assert kept == list(range(4, ui.GALLERY_CAP + 4))
+    assert kept == list(range(4, GALLERY_CAP + 4))
     assert "3 older results were removed" in at.markdown[0].value
 
 
@@ -303,7 +314,7 @@ def test_every_kind_of_upload_is_handled_or_explained_in_one_sentence() -> None:
         at.run()
         assert not at.exception, (name, at.exception)
         errors = _texts(at.error)
-        captions = [image.proto.imgs[0].caption for image in at.image if image.proto.imgs]
+        captions = _captions(at)
         if kind == "ok":
             height, width = detail
             assert not errors, (name, errors)
@@ -362,41 +373,29 @@ def test_two_styles_blended_under_a_mask() -> None:
     assert record.config.preserve_colors == "luminance"
 
 
-def _interrupted_run_handover() -> None:
+def _interrupted_run_handover(record: object) -> None:
     """An AppTest script: a run interrupted elsewhere posts its image a moment later."""
     import threading
 
-    import numpy as np
     import streamlit as st
 
-    import studio_ui as ui
-    from nst.config import StyleConfig
+    from studio import runs
 
-    mailbox = ui._mailbox()
+    mailbox = runs.session_mailbox()
     if "posted" not in st.session_state:
         st.session_state["posted"] = True
         mailbox.begin("job-1")
-        record = ui.StudioResult(
-            result_id=0,
-            image=np.zeros((8, 8, 3), np.uint8),
-            content=np.zeros((8, 8, 3), np.uint8),
-            config=StyleConfig(),
-            content_name="photo.jpg",
-            content_key="k",
-            style_names=("mosaic",),
-            created=0.0,
-            seconds=1.0,
-            steps_done=7,
-            stopped=True,
-        )
-        later = threading.Timer(0.5, mailbox.deliver, ("job-1", ui.Outcome(record=record)))
+        later = threading.Timer(0.5, mailbox.deliver, ("job-1", runs.Outcome(record=record)))
         later.start()
-    kept = ui.collect_runs()
+    kept = runs.collect_runs()
     st.write(f"kept {kept.result_id if kept else None}")
 
 
 def test_an_interrupted_run_hands_its_image_to_the_next_run() -> None:
-    at = AppTest.from_function(_interrupted_run_handover, default_timeout=TIMEOUT).run()
+    stopped = _tiny_result(0, steps_done=7, stopped=True)
+    at = AppTest.from_function(
+        _interrupted_run_handover, default_timeout=TIMEOUT, kwargs={"record": stopped}
+    ).run()
     assert not at.exception, at.exception
     assert at.markdown[0].value == "kept 1"  # the next run waited for the handover
     at.run()

@@ -150,6 +150,15 @@ def _images_loaded(page: object, caption_prefix: str) -> None:
     )
 
 
+def _start_run(
+    page: object, url: str, content_path: Path, style_path: Path, *, size: int, steps: int
+) -> None:
+    """Open the app with these settings, choose the test pair and press Stylize."""
+    _open(page, url, size=size, steps=steps)
+    _choose_pair(page, content_path, style_path)
+    page.get_by_role("button", name="Stylize").click()
+
+
 def _download(page: object, label: str) -> tuple[bytes, str]:
     with page.expect_download() as download_info:
         page.get_by_role("button", name=label).click()
@@ -173,10 +182,7 @@ def _save_full_page(page: object, path: Path) -> None:
 def test_stylize_watch_preview_and_download(
     page: object, app_url: str, content_path: Path, style_path: Path
 ) -> None:
-    _open(page, app_url, size=128, steps=60)
-    _choose_pair(page, content_path, style_path)
-    page.get_by_role("button", name="Stylize").click()
-
+    _start_run(page, app_url, content_path, style_path, size=128, steps=60)
     page.get_by_text("Preview at step").wait_for()
     _images_loaded(page, "Preview at step")
     page.get_by_text("Step ").first.wait_for()  # the progress bar's text
@@ -203,12 +209,6 @@ def test_stylize_watch_preview_and_download(
     page.get_by_text(f"#1 · {content_path.name} × {style_path.name}").wait_for()
 
 
-def _start_short_run(page: object, url: str, content_path: Path, style_path: Path) -> None:
-    _open(page, url, size=64, steps=20)
-    _choose_pair(page, content_path, style_path)
-    page.get_by_role("button", name="Stylize").click()
-
-
 # Shorter than the queue's 15 s heartbeat: a run still going after its page was left or closed
 # would hold the only slot for longer than this.
 FREED_WITHIN_MS = 12_000
@@ -217,9 +217,7 @@ FREED_WITHIN_MS = 12_000
 def test_stop_adjust_continue_and_leave_mid_run(
     browser: object, page: object, app_url: str, content_path: Path, style_path: Path
 ) -> None:
-    _open(page, app_url, size=128, steps=5000)
-    _choose_pair(page, content_path, style_path)
-    page.get_by_role("button", name="Stylize").click()
+    _start_run(page, app_url, content_path, style_path, size=128, steps=5000)
     page.get_by_text("Preview at step").wait_for()
     page.get_by_role("button", name="Stop").click()
     page.get_by_text("Stopped at step").wait_for()
@@ -246,7 +244,7 @@ def test_stop_adjust_continue_and_leave_mid_run(
 
     other = _new_page(browser)  # the slot is free at once: nothing is left running
     try:
-        _start_short_run(other, app_url, content_path, style_path)
+        _start_run(other, app_url, content_path, style_path, size=64, steps=20)
         other.get_by_text("Finished 20 steps").wait_for(timeout=FREED_WITHIN_MS)
     finally:
         other.context.close()
@@ -258,12 +256,10 @@ def test_queue_position_and_a_closed_tab_frees_the_slot(
     first = _new_page(browser)
     second = _new_page(browser)
     try:
-        _open(first, app_url, size=128, steps=5000)
-        _choose_pair(first, content_path, style_path)
-        first.get_by_role("button", name="Stylize").click()
+        _start_run(first, app_url, content_path, style_path, size=128, steps=5000)
         first.get_by_text("Preview at step").wait_for()
 
-        _start_short_run(second, app_url, content_path, style_path)
+        _start_run(second, app_url, content_path, style_path, size=64, steps=20)
         second.get_by_text("your run is number 1 in the queue").wait_for()
 
         first.context.close()  # the tab goes away mid-run: its job must end, not linger

@@ -1,0 +1,168 @@
+"""What the studio keeps per session: chosen pictures and finished runs, and how to size them."""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from nst.config import StyleConfig
+from nst.images import resize_longest, to_jpeg_bytes, to_png_bytes, to_uint8
+
+DISPLAY_SIDE = 1024  # longest side of images sent to the browser for viewing (downloads are full)
+THUMB_SIDE = 256
+
+
+@dataclass
+class InputImage:
+    """A decoded picture the user chose: an upload, a camera shot or a sample style."""
+
+    key: str  # the upload's file id or "sample:<name>": the same key means the same pixels
+    name: str
+    pixels: np.ndarray  # uint8 RGB, longest side at most the largest output size
+
+    @functools.cached_property
+    def thumbnail(self) -> np.ndarray:
+        return fit_within(self.pixels, THUMB_SIDE)
+
+    def as_float(self) -> np.ndarray:
+        return to_float(self.pixels)
+
+    @property
+    def caption(self) -> str:
+        height, width = self.pixels.shape[:2]
+        return f"{self.name} · {width}×{height}"
+
+
+@dataclass
+class StudioResult:
+    """One finished (or stopped) run, as kept in the session's gallery."""
+
+    result_id: int
+    image: np.ndarray  # uint8 RGB at the output size, before adjustments
+    content: np.ndarray  # uint8 RGB, the photo resized to the image's shape
+    config: StyleConfig  # the settings of the run (adjustment fields at their defaults)
+    content_name: str
+    content_key: str
+    style_names: tuple[str, ...]
+    created: float
+    seconds: float
+    steps_done: int
+    stopped: bool
+    error: str | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    final_loss: float | None = None
+    continued_from: int | None = None
+    adjustments: dict[str, float] = field(default_factory=dict)
+
+    @functools.cached_property
+    def thumbnail(self) -> np.ndarray:
+        return fit_within(self.image, THUMB_SIDE)
+
+    def final_thumbnail(self) -> np.ndarray:
+        """The thumbnail with the current adjustments."""
+        if not self.adjustments:
+            return self.thumbnail
+        content = fit_within(self.content, THUMB_SIDE)
+        return to_uint8(adjusted(self.thumbnail, content, self.adjustments))
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.image.nbytes + self.content.nbytes)
+
+    @property
+    def size_text(self) -> str:
+        height, width = self.image.shape[:2]
+        return f"{width}×{height}"
+
+    @property
+    def styles_text(self) -> str:
+        return " + ".join(self.style_names)
+
+    @property
+    def label(self) -> str:
+        return f"#{self.result_id} · {self.content_name} × {self.styles_text} · {self.time_text}"
+
+    @property
+    def time_text(self) -> str:
+        return datetime.fromtimestamp(self.created).strftime("%H:%M:%S")
+
+    @property
+    def status_text(self) -> str:
+        """One sentence on how the run ended."""
+        total = self.config.steps
+        took = format_seconds(self.seconds)
+        if self.error:
+            return f"The run ended early at step {self.steps_done} of {total}: {self.error}"
+        if self.stopped:
+            return (
+                f"Stopped at step {self.steps_done} of {total} after {took}; "
+                "the image so far is kept."
+            )
+        return f"Finished {self.steps_done} steps in {took}."
+
+    def settings(self) -> dict[str, Any]:
+        """The settings embedded in downloads: the run's config with the adjustments applied."""
+        values = self.export_config().to_dict()
+        values["steps_done"] = self.steps_done
+        values["stopped"] = self.stopped
+        return values
+
+    def export_config(self) -> StyleConfig:
+        return self.config.replace(**self.adjustments) if self.adjustments else self.config
+
+    def final_image(self) -> np.ndarray:
+        """The image with the current adjustments, float32 RGB in [0, 1]."""
+        return adjusted(self.image, self.content, self.adjustments)
+
+    def png_bytes(self) -> bytes:
+        return to_png_bytes(self.final_image(), self.settings())
+
+    def jpeg_bytes(self) -> bytes:
+        return to_jpeg_bytes(self.final_image())
+
+
+def adjusted(image: np.ndarray, content: np.ndarray, adjustments: dict[str, float]) -> np.ndarray:
+    """``nst.color.adjust`` on uint8 arrays, float32 out; the identity without adjustments.
+
+    The keys are the config's "adjust" fields, which are ``adjust``'s keyword arguments.
+    """
+    from nst.color import adjust
+
+    picture = to_float(image)
+    if not adjustments:
+        return picture
+    return adjust(picture, content=to_float(content), **adjustments)
+
+
+def to_float(image: np.ndarray) -> np.ndarray:
+    """uint8 RGB to float32 in [0, 1]; a float image is returned as it is."""
+    return image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image
+
+
+def fit_within(image: np.ndarray, side: int) -> np.ndarray:
+    """uint8 copy with the longest side at most ``side`` (never enlarged)."""
+    if max(image.shape[:2]) <= side:
+        return to_uint8(image) if image.dtype != np.uint8 else image
+    return to_uint8(resize_longest(to_float(image), side))
+
+
+def for_display(image: np.ndarray) -> np.ndarray:
+    """What the browser is sent for viewing: uint8, at most DISPLAY_SIDE on the longest side."""
+    return fit_within(image, DISPLAY_SIDE)
+
+
+def format_seconds(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "an unknown time"
+    seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"

@@ -1,0 +1,224 @@
+"""Showing results: the result panel, adjustments, downloads, before/after, loss chart, cards."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from nst.config import StyleConfig, field_spec, field_specs
+from nst.images import resize_to
+from studio.gallery import delete_result, request_continue
+from studio.records import StudioResult, for_display, format_seconds, to_float
+from studio.widgets import APP_MANAGED, list_text, spec_widget, specs_in
+
+CHART_POINTS = 300
+ADJUST_KEY = "adj_"
+
+
+def loss_chart(history: Sequence[dict[str, Any]], *, height: int = 260) -> None:
+    """Line chart of the loss parts (content, style, smoothness) by step."""
+    frame = pd.DataFrame(list(history))
+    if frame.empty or "step" not in frame:
+        return
+    parts = [c for c in frame.columns if c not in ("step", "loss", "elapsed")]
+    if not parts:
+        parts = ["loss"]
+    frame = frame.dropna(subset=["step"]).drop_duplicates("step", keep="last").set_index("step")
+    if len(frame) > CHART_POINTS:
+        frame = frame.iloc[:: math.ceil(len(frame) / CHART_POINTS)]
+    names = {"tv": "smoothness (tv)"}
+    st.line_chart(frame[parts].rename(columns=names), x_label="step", y_label="loss", height=height)
+
+
+def wipe(before: np.ndarray, after: np.ndarray, position: float) -> np.ndarray:
+    """Before on the left of ``position`` (0..1 of the width), after on the right."""
+    height, width = after.shape[:2]
+    left = resize_to(to_float(before), height, width)
+    right = to_float(after)
+    cut = round(position * width)
+    combined = right.copy()
+    combined[:, :cut] = left[:, :cut]
+    if 0 < cut < width:
+        combined[:, max(0, cut - 1) : cut + 1] = 1.0  # a thin white divider
+    return combined
+
+
+def adjustment_widgets(record: StudioResult) -> dict[str, float]:
+    """The instant adjustments (the config's "adjust" group) for one result."""
+    values: dict[str, float] = {}
+    keys = []
+    for spec in specs_in("adjust"):
+        key = f"{ADJUST_KEY}{record.result_id}_{spec.name}"
+        keys.append(key)
+        values[spec.name] = spec_widget(spec, key=key)
+    st.button(
+        "Reset adjustments",
+        key=f"reset_adjust_{record.result_id}",
+        on_click=_reset_keys,
+        args=(tuple(keys),),
+        icon=":material/restart_alt:",
+    )
+    changed = {name: value for name, value in values.items() if value != field_spec(name).default}
+    record.adjustments = changed
+    return changed
+
+
+def _reset_keys(keys: tuple[str, ...]) -> None:
+    for key in keys:
+        st.session_state.pop(key, None)
+
+
+def download_buttons(record: StudioResult, *, key_prefix: str, stacked: bool = False) -> None:
+    """PNG (settings embedded) and JPEG downloads at full output size, encoded on click."""
+    stem = f"stylized-{record.result_id}"
+    left, right = (st.container(), st.container()) if stacked else st.columns(2)
+    left.download_button(
+        "Download PNG",
+        data=record.png_bytes,  # a callable: encoded when clicked, on another thread
+        file_name=f"{stem}.png",
+        mime="image/png",
+        key=f"{key_prefix}_png_{record.result_id}",
+        on_click="ignore",
+        icon=":material/download:",
+        type="primary",
+        help="Full output size, with all settings embedded in the file.",
+        width="stretch",
+    )
+    right.download_button(
+        "Download JPEG",
+        data=record.jpeg_bytes,
+        file_name=f"{stem}.jpg",
+        mime="image/jpeg",
+        key=f"{key_prefix}_jpg_{record.result_id}",
+        on_click="ignore",
+        icon=":material/download:",
+        width="stretch",
+    )
+
+
+def comparison(record: StudioResult, image: np.ndarray) -> None:
+    """Before/after side by side, and a wipe between the two."""
+    shown = for_display(image)
+    side, swipe = st.tabs(["Before / after", "Wipe"])
+    with side:
+        before, after = st.columns(2)
+        before.image(for_display(record.content), caption="Before: your photo", width="stretch")
+        after.image(shown, caption=f"After: {record.size_text}", width="stretch")
+    with swipe:
+        position = st.slider(
+            "Wipe position",
+            0,
+            100,
+            50,
+            key=f"wipe_{record.result_id}",
+            format="%d%%",
+            help="Left of the line: your photo. Right: the result.",
+        )
+        st.image(
+            wipe(for_display(record.content), shown, position / 100),
+            caption="Before | after",
+            width="stretch",
+        )
+
+
+def result_panel(record: StudioResult) -> None:
+    """Status, comparison, instant adjustments, downloads and "continue" for one result."""
+    if record.error:
+        st.warning(record.status_text, icon=":material/warning:")
+    elif record.stopped:
+        st.info(record.status_text, icon=":material/stop_circle:")
+    else:
+        st.success(record.status_text, icon=":material/check_circle:")
+    view, controls = st.columns([3, 2], gap="large")
+    with controls:
+        st.markdown("**Adjust** (instant, no new run)")
+        adjustment_widgets(record)
+        st.button(
+            "Continue from this result",
+            key=f"continue_{record.result_id}",
+            on_click=request_continue,
+            args=(record.result_id,),
+            icon=":material/replay:",
+            help="Start a new run from this image (as adjusted) with the current sliders and "
+            "styles: more steps, or a different intensity, without starting over.",
+            width="stretch",
+        )
+    with view:
+        comparison(record, record.final_image())
+        download_buttons(record, key_prefix="result")
+    if record.history:
+        with st.expander("Loss curves of this run", icon=":material/show_chart:"):
+            loss_chart(record.history)
+
+
+def settings_table(config: StyleConfig) -> pd.DataFrame:
+    """Label → value for every user-facing field (for the gallery's settings view)."""
+    rows = []
+    for spec in field_specs():
+        if spec.name in APP_MANAGED:
+            continue
+        value = getattr(config, spec.name)
+        if isinstance(value, tuple):
+            value = list_text(value) or "default"
+        rows.append({"setting": spec.label, "value": str(value)})
+    return pd.DataFrame(rows).set_index("setting")
+
+
+def gallery_card(item: StudioResult) -> None:
+    """One gallery entry: thumbnail, what and when, settings, downloads, delete."""
+    st.image(item.final_thumbnail(), width="stretch")
+    st.markdown(f"**#{item.result_id}** · {item.content_name} × {item.styles_text}")
+    facts = [item.time_text, item.size_text, format_seconds(item.seconds)]
+    facts.append(f"{item.steps_done}/{item.config.steps} steps")
+    if item.continued_from is not None:
+        facts.append(f"continued from #{item.continued_from}")
+    st.caption(" · ".join(facts))
+    if item.error:
+        st.caption(f":orange[{item.error}]")
+    elif item.stopped:
+        st.caption(":blue[Stopped early]")
+    config = item.export_config()
+    st.caption(
+        f"Style intensity {config.style_weight:g} · content {config.content_weight:g} · "
+        f"smoothness {config.tv_weight:g}"
+    )
+    with st.expander("All settings"):
+        st.dataframe(settings_table(config), width="stretch")
+    download_buttons(item, key_prefix="gallery", stacked=True)
+    st.button(
+        "Delete",
+        key=f"delete_{item.result_id}",
+        on_click=delete_result,
+        args=(item.result_id,),
+        icon=":material/delete:",
+    )
+
+
+def _comparison_column(item: StudioResult) -> pd.Series:
+    """What, how long and every setting of one result, as one column of the comparison."""
+    facts = pd.Series(
+        [item.styles_text, item.content_name, str(item.steps_done), format_seconds(item.seconds)],
+        index=["Styles", "Photo", "Steps done", "Time"],
+    )
+    return pd.concat([facts, settings_table(item.export_config())["value"]])
+
+
+def compare_results(first: StudioResult, second: StudioResult) -> None:
+    """Two results side by side, with the settings in which they differ."""
+    left, right = st.columns(2)
+    for column, item in ((left, first), (right, second)):
+        column.image(for_display(item.final_image()), caption=item.label, width="stretch")
+    table = pd.DataFrame(
+        {f"#{item.result_id}": _comparison_column(item) for item in (first, second)}
+    )
+    differing = table[table.iloc[:, 0] != table.iloc[:, 1]]
+    if differing.empty:
+        st.caption("Both results have the same settings.")
+    else:
+        st.markdown("**Where they differ**")
+        st.dataframe(differing, width="stretch")

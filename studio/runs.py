@@ -1,0 +1,363 @@
+"""Running a job on the process-wide queue (``nst.jobs``) with a live view, and keeping it.
+
+Session state used here: ``mailbox`` (the ``RunMailbox``), ``run_error`` and ``run_notice``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from nst.config import StyleConfig, field_spec
+from nst.images import resize_longest, resize_to, to_uint8
+from studio.gallery import add_result, find_result, next_result_id, results
+from studio.network import ensure_model
+from studio.records import InputImage, StudioResult, for_display, format_seconds, to_float
+from studio.results import loss_chart
+from studio.widgets import build_config
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5  # how often the page asks the queue for news while a run is going
+CHART_SECONDS = 1.0  # how often the live loss chart is redrawn
+SETTLE_SECONDS = 10.0  # how long a stopped run may take to hand back its image
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the page knows about a run besides the request: names for the gallery."""
+
+    config: StyleConfig
+    content: np.ndarray  # float32, as submitted (for the before/after view)
+    content_name: str
+    content_key: str
+    style_names: tuple[str, ...]
+    continued_from: int | None = None
+
+
+def start_run(
+    content: InputImage | None,
+    styles: Sequence[InputImage],
+    values: dict[str, Any],
+    mask: InputImage | None,
+    stage: Any,
+    *,
+    continue_from: int | None = None,
+) -> StudioResult | None:
+    """Validate the inputs, then run the job in ``stage`` (see ``watch_job``).
+
+    Problems are reported with one ``st.error`` sentence and None is returned.
+    """
+    from nst.jobs import JobRequest
+    from nst.model import WeightsError
+    from nst.stylize import check_memory
+
+    base = find_result(continue_from) if continue_from is not None else None
+    if continue_from is not None and base is None:
+        st.error("That result is no longer in the gallery; please start a new run.")
+        return None
+    if content is None and base is None:
+        st.error("Add a photo first: upload one or take a picture with the camera.")
+        return None
+    if not styles:
+        st.error("Choose a style first: upload a painting or pick one of the sample styles.")
+        return None
+    try:
+        config = build_config(values)
+    except ValueError as error:
+        st.error(str(error))
+        return None
+    problem = _combination_problem(config, len(styles), mask is not None)
+    if problem:
+        st.error(problem)
+        return None
+    init_image = None
+    if base is not None:
+        init_image = base.final_image()
+        if content is None or content.key != base.content_key:
+            info_content = (to_float(base.content), base.content_name, base.content_key)
+        else:
+            info_content = (content.as_float(), content.name, content.key)
+    else:
+        assert content is not None
+        info_content = (content.as_float(), content.name, content.key)
+    try:
+        ensure_model(config)
+    except WeightsError as error:
+        st.error(str(error))
+        return None
+    photo, name, key = info_content
+    try:
+        check_memory(config, photo.shape)  # refuse now rather than fail in the middle
+    except ValueError as error:
+        st.error(str(error))
+        return None
+    photo = resize_longest(photo, config.size)  # the engine's working size: less to keep queued
+    request = JobRequest(
+        content=photo,
+        styles=tuple(style.as_float() for style in styles),
+        config=config,
+        mask=None if mask is None else mask.as_float(),
+        init_image=init_image,
+    )
+    info = RunInfo(config, photo, name, key, tuple(s.name for s in styles), continue_from)
+    return watch_job(request, info, stage)
+
+
+def _combination_problem(config: StyleConfig, style_count: int, has_mask: bool) -> str | None:
+    """Checks that need the inputs as well as the settings, phrased for the page."""
+    blend = config.style_blend
+    if blend and len(blend) != style_count:
+        return (
+            f"{field_spec('style_blend').label}: give one weight per style ({style_count} "
+            f"chosen, {len(blend)} given), or leave it empty for equal weights."
+        )
+    if has_mask and style_count > 2:
+        return f"A mask works with one or two styles; {style_count} are chosen."
+    return None
+
+
+@dataclass
+class Outcome:
+    """How one watched job ended: a gallery record (id still 0 until kept) or a message."""
+
+    record: StudioResult | None = None
+    error: str | None = None
+    notice: str | None = None
+
+
+class RunMailbox:
+    """Hands the outcome of a run from the script thread that watched it to the next run.
+
+    With ``runner.fastReruns`` a click *stops* the running script and starts a new script run
+    at once, in parallel. The stopped script may not touch ``st.session_state`` any more (every
+    access raises its ``StopException`` again), so its ``finally`` ends the job and posts the
+    outcome here, a plain thread-safe object that the session holds; the next run collects it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._pending: set[str] = set()
+        self._outcomes: list[Outcome] = []
+
+    def begin(self, job_id: str) -> None:
+        with self._lock:
+            self._pending.add(job_id)
+
+    def deliver(self, job_id: str, outcome: Outcome) -> None:
+        with self._changed:
+            self._pending.discard(job_id)
+            self._outcomes.append(outcome)
+            self._changed.notify_all()
+
+    def wait_idle(self, timeout: float) -> None:
+        """Wait until no watched job is still being settled by an interrupted script."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._pending, timeout)
+
+    def peek(self) -> list[Outcome]:
+        with self._lock:
+            return list(self._outcomes)
+
+    def discard(self, outcomes: Iterable[Outcome]) -> None:
+        with self._lock:
+            done = {id(outcome) for outcome in outcomes}
+            self._outcomes = [item for item in self._outcomes if id(item) not in done]
+
+
+def session_mailbox() -> RunMailbox:
+    """This browser session's ``RunMailbox``."""
+    return st.session_state.setdefault("mailbox", RunMailbox())
+
+
+def collect_runs() -> StudioResult | None:
+    """Keep the outcomes of finished or interrupted runs (call at the top of every page run).
+
+    Returns the newest record kept, if any.
+    """
+    mailbox = session_mailbox()
+    mailbox.wait_idle(SETTLE_SECONDS + 2.0)
+    outcomes = mailbox.peek()
+    newest = None
+    for outcome in outcomes:
+        record = outcome.record
+        if record is not None:
+            if record.result_id == 0:
+                record.result_id = next_result_id()
+            if all(item is not record for item in results()):
+                add_result(record)
+            newest = record
+        elif outcome.error:
+            st.session_state["run_error"] = outcome.error
+        elif outcome.notice:
+            st.session_state["run_notice"] = outcome.notice
+    mailbox.discard(outcomes)
+    return newest
+
+
+def watch_job(request: Any, info: RunInfo, stage: Any) -> StudioResult | None:
+    """Submit to the queue and show queue position, progress, preview and loss chart.
+
+    A click anywhere (Stop, another widget, another page) or a closed tab interrupts this
+    script at its next ``st.*`` call; the ``finally`` then cancels the job (within a step) and
+    posts the image so far to the mailbox, from where the next run puts it in the gallery.
+    """
+    from nst.jobs import JobState, get_queue
+
+    queue = get_queue()
+    mailbox = session_mailbox()
+    job_id = queue.submit(request)
+    mailbox.begin(job_id)
+    try:
+        with stage.container():
+            bar_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
+            bar = bar_column.empty()
+            stop_column.button("Stop", key="stop_run", icon=":material/stop_circle:")
+            st.caption(
+                "Stop keeps the picture so far. Changing a setting or leaving the page also "
+                "stops the run."
+            )
+            message = st.empty()
+            preview_column, chart_column = st.columns(2)
+            preview_slot = preview_column.empty()
+            chart_slot = chart_column.empty()
+        shown_preview: Any = None
+        chart_drawn = 0.0
+        while True:
+            status = queue.status(job_id)
+            if status.state is JobState.QUEUED:
+                bar.progress(0.0, text="Waiting for a free slot…")
+                message.info(
+                    f"The studio is busy: your run is number {status.position} in the queue "
+                    "and starts as soon as a slot is free.",
+                    icon=":material/hourglass_top:",
+                )
+            elif status.state is JobState.RUNNING:
+                progress = status.progress
+                if progress is None:
+                    bar.progress(0.0, text="Preparing the network and the style targets…")
+                else:
+                    bar.progress(
+                        min(1.0, progress.step / max(1, progress.total)),
+                        text=_progress_text(progress),
+                    )
+                message.empty()
+                if status.preview is not None and status.preview is not shown_preview:
+                    shown_preview = status.preview
+                    step = progress.step if progress is not None else 0
+                    preview_slot.image(
+                        for_display(shown_preview),
+                        caption=f"Preview at step {step}",
+                        width="stretch",
+                    )
+                if status.history and time.monotonic() - chart_drawn >= CHART_SECONDS:
+                    chart_drawn = time.monotonic()
+                    with chart_slot.container():
+                        loss_chart(status.history)
+            if status.state.finished:
+                break
+            time.sleep(POLL_SECONDS)
+    finally:
+        # No st.* calls in here: after an interruption they would raise again.
+        try:
+            outcome = settle_job(job_id, info)
+        except Exception:  # never leave the next run waiting for this one
+            logger.exception("Settling job %s failed.", job_id)
+            outcome = Outcome(error="The run ended unexpectedly; please try again.")
+        mailbox.deliver(job_id, outcome)
+    return collect_runs()  # only reached when the run ended by itself
+
+
+def _progress_text(progress: Any) -> str:
+    text = f"Step {progress.step} of {progress.total}"
+    if progress.step < progress.total:
+        text += f" · about {format_seconds(progress.seconds_left)} left"
+    if math.isfinite(progress.loss):
+        text += f" · loss {progress.loss:.4g}"
+    return text
+
+
+def settle_job(job_id: str, info: RunInfo) -> Outcome:
+    """End a job (cancel it if it still runs, wait up to a step) and say how it ended.
+
+    Uses only the queue, never Streamlit, so it is safe in a ``finally`` after an interruption.
+    """
+    from nst.jobs import UnknownJobError, get_queue
+
+    queue = get_queue()
+    queue.cancel(job_id)  # nothing happens if it has finished
+    status = None
+    result = None
+    deadline = time.monotonic() + SETTLE_SECONDS
+    try:
+        while True:
+            status = queue.status(job_id)
+            if status.state.finished or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if status.state.finished:
+            result = queue.result(job_id)
+    except UnknownJobError:
+        pass
+    finally:
+        queue.forget(job_id)
+    record = _outcome_record(info, status, result)
+    if record is not None or status is None:
+        return Outcome(record=record)
+    if status.error:
+        return Outcome(error=status.error)
+    return Outcome(notice="The run was stopped before its first step.")
+
+
+def _outcome_record(info: RunInfo, status: Any, result: Any) -> StudioResult | None:
+    """A gallery record (id still 0) from a job's result, or else from its last preview."""
+    if result is not None:
+        image, config, history = result.image, result.config, list(result.history)
+        seconds = float(result.timings.get("total", 0.0))
+        steps_done, stopped, error = int(result.steps_done), bool(result.stopped), result.error
+        final_loss = result.final_loss if math.isfinite(result.final_loss) else None
+    elif status is not None and status.preview is not None:
+        # the run did not hand back its result in time: keep the last preview
+        progress = status.progress
+        image, config, history = status.preview, info.config, list(status.history)
+        seconds = float(progress.elapsed) if progress is not None else 0.0
+        steps_done = int(progress.step) if progress is not None else 0
+        stopped, error, final_loss = True, status.error, None
+    else:
+        return None
+    return StudioResult(
+        result_id=0,
+        image=to_uint8(image),
+        content=to_uint8(resize_to(info.content, *image.shape[:2])),
+        config=config,
+        content_name=info.content_name,
+        content_key=info.content_key,
+        style_names=info.style_names,
+        created=time.time(),
+        seconds=seconds,
+        steps_done=steps_done,
+        stopped=stopped,
+        error=error,
+        history=history,
+        final_loss=final_loss,
+        continued_from=info.continued_from,
+    )
+
+
+def show_run_error() -> None:
+    """The one-sentence error (or notice) of the last run, if it ended without an image."""
+    error = st.session_state.pop("run_error", None)
+    if error:
+        st.error(error, icon=":material/error:")
+    notice = st.session_state.pop("run_notice", None)
+    if notice:
+        st.info(notice, icon=":material/info:")
