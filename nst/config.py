@@ -115,6 +115,26 @@ class StyleConfig:
         maximum=5000,
         step=10,
     )
+    scales: int = _knob(
+        1,
+        "Coarse-to-fine scales",
+        "Optimize first at smaller sizes, each about 1.4 times larger than the last, and refine "
+        "the result at the next; 1 = at the output size only.",
+        "int",
+        minimum=1,
+        maximum=8,
+        step=1,
+    )
+    final_share: float = _knob(
+        0.5,
+        "Steps at full size",
+        "With several scales: the share of the steps spent at the output size; the rest are "
+        "split evenly between the smaller scales.",
+        "float",
+        minimum=0.05,
+        maximum=1.0,
+        step=0.05,
+    )
     optimizer: str = _knob(
         "adam",
         "Optimizer",
@@ -131,6 +151,26 @@ class StyleConfig:
         maximum=1.0,
         step=0.0001,
         log=True,
+    )
+    lr_end: float = _knob(
+        1.0,
+        "Final learning rate",
+        "The learning rate falls along a cosine to this fraction of its value by the last step of "
+        "each scale; 1 keeps it constant (the TensorFlow tutorial).",
+        "float",
+        minimum=0.0,
+        maximum=1.0,
+        step=0.01,
+    )
+    average: float = _knob(
+        0.0,
+        "Iterate averaging",
+        "Adam: the result is a moving average of the recent images with this decay, which "
+        "smooths away the last steps' jitter; 0 = the last image.",
+        "float",
+        minimum=0.0,
+        maximum=0.999,
+        step=0.001,
     )
     init: str = _knob(
         "content",

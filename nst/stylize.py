@@ -8,6 +8,7 @@ yields a ``Progress`` after every step and finally one ``Result``.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -15,8 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import keras
 import numpy as np
+import psutil
 import scipy.optimize
 import tensorflow as tf
 
@@ -32,7 +33,14 @@ from nst.model import Extractor, default_layers, get_extractor, resolve_precisio
 # every step ~1e4-fold. A tiny epsilon keeps the tutorial's behaviour: steps of about the
 # learning rate per pixel.
 ADAM_BETA_1 = 0.99
+ADAM_BETA_2 = 0.999
 ADAM_EPSILON = 1e-8
+
+# Coarse-to-fine: each scale is sqrt(2) times the previous one (twice the pixels), as in
+# crowsonkb/style-transfer-pytorch; below 128 px the deepest style layer sees only ~8 px.
+SCALE_RATIO = math.sqrt(2.0)
+MIN_SCALE_SIZE = 128
+CARRY_MOMENTS = True
 
 
 class CancelToken:
@@ -129,6 +137,42 @@ class Problem:
         return self.postprocess(np.clip(composed, 0.0, 1.0))
 
 
+# Peak memory of a run, measured with ``python -m nst.bench --memory`` (fresh processes,
+# VGG19 to block5_conv2): a fixed part (TensorFlow, the model, the style image's features)
+# plus a part proportional to the pixels of the working image.
+MEMORY_BASE_BYTES = 1.5e9
+MEMORY_BYTES_PER_PIXEL = {"float32": 6000.0, "bfloat16": 4000.0}
+LBFGS_BYTES_PER_PIXEL = 600.0  # float64 copies and the 10 correction pairs of L-BFGS-B
+
+
+def estimate_memory(config: StyleConfig, content_shape: Sequence[int]) -> int:
+    """Bytes of memory a run of ``config`` on a content image of ``content_shape`` peaks at."""
+    height, width = working_shape(*content_shape[:2], config.size)
+    style_side = min(4096, config.size * config.style_scale)
+    pixels = height * width + style_side**2 * 0.75  # the style image's features, once
+    per_pixel = MEMORY_BYTES_PER_PIXEL[resolve_precision(config.precision)]
+    if config.optimizer == "lbfgs":
+        per_pixel += LBFGS_BYTES_PER_PIXEL
+    return int(MEMORY_BASE_BYTES + per_pixel * pixels)
+
+
+def available_memory() -> int:
+    """Bytes this process could still use: what the system has available plus our own RSS."""
+    process = psutil.Process()
+    return int(psutil.virtual_memory().available + process.memory_info().rss)
+
+
+def check_memory(config: StyleConfig, content_shape: Sequence[int]) -> None:
+    """Raise ``ValueError`` with a plain sentence if a run cannot fit in memory."""
+    needed = estimate_memory(config, content_shape)
+    available = available_memory()
+    if needed > available:
+        raise ValueError(
+            f"A {config.size} px result needs about {needed / 1e9:.0f} GB of memory but only "
+            f"{available / 1e9:.0f} GB are available; choose a smaller output size."
+        )
+
+
 def _normalised(weights: Sequence[float], count: int, what: str) -> list[float]:
     if not weights:
         return [1.0 / count] * count
@@ -150,6 +194,7 @@ def prepare(
     if mask is not None and len(styles) > 2:
         raise ValueError("mask: a mask works with one or two styles (white: first, black: second).")
     check_shape(content, what="content image")
+    check_memory(config, content.shape)
     for style in styles:
         check_shape(style, what="style image")
     blend = _normalised(config.style_blend, len(styles), "style_blend")
@@ -260,6 +305,87 @@ def initial_pixels(
     return ((1.0 - ratio) * problem.content + ratio * noise).astype(np.float32)
 
 
+def scale_sizes(config: StyleConfig, *, warm_start: bool = False) -> list[int]:
+    """Longest sides of the coarse-to-fine scales, smallest first, ending at ``config.size``.
+
+    Each scale is ``SCALE_RATIO`` times the previous one; scales under ``MIN_SCALE_SIZE`` are
+    dropped. A warm start (a previous result) is refined at the output size only.
+    """
+    sizes = [config.size]
+    while not warm_start and len(sizes) < config.scales:
+        smaller = round(sizes[0] / SCALE_RATIO)
+        if smaller < MIN_SCALE_SIZE:
+            break
+        sizes.insert(0, smaller)
+    return sizes
+
+
+def split_steps(steps: int, scales: int, final_share: float) -> list[int]:
+    """Steps per scale: ``final_share`` of them at the last scale, the rest split evenly."""
+    if scales == 1:
+        return [steps]
+    final = min(steps, max(1, round(steps * final_share)))
+    rest, coarse = steps - final, scales - 1
+    return [rest // coarse + (1 if index < rest % coarse else 0) for index in range(coarse)] + [
+        final
+    ]
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """One scale of a run: its size and which of the run's steps it does."""
+
+    size: int
+    steps: int
+    offset: int  # steps done before this scale
+    last: bool
+
+
+@dataclass
+class _Run:
+    """What every scale of one run shares: settings, clock, history and the output shape."""
+
+    config: StyleConfig
+    cancel: CancelToken
+    started: float
+    output_shape: tuple[int, int]
+    history: list[dict[str, float]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def progress(
+        self, problem: Problem, step: int, total: float, parts: dict[str, float], pixels: Any
+    ) -> Progress:
+        """Record one step; ``pixels`` (a callable giving the image) is only read for previews."""
+        elapsed = self.elapsed()
+        self.history.append(_record(step, total, parts, elapsed))
+        preview = None
+        if step % self.config.preview_every == 0 or step == self.config.steps:
+            preview = self.preview(problem, pixels())
+        return Progress(step, self.config.steps, total, parts, elapsed, preview)
+
+    def preview(self, problem: Problem, pixels: np.ndarray) -> np.ndarray:
+        """The user-facing image, always at the output size (coarse scales are upsampled)."""
+        image = problem.finish(pixels)
+        if image.shape[:2] != self.output_shape:
+            image = np.clip(resize_to(image, *self.output_shape), 0.0, 1.0)
+        self.timings.setdefault("first_preview", self.elapsed())
+        return image
+
+
+@dataclass
+class _Outcome:
+    """How one scale ended: the image to keep, the image to refine next, and why it stopped."""
+
+    best: np.ndarray
+    carry: np.ndarray
+    stopped: bool = False
+    error: str | None = None
+    moments: tuple[tf.Tensor, tf.Tensor, int] | None = None
+
+
 def stylize(
     content: np.ndarray,
     styles: Sequence[np.ndarray],
@@ -271,36 +397,72 @@ def stylize(
 ) -> Iterator[Event]:
     """Repaint ``content`` in the style of ``styles``.
 
+    With ``config.scales`` > 1 the image is optimized coarse to fine: first at a small size,
+    then each result is upsampled to warm-start the next, larger scale, up to the output size.
+    Coarse steps are cheap and settle the large shapes; the full-size steps add the detail.
+
     Args:
         content: float32 RGB in [0, 1], any size (resized to ``config.size``).
         styles: one or more style images, any size; blended by ``config.style_blend``.
         config: every setting of the run.
         mask: optional gray/RGB image in [0, 1]: white where the (first) style applies, black
             where the photo stays (or, with two styles, where the second style applies).
-        init_image: optional warm start (e.g. a previous result), any size.
+        init_image: optional warm start (e.g. a previous result), any size; it is refined at
+            the output size only.
         cancel: set it to end the run early; the result keeps the best image so far.
 
     Yields:
-        A ``Progress`` after each step, then exactly one ``Result`` as the last item.
+        A ``Progress`` after each step (numbered across all scales; previews are always at the
+        output size), then exactly one ``Result`` as the last item.
     """
     started = time.perf_counter()
-    cancel = cancel or CancelToken()
-    problem = prepare(content, styles, config, mask)
-    pixels = initial_pixels(problem, config, init_image)
-    run = _adam if config.optimizer == "adam" else _lbfgs
-    outcome = yield from run(problem, pixels, config, cancel, started)
-    best_pixels, history, stopped, error, first_step = outcome
-    final_loss = _evaluate(problem, best_pixels)
-    timings = dict(problem.timings)
-    timings.update(first_step=first_step, total=time.perf_counter() - started)
+    check_memory(config, content.shape)
+    sizes = scale_sizes(config, warm_start=init_image is not None)
+    counts = split_steps(config.steps, len(sizes), config.final_share)
+    stages, offset = [], 0
+    for index, (size, steps) in enumerate(zip(sizes, counts)):
+        if steps or index == len(sizes) - 1:
+            stages.append(_Stage(size, steps, offset, index == len(sizes) - 1))
+            offset += steps
+    run = _Run(
+        config,
+        cancel or CancelToken(),
+        started,
+        working_shape(*content.shape[:2], config.size),
+    )
+    timings = {"build": 0.0, "targets": 0.0}
+    optimize = _adam if config.optimizer == "adam" else _lbfgs
+    problem: Problem | None = None
+    outcome: _Outcome | None = None
+    for stage in stages:
+        problem = prepare(content, styles, config.replace(size=stage.size), mask)
+        timings["build"] += problem.timings["build"]
+        timings["targets"] += problem.timings["targets"]
+        if outcome is None:
+            pixels = initial_pixels(problem, config, init_image)
+        else:
+            pixels = np.clip(resize_to(outcome.carry, *problem.content.shape[:2]), 0.0, 1.0)
+        outcome = yield from optimize(problem, pixels, run, stage, outcome)
+        if outcome.stopped or outcome.error:
+            break
+    assert problem is not None and outcome is not None
+    best = outcome.best
+    if best.shape[:2] != run.output_shape:  # stopped before the last scale
+        problem = prepare(content, styles, config, mask)
+        best = np.clip(resize_to(best, *run.output_shape), 0.0, 1.0)
+    final_loss = _evaluate(problem, best)
+    timings.update(run.timings)
+    timings.setdefault("first_step", 0.0)
+    timings["total"] = time.perf_counter() - started
     timings["optimize"] = timings["total"] - timings["build"] - timings["targets"]
+    history = run.history
     yield Result(
-        image=problem.finish(best_pixels),
+        image=problem.finish(best),
         history=history,
         timings=timings,
         config=config,
-        stopped=stopped,
-        error=error,
+        stopped=outcome.stopped,
+        error=outcome.error,
         initial_loss=history[0]["loss"] if history else final_loss,
         final_loss=final_loss,
         steps_done=len(history),
@@ -334,64 +496,108 @@ _NUMERIC_ERROR = (
     "try a lower learning rate or style intensity."
 )
 
-_Outcome = tuple[np.ndarray, list[dict[str, float]], bool, str | None, float]
+
+def _record(step: int, total: float, parts: dict[str, float], elapsed: float) -> dict[str, float]:
+    return {"step": step, "loss": total, **parts, "elapsed": elapsed}
 
 
-def _record(step: int, total: float, parts: dict[str, Any], elapsed: float) -> dict[str, float]:
-    return {
-        "step": step,
-        "loss": total,
-        **{k: float(v) for k, v in parts.items()},
-        "elapsed": elapsed,
-    }
+def learning_rate_at(config: StyleConfig, step: int, steps: int) -> float:
+    """The learning rate of 0-based ``step`` out of a scale's ``steps``: a cosine to ``lr_end``.
+
+    A departure from the tutorial's constant rate: Adam with a constant rate keeps jittering
+    the pixels by about the rate; letting it fall settles them, which lowers the loss sooner.
+    """
+    if config.lr_end >= 1.0 or steps <= 1:
+        return config.learning_rate
+    fraction = step / (steps - 1)
+    scale = config.lr_end + (1.0 - config.lr_end) * 0.5 * (1.0 + math.cos(math.pi * fraction))
+    return config.learning_rate * scale
+
+
+def _adam_step(problem: Problem) -> Callable[..., Any]:
+    """One Adam update as a ``tf.function`` (traced once per scale: the shapes are fixed).
+
+    Adam is written out rather than taken from Keras so that its moments are plain tensors
+    that can be carried (resized) from one scale to the next, and the rate can change each
+    step without retracing.
+    """
+
+    @tf.function
+    def train_step(
+        image: tf.Tensor, m: tf.Tensor, v: tf.Tensor, learning_rate: tf.Tensor, count: tf.Tensor
+    ) -> tuple[tf.Tensor, ...]:
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            total, parts = problem.objective(image)
+        gradient = tape.gradient(total, image)
+        m = ADAM_BETA_1 * m + (1.0 - ADAM_BETA_1) * gradient
+        v = ADAM_BETA_2 * v + (1.0 - ADAM_BETA_2) * tf.square(gradient)
+        m_hat = m / (1.0 - ADAM_BETA_1**count)
+        v_hat = v / (1.0 - ADAM_BETA_2**count)
+        update = learning_rate * m_hat / (tf.sqrt(v_hat) + ADAM_EPSILON)
+        return tf.clip_by_value(image - update, 0.0, 1.0), m, v, total, parts
+
+    return train_step
+
+
+def _resized(tensor: tf.Tensor, shape: tuple[int, int]) -> tf.Tensor:
+    if tuple(tensor.shape[1:3]) == shape:
+        return tensor
+    return tf.image.resize(tensor, shape, method="bilinear")
 
 
 def _adam(
-    problem: Problem, pixels: np.ndarray, config: StyleConfig, cancel: CancelToken, started: float
+    problem: Problem, pixels: np.ndarray, run: _Run, stage: _Stage, previous: _Outcome | None
 ) -> Iterator[Event]:
-    variable = tf.Variable(pixels[None], dtype=tf.float32)
-    optimizer = keras.optimizers.Adam(
-        learning_rate=config.learning_rate, beta_1=ADAM_BETA_1, epsilon=ADAM_EPSILON
-    )
-
-    @tf.function
-    def train_step() -> tuple[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
-        before = tf.identity(variable)
-        with tf.GradientTape() as tape:
-            total, parts = problem.objective(variable)
-        gradient = tape.gradient(total, variable)
-        optimizer.apply_gradients([(gradient, variable)])
-        variable.assign(tf.clip_by_value(variable, 0.0, 1.0))
-        return before, total, parts
-
-    history: list[dict[str, float]] = []
-    best_pixels, best_loss = pixels, float("inf")
-    first_step = 0.0
-    for step in range(1, config.steps + 1):
-        if cancel.cancelled:
-            return best_pixels, history, True, None, first_step
+    config = run.config
+    shape = pixels.shape[:2]
+    image = tf.constant(pixels[None], tf.float32)
+    if previous is not None and previous.moments is not None and CARRY_MOMENTS:
+        m, v, count = previous.moments
+        m, v = _resized(m, shape), tf.maximum(_resized(v, shape), 0.0)
+    else:
+        m, v, count = tf.zeros_like(image), tf.zeros_like(image), 0
+    train_step = _adam_step(problem)
+    average = image if config.average > 0 else None
+    best, best_loss = pixels, float("inf")
+    for local in range(stage.steps):
+        if run.cancel.cancelled:
+            return _Outcome(best, best, stopped=True)
+        step = stage.offset + local + 1
+        count += 1
         step_started = time.perf_counter()
-        before, total_tensor, parts = train_step()
+        new_image, m, v, total_tensor, parts = train_step(
+            image,
+            m,
+            v,
+            tf.constant(learning_rate_at(config, local, stage.steps), tf.float32),
+            tf.constant(float(count), tf.float32),
+        )
         total = float(total_tensor)
         if step == 1:
-            first_step = time.perf_counter() - step_started
+            run.timings["first_step"] = time.perf_counter() - step_started
         if not np.isfinite(total):
             error = _NUMERIC_ERROR.format(value=total, step=step)
-            return best_pixels, history, False, error, first_step
+            return _Outcome(best, best, error=error)
         if total < best_loss:
-            best_pixels, best_loss = before[0].numpy(), total
-        elapsed = time.perf_counter() - started
-        history.append(_record(step, total, parts, elapsed))
-        last = step == config.steps
-        preview = None
-        if step % config.preview_every == 0 or last:
-            preview = problem.finish(variable[0].numpy())
-        yield Progress(step, config.steps, total, _floats(parts), elapsed, preview)
-    # The final update is not in ``best_loss`` yet: keep it if it is at least as good.
-    final = variable[0].numpy()
-    if _evaluate(problem, final) <= best_loss:
-        best_pixels = final
-    return best_pixels, history, False, None, first_step
+            best, best_loss = image[0].numpy(), total
+        image = new_image
+        if average is not None:
+            # Exponential moving average of the iterates with a bias correction, as in
+            # crowsonkb/style-transfer-pytorch (Polyak averaging; not in the tutorial).
+            average = average + (1.0 - config.average) * (image - average)
+        shown = image if average is None else average
+        yield run.progress(problem, step, total, _floats(parts), lambda s=shown: s[0].numpy())
+    final = image[0].numpy()
+    candidates = [final] if average is None else [final, average[0].numpy()]
+    if not stage.last:
+        return _Outcome(best, candidates[-1], moments=(m, v, count))
+    for candidate in candidates:
+        # The last updates are not in ``best_loss`` yet: keep one if it is at least as good.
+        loss = _evaluate(problem, candidate)
+        if loss <= best_loss:
+            best, best_loss = candidate, loss
+    return _Outcome(best, best, moments=(m, v, count))
 
 
 def _floats(parts: dict[str, Any]) -> dict[str, float]:
@@ -403,9 +609,10 @@ class _Stop(Exception):
 
 
 def _lbfgs(
-    problem: Problem, pixels: np.ndarray, config: StyleConfig, cancel: CancelToken, started: float
+    problem: Problem, pixels: np.ndarray, run: _Run, stage: _Stage, previous: _Outcome | None
 ) -> Iterator[Event]:
     shape = (1, *pixels.shape)
+    cancel = run.cancel
 
     @tf.function(input_signature=[tf.TensorSpec([int(np.prod(shape))], tf.float32)])
     def value_and_gradient(flat: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor], tf.Tensor]:
@@ -422,10 +629,9 @@ def _lbfgs(
         "best_loss": float("inf"),
         "last": None,
         "error": None,
-        "first": 0.0,
         "evaluations": 0,
+        "iterations": 0,
     }
-    history: list[dict[str, float]] = []
 
     def value(flat: np.ndarray) -> tuple[float, np.ndarray]:
         if cancel.cancelled or abandoned.is_set():
@@ -434,10 +640,11 @@ def _lbfgs(
         total_tensor, parts, gradient = value_and_gradient(tf.constant(flat, tf.float32))
         total = float(total_tensor)
         state["evaluations"] += 1
-        if state["evaluations"] == 1:
-            state["first"] = time.perf_counter() - evaluation_started
+        if state["evaluations"] == 1 and stage.offset == 0:
+            run.timings["first_step"] = time.perf_counter() - evaluation_started
         if not np.isfinite(total):
-            state["error"] = _NUMERIC_ERROR.format(value=total, step=len(history) + 1)
+            step = stage.offset + state["iterations"] + 1
+            state["error"] = _NUMERIC_ERROR.format(value=total, step=step)
             raise _Stop
         if total < state["best_loss"]:
             state["best"], state["best_loss"] = flat.reshape(pixels.shape).copy(), total
@@ -446,13 +653,11 @@ def _lbfgs(
 
     def on_iteration(current: np.ndarray) -> None:
         total, parts = state["last"]
-        step = len(history) + 1
-        elapsed = time.perf_counter() - started
-        history.append(_record(step, total, parts, elapsed))
-        preview = None
-        if step % config.preview_every == 0 or step == config.steps:
-            preview = problem.finish(current.reshape(pixels.shape).astype(np.float32))
-        events.put(Progress(step, config.steps, total, parts, elapsed, preview))
+        state["iterations"] += 1
+        step = stage.offset + state["iterations"]
+        state["current"] = current
+        image = lambda: current.reshape(pixels.shape).astype(np.float32)  # noqa: E731
+        events.put(run.progress(problem, step, total, parts, image))
 
     def worker() -> None:
         try:
@@ -465,8 +670,8 @@ def _lbfgs(
                 callback=on_iteration,
                 # Run the requested iterations: the tolerances only stop a converged run.
                 options={
-                    "maxiter": config.steps,
-                    "maxfun": config.steps * 2,
+                    "maxiter": stage.steps,
+                    "maxfun": stage.steps * 2,
                     "ftol": 1e-12,
                     "gtol": 1e-12,
                 },
@@ -488,5 +693,9 @@ def _lbfgs(
         thread.join()
     if "exception" in state:
         raise state["exception"]
-    stopped = cancel.cancelled and len(history) < config.steps
-    return state["best"].astype(np.float32), history, stopped, state["error"], state["first"]
+    stopped = cancel.cancelled and state["iterations"] < stage.steps
+    best = state["best"].astype(np.float32)
+    carry = best
+    if "current" in state:
+        carry = state["current"].reshape(pixels.shape).astype(np.float32)
+    return _Outcome(best, carry if not stage.last else best, stopped=stopped, error=state["error"])

@@ -193,3 +193,92 @@ def test_style_scale_changes_the_style_targets(content_image, style_image):
 def test_backbones_pooling_init_and_precision_reduce_the_loss(content_image, style_image, changes):
     result = run_stylize(content_image, [style_image], SMALL.replace(steps=6, **changes))
     assert result.final_loss < result.initial_loss and np.isfinite(result.image).all()
+
+
+# ----- coarse to fine, learning-rate schedule, memory pre-flight -------------------------------
+
+
+def test_scale_sizes_grow_by_sqrt2_to_the_output_size():
+    from nst.stylize import scale_sizes
+
+    assert scale_sizes(StyleConfig(size=512, scales=4)) == [181, 256, 362, 512]
+    assert scale_sizes(StyleConfig(size=512, scales=8)) == [128, 181, 256, 362, 512]
+    assert scale_sizes(StyleConfig(size=512, scales=1)) == [512]
+    assert scale_sizes(StyleConfig(size=96, scales=4)) == [96]
+    assert scale_sizes(StyleConfig(size=512, scales=4), warm_start=True) == [512]
+
+
+def test_split_steps_gives_the_final_share_to_the_output_size():
+    from nst.stylize import split_steps
+
+    assert split_steps(100, 1, 0.5) == [100]
+    assert split_steps(100, 4, 0.25) == [25, 25, 25, 25]
+    assert split_steps(10, 3, 0.5) == [3, 2, 5]
+    assert sum(split_steps(7, 5, 0.3)) == 7 and split_steps(7, 5, 0.3)[-1] == 2
+
+
+def test_learning_rate_falls_along_a_cosine():
+    from nst.stylize import learning_rate_at
+
+    config = StyleConfig(learning_rate=0.1, lr_end=0.2)
+    assert learning_rate_at(config, 0, 11) == pytest.approx(0.1)
+    assert learning_rate_at(config, 5, 11) == pytest.approx(0.06)
+    assert learning_rate_at(config, 10, 11) == pytest.approx(0.02)
+    assert learning_rate_at(config.replace(lr_end=1.0), 10, 11) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_coarse_to_fine_numbers_steps_across_scales_and_previews_at_full_size(
+    content_image, style_image, optimizer
+):
+    config = SMALL.replace(size=192, scales=2, steps=8, final_share=0.5, optimizer=optimizer)
+    events = _events(content_image, style_image, config)
+    progress, result = events[:-1], events[-1]
+    assert [e.step for e in progress] == list(range(1, 9))
+    assert all(e.total == 8 for e in progress)
+    previews = [e.preview for e in progress if e.preview is not None]
+    assert len(previews) == 2 and all(p.shape == (144, 192, 3) for p in previews)
+    assert result.image.shape == (144, 192, 3) and result.steps_done == 8
+    assert np.isfinite(result.final_loss) and result.final_loss < result.initial_loss
+    assert result.timings["first_preview"] <= result.timings["total"]
+
+
+def test_averaging_and_decay_still_reduce_the_loss(content_image, style_image):
+    config = SMALL.replace(size=192, scales=2, steps=10, average=0.9, lr_end=0.1)
+    result = run_stylize(content_image, [style_image], config)
+    assert result.final_loss < result.initial_loss and np.isfinite(result.image).all()
+
+
+def test_cancel_during_a_coarse_scale_returns_a_full_size_image(content_image, style_image):
+    token = CancelToken()
+    config = SMALL.replace(size=192, scales=2, steps=20)
+    result = None
+    for event in stylize(content_image, [style_image], config, cancel=token):
+        if isinstance(event, Result):
+            result = event
+        elif event.step == 2:
+            token.cancel()
+    assert result is not None and result.stopped and result.steps_done == 2
+    assert result.image.shape == (144, 192, 3) and np.isfinite(result.final_loss)
+
+
+def test_sizes_that_do_not_fit_in_memory_are_refused_before_starting(
+    content_image, style_image, monkeypatch
+):
+    from nst import stylize as engine
+
+    small = engine.estimate_memory(StyleConfig(size=512), content_image.shape)
+    large = engine.estimate_memory(StyleConfig(size=4096), content_image.shape)
+    assert 0 < small < large
+    assert engine.estimate_memory(
+        StyleConfig(size=1024, optimizer="lbfgs"), content_image.shape
+    ) > engine.estimate_memory(StyleConfig(size=1024), content_image.shape)
+    monkeypatch.setattr(engine, "available_memory", lambda: 2 * 10**9)
+    message = (
+        r"^A 4096 px result needs about \d+ GB of memory but only 2 GB are available; "
+        r"choose a smaller output size\.$"
+    )
+    with pytest.raises(ValueError, match=message):
+        prepare(content_image, [style_image], StyleConfig(size=4096))
+    with pytest.raises(ValueError, match=message):
+        next(stylize(content_image, [style_image], StyleConfig(size=4096)))

@@ -1,0 +1,744 @@
+"""Benchmark of the engine on this machine: ``python -m nst.bench`` (``--json`` for one object).
+
+Sections (``--only`` picks some; all by default):
+
+- ``steps``: seconds per optimization step at each ``--step-sizes`` size, float32 and bfloat16,
+  Adam and L-BFGS; the model's build time and the first step's extra (tracing) time; the conv
+  FLOP rate each step reaches against this machine's ceiling, a large float32 and bfloat16
+  matmul timed in the same run.
+- ``quality``: time to quality on ``--content`` x ``--style`` at ``--size`` (below).
+- ``preview``: seconds from pressing go (model already built) to the first preview image at
+  default settings.
+- ``default``: seconds for a complete default-settings run at ``--size``.
+- ``memory``: peak RSS of default runs at ``--memory-sizes``, each in a fresh process, and the
+  largest size that fits in this machine's memory by a linear fit in the pixel count.
+
+Time to quality. The *evaluation objective* is the default loss in float32 at the full size
+(one scale). The *reference* is the recipe of the TensorFlow style-transfer tutorial: Adam with
+learning rate 0.02, beta_1 0.99, 1000 steps at one scale in float32, starting from the content
+and clipping to [0, 1] after each step. It gives the reference loss L_ref (the evaluation
+objective of its final image) and time T_ref. The product's default path is then timed until
+the evaluation objective of its current image first falls to L_ref or below (time T), and the
+ratio is T_ref / T.
+
+A departure from the tutorial, and why: its Adam epsilon of 0.1 was chosen against its raw,
+unnormalised loss, whose pixel gradients are about 1e2 (its total-variation term alone, 30 x a
+sum of absolute differences, gives each pixel a gradient of 30 to 120), so epsilon was about
+1e-3 of the gradient's size and Adam took steps of about the learning rate per pixel. Our
+normalised loss has gradients about 1e6 times smaller, where an epsilon of 0.1 would shrink
+every step about 1e3-fold and the reference would barely move. Adam is invariant to the scale
+of the loss except through epsilon, so the faithful translation keeps epsilon's *ratio* to the
+gradient: the reference uses epsilon = 1e-3 x the root mean square of its first gradient.
+
+Timing rules: the model is built before any timed section; the time-to-quality clock counts
+only the time spent inside the engine (each evaluation of the objective pauses it), which is
+exact for Adam, whose generator does nothing between items. When a run's own objective is the
+evaluation objective (float32, one scale), its own loss history is used instead, which is exact
+for L-BFGS too. The machine is shared: repeat runs and read the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from nst.config import StyleConfig
+
+DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
+DEFAULT_CONTENT = DEFAULT_IMAGES / "content" / "tubingen.jpg"
+DEFAULT_STYLE = DEFAULT_IMAGES / "style" / "starry_night.jpg"
+SECTIONS = ("steps", "quality", "preview", "default", "memory")
+
+# The TensorFlow tutorial's recipe (https://www.tensorflow.org/tutorials/generative/style_transfer).
+REFERENCE_STEPS = 1000
+REFERENCE_LEARNING_RATE = 0.02
+REFERENCE_BETA_1 = 0.99
+REFERENCE_EPSILON_RATIO = 1e-3  # the tutorial's epsilon relative to its gradients (see above)
+
+# Targets of issue 5, for the table's last column.
+TARGETS = {
+    "time_to_quality_ratio": 10.0,
+    "first_preview_seconds": 3.0,
+    "default_run_seconds": 60.0,
+    "throughput_fraction": 0.9,
+}
+
+
+# ----- inputs and machine ---------------------------------------------------------------------
+
+
+def load_inputs(content: str | Path, style: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """The content and style images as float32 RGB in [0, 1] (read, never copied)."""
+    from nst.images import load_image
+
+    return load_image(content), load_image(style)
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, core count, memory, bfloat16 support and library versions."""
+    import psutil
+    import tensorflow as tf
+
+    from nst.model import cpu_has_bf16, has_gpu, resolve_precision, weights_mode
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cores": os.cpu_count() or 1,
+        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+        "cpu_bf16": cpu_has_bf16(),
+        "gpu": has_gpu(),
+        "default_precision": resolve_precision("auto"),
+        "weights": weights_mode(),
+        "tensorflow": tf.__version__,
+        "python": platform.python_version(),
+        "load_average": [round(value, 2) for value in os.getloadavg()],
+    }
+
+
+def _median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+# ----- ceiling and FLOPs ----------------------------------------------------------------------
+
+
+def matmul_gflops(precision: str, size: int = 4096, repeats: int = 5) -> float:
+    """GFLOP/s of a ``size`` x ``size`` matmul in ``precision``: the machine's compute ceiling.
+
+    The median of ``repeats`` timed runs after one warm-up.
+    """
+    import tensorflow as tf
+
+    dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
+    generator = tf.random.Generator.from_seed(0)
+    left = tf.cast(generator.normal([size, size]), dtype)
+    right = tf.cast(generator.normal([size, size]), dtype)
+    multiply = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)[:1, :1]))
+    multiply(left, right).numpy()
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        multiply(left, right).numpy()
+        seconds.append(time.perf_counter() - started)
+    return 2.0 * size**3 / _median(seconds) / 1e9
+
+
+def conv_flops(model: Any, height: int, width: int) -> float:
+    """Forward FLOPs (2 per multiply-add) of the convolutions of a sequential VGG extractor.
+
+    Walks the layers: a 'same' convolution keeps the spatial size, a pooling layer halves it.
+    """
+    import keras
+
+    total = 0.0
+    channels = 3
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kernel_height, kernel_width = layer.kernel_size
+            total += 2.0 * height * width * kernel_height * kernel_width * channels * layer.filters
+            channels = layer.filters
+        elif isinstance(layer, keras.layers.MaxPooling2D | keras.layers.AveragePooling2D):
+            height, width = height // 2, width // 2
+    return total
+
+
+# ----- step speed -----------------------------------------------------------------------------
+
+
+def build_seconds(precision: str) -> float:
+    """Seconds to build the default extractor (backbone and clone), fresh in this process."""
+    from nst.model import preload
+
+    started = time.perf_counter()
+    preload(precision=precision)
+    return time.perf_counter() - started
+
+
+def step_speed(
+    content: np.ndarray,
+    style: np.ndarray,
+    size: int,
+    precision: str,
+    optimizer: str = "adam",
+    steps: int = 6,
+) -> dict[str, Any]:
+    """Seconds per step of the engine's own loop at one scale (median after the first step).
+
+    ``first_step_extra`` is the first step's time beyond the median: the ``tf.function``
+    tracing (and, for L-BFGS, scipy's set-up).
+    """
+    from nst.stylize import Progress, Result, stylize
+
+    config = StyleConfig(
+        size=size,
+        steps=steps,
+        precision=precision,
+        optimizer=optimizer,
+        scales=1,
+        preview_every=1000,
+    )
+    stamps: list[float] = []
+    result = None
+    for event in stylize(content, [style], config):
+        if isinstance(event, Progress):
+            stamps.append(time.perf_counter())
+        elif isinstance(event, Result):
+            result = event
+    assert result is not None
+    intervals = [later - earlier for earlier, later in itertools.pairwise(stamps)]
+    seconds = _median(intervals)
+    height, width = result.image.shape[:2]
+    return {
+        "size": size,
+        "shape": [height, width],
+        "precision": precision,
+        "optimizer": optimizer,
+        "seconds_per_step": seconds,
+        "first_step_extra": max(0.0, result.timings["first_step"] - seconds),
+        "targets_seconds": result.timings["targets"],
+    }
+
+
+def forward_backward_ratio(content: np.ndarray, size: int, precision: str) -> float:
+    """Time of forward + image gradient over forward alone: supports the x2 FLOP count."""
+    import tensorflow as tf
+
+    from nst.images import resize_longest
+    from nst.model import preload
+
+    extractor = preload(precision=precision)
+    image = tf.constant(resize_longest(content, size)[None])
+
+    @tf.function
+    def forward(pixels: tf.Tensor) -> tf.Tensor:
+        return tf.add_n([tf.reduce_sum(value) for value in extractor(pixels).values()])
+
+    @tf.function
+    def backward(pixels: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            tape.watch(pixels)
+            total = forward(pixels)
+        return tf.reduce_sum(tape.gradient(total, pixels))
+
+    def timed(function: Callable[[tf.Tensor], tf.Tensor]) -> float:
+        function(image).numpy()
+        runs = []
+        for _ in range(3):
+            started = time.perf_counter()
+            function(image).numpy()
+            runs.append(time.perf_counter() - started)
+        return _median(runs)
+
+    return timed(backward) / timed(forward)
+
+
+def steps_section(
+    content: np.ndarray,
+    style: np.ndarray,
+    sizes: Sequence[int],
+    precisions: Sequence[str] = ("float32", "bfloat16"),
+    optimizers: Sequence[str] = ("adam", "lbfgs"),
+    steps: int = 6,
+    matmul_size: int = 4096,
+) -> dict[str, Any]:
+    """Step speed, build time, the matmul ceiling and the FLOP rate reached by each step.
+
+    A step runs the truncated backbone forward and back to the image: the gradient of a
+    convolution with respect to its input costs the same multiply-adds as its forward pass
+    and no weight gradients are computed (the weights are constants), so a step is counted
+    as 2 x the forward conv FLOPs (``forward_backward_ratio`` measures how close the time is).
+    Pooling, ReLU, Gram matrices and the optimizer are not counted: they are overhead.
+    """
+    from nst.model import preload, resolve_precision
+
+    default = resolve_precision("auto")
+    builds = {precision: build_seconds(precision) for precision in precisions}
+    ceiling_before = {precision: matmul_gflops(precision, matmul_size) for precision in precisions}
+    rows = []
+    for size in sizes:
+        for precision in precisions:
+            for optimizer in optimizers:
+                row = step_speed(content, style, size, precision, optimizer, steps)
+                flops = 2.0 * conv_flops(preload(precision=precision).model, *row["shape"])
+                row["gflop_per_step"] = flops / 1e9
+                row["gflops"] = flops / row["seconds_per_step"] / 1e9
+                rows.append(row)
+    ceiling_after = {precision: matmul_gflops(precision, matmul_size) for precision in precisions}
+    ceiling = {p: max(ceiling_before[p], ceiling_after[p]) for p in precisions}
+    for row in rows:
+        row["ceiling_fraction"] = row["gflops"] / ceiling[row["precision"]]
+    adam_default = [
+        row for row in rows if row["optimizer"] == "adam" and row["precision"] == default
+    ]
+    largest = max(adam_default, key=lambda row: row["size"]) if adam_default else None
+    return {
+        "build_seconds": builds,
+        "ceiling_gflops": ceiling,
+        "ceiling_runs_gflops": {"before": ceiling_before, "after": ceiling_after},
+        "steps": rows,
+        "forward_backward_ratio": forward_backward_ratio(content, max(sizes), default),
+        "throughput_fraction": largest["ceiling_fraction"] if largest else None,
+    }
+
+
+# ----- time to quality ------------------------------------------------------------------------
+
+
+def evaluation_config(size: int) -> StyleConfig:
+    """The fixed evaluation objective: the default loss, float32, one scale, at ``size``."""
+    return StyleConfig(size=size, precision="float32", scales=1)
+
+
+def reference_run(
+    content: np.ndarray, style: np.ndarray, size: int, steps: int = REFERENCE_STEPS
+) -> dict[str, Any]:
+    """The TensorFlow tutorial's recipe on the evaluation objective; see the module docstring.
+
+    The clock starts before the targets are computed (model already built), as for the
+    product's run, and excludes only the one-off calibration of epsilon.
+    """
+    import keras
+    import tensorflow as tf
+
+    from nst.stylize import prepare
+
+    config = evaluation_config(size)
+    probe = prepare(content, [style], config)
+    start = tf.constant(probe.content[None])
+    with tf.GradientTape() as tape:
+        tape.watch(start)
+        total, _ = probe.objective(start)
+    gradient = tape.gradient(total, start)
+    epsilon = REFERENCE_EPSILON_RATIO * float(tf.sqrt(tf.reduce_mean(tf.square(gradient))))
+
+    started = time.perf_counter()
+    problem = prepare(content, [style], config)
+    image = tf.Variable(problem.content[None])
+    optimizer = keras.optimizers.Adam(
+        learning_rate=REFERENCE_LEARNING_RATE, beta_1=REFERENCE_BETA_1, epsilon=epsilon
+    )
+
+    @tf.function
+    def train_step() -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            total, _ = problem.objective(image)
+        optimizer.apply_gradients([(tape.gradient(total, image), image)])
+        image.assign(tf.clip_by_value(image, 0.0, 1.0))
+        return total
+
+    curve = []
+    for step in range(1, steps + 1):
+        loss = float(train_step())
+        if step == 1 or step % 10 == 0:
+            curve.append([step, time.perf_counter() - started, loss])
+    seconds = time.perf_counter() - started
+    final_loss = float(problem.objective(tf.constant(image.numpy()))[0])
+    return {
+        "loss": final_loss,
+        "seconds": seconds,
+        "steps": steps,
+        "epsilon": epsilon,
+        "curve": curve,
+    }
+
+
+def _timed_events(events: Iterator[Any]) -> Iterator[tuple[float, Any]]:
+    """Each item of ``events`` with the seconds spent producing it so far (a pausable clock)."""
+    clock = 0.0
+    while True:
+        started = time.perf_counter()
+        try:
+            event = next(events)
+        except StopIteration:
+            return
+        clock += time.perf_counter() - started
+        yield clock, event
+
+
+def fast_run(
+    content: np.ndarray,
+    style: np.ndarray,
+    size: int,
+    target_loss: float,
+    config: StyleConfig | None = None,
+) -> dict[str, Any]:
+    """Time until a run's image first reaches ``target_loss`` on the evaluation objective.
+
+    ``config`` defaults to the product's defaults at ``size``. Previews are requested at
+    every step so that each image can be evaluated (this makes T slightly pessimistic).
+    """
+    import tensorflow as tf
+
+    from nst.stylize import Progress, Result, prepare, stylize
+
+    config = (config or StyleConfig(size=size)).replace(size=size, preview_every=1)
+    evaluator = prepare(content, [style], evaluation_config(size))
+    own_history = config.scales == 1 and config.precision == "float32"
+
+    def evaluate(image: np.ndarray) -> float:
+        return float(evaluator.objective(tf.constant(image[None]))[0])
+
+    reached = None
+    curve: list[list[float]] = []
+    result = None
+    seconds = 0.0
+    for clock, event in _timed_events(stylize(content, [style], config)):
+        seconds = clock
+        if isinstance(event, Result):
+            result = event
+        elif isinstance(event, Progress) and not own_history:
+            loss = evaluate(event.preview)
+            curve.append([event.step, clock, loss])
+            if reached is None and loss <= target_loss:
+                reached = clock
+    assert result is not None
+    final_loss = evaluate(result.image)
+    if own_history:
+        curve = [[row["step"], row["elapsed"], row["loss"]] for row in result.history]
+        below = [row[1] for row in curve if row[2] <= target_loss]
+        reached = below[0] if below else None
+    if reached is None and final_loss <= target_loss:
+        reached = seconds
+    return {
+        "config": {
+            key: value
+            for key, value in config.to_dict().items()
+            if value != StyleConfig().to_dict()[key]
+        },
+        "seconds_to_quality": reached,
+        "seconds": seconds,
+        "final_loss": final_loss,
+        "steps": result.steps_done,
+        "curve": curve[:: max(1, len(curve) // 100)],
+    }
+
+
+def quality_section(
+    content: np.ndarray,
+    style: np.ndarray,
+    size: int,
+    reference_steps: int = REFERENCE_STEPS,
+    reference: dict[str, Any] | None = None,
+    fast_config: StyleConfig | None = None,
+) -> dict[str, Any]:
+    """The reference recipe, then the fast path; their time-to-quality ratio."""
+    reference = reference or reference_run(content, style, size, reference_steps)
+    fast = fast_run(content, style, size, reference["loss"], fast_config)
+    reached = fast["seconds_to_quality"]
+    return {
+        "size": size,
+        "reference": reference,
+        "fast": fast,
+        "time_to_quality_ratio": reference["seconds"] / reached if reached else None,
+    }
+
+
+# ----- previews, default run, memory ----------------------------------------------------------
+
+
+def first_preview_seconds(content: np.ndarray, style: np.ndarray, size: int) -> float:
+    """Seconds from pressing go (model built) to the first preview, at default settings."""
+    from nst.stylize import Progress, stylize
+
+    started = time.perf_counter()
+    events = stylize(content, [style], StyleConfig(size=size))
+    try:
+        for event in events:
+            if isinstance(event, Progress) and event.preview is not None:
+                return time.perf_counter() - started
+    finally:
+        events.close()
+    return float("nan")
+
+
+def default_run(content: np.ndarray, style: np.ndarray, size: int) -> dict[str, Any]:
+    """A complete run at default settings (model built): total seconds and their split."""
+    from nst.stylize import run_stylize
+
+    started = time.perf_counter()
+    result = run_stylize(content, [style], StyleConfig(size=size))
+    return {
+        "size": size,
+        "seconds": time.perf_counter() - started,
+        "steps": result.steps_done,
+        "timings": result.timings,
+        "final_loss": result.final_loss,
+    }
+
+
+def peak_rss_probe(
+    content_path: str, style_path: str, size: int, precision: str, optimizer: str
+) -> dict[str, Any]:
+    """Run a few full-size steps in this process and report its peak RSS (for ``--memory``)."""
+    import nst.stylize as engine
+    from nst.images import load_image
+
+    content, style = load_image(content_path), load_image(style_path)
+    engine.check_memory = lambda *args: None  # measure, do not refuse
+    config = StyleConfig(size=size, steps=3, scales=1, precision=precision, optimizer=optimizer)
+    engine.run_stylize(content, [style], config)
+    # ru_maxrss is in kilobytes on Linux.
+    return {
+        "size": size,
+        "precision": precision,
+        "optimizer": optimizer,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
+
+
+def memory_section(
+    content_path: str | Path,
+    style_path: str | Path,
+    sizes: Sequence[int],
+    precision: str = "auto",
+    optimizer: str = "adam",
+) -> dict[str, Any]:
+    """Peak RSS per size (each in a fresh process) and the largest size that fits here."""
+    import psutil
+
+    from nst.images import load_image, working_shape
+    from nst.model import resolve_precision
+
+    precision = resolve_precision(precision)
+    rows = []
+    for size in sizes:
+        command = [
+            sys.executable,
+            "-m",
+            "nst.bench",
+            "--memory-probe",
+            str(size),
+            "--precision",
+            precision,
+            "--optimizer",
+            optimizer,
+            "--content",
+            str(content_path),
+            "--style",
+            str(style_path),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            rows.append({"size": size, "error": done.stderr.strip().splitlines()[-1:]})
+            continue
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        row["shape"] = list(working_shape(*load_image(content_path).shape[:2], size))
+        rows.append(row)
+    measured = [row for row in rows if "peak_rss_bytes" in row]
+    total = psutil.virtual_memory().total
+    largest = None
+    if len(measured) >= 2 and len({row["size"] for row in measured}) >= 2:
+        pixels = np.array([row["shape"][0] * row["shape"][1] for row in measured], float)
+        peaks = np.array([row["peak_rss_bytes"] for row in measured], float)
+        per_pixel, base = (float(value) for value in np.polyfit(pixels, peaks, 1))
+        per_pixel = max(per_pixel, 1.0)  # tiny sizes in tests: noise can tilt the line
+        aspect = measured[0]["shape"][0] / measured[0]["shape"][1]
+        fits = (total - base) / per_pixel  # pixels that fit in all of this machine's memory
+        largest = {
+            "bytes_per_pixel": per_pixel,
+            "base_bytes": base,
+            "memory_bytes": total,
+            "longest_side": int(math.sqrt(fits / min(aspect, 1 / aspect))),
+            "square_side": int(math.sqrt(fits)),
+        }
+    return {"precision": precision, "optimizer": optimizer, "runs": rows, "largest": largest}
+
+
+# ----- report ---------------------------------------------------------------------------------
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Every requested section, in order, as one JSON-serialisable dict."""
+    from nst.model import preload, resolve_precision
+
+    content, style = load_inputs(args.content, args.style)
+    sections = args.only.split(",") if args.only else list(SECTIONS)
+    report: dict[str, Any] = {"machine": machine_info(), "size": args.size}
+    if "steps" in sections:
+        report.update(steps_section(content, style, args.step_sizes, steps=args.steps))
+    preload(precision=resolve_precision("auto"))
+    preload(precision="float32")
+    if "quality" in sections:
+        reference = None
+        if args.reference and Path(args.reference).is_file():
+            reference = json.loads(Path(args.reference).read_text())
+        fast_config = _parse_config(args.fast) if args.fast else None
+        quality = quality_section(
+            content, style, args.size, args.reference_steps, reference, fast_config
+        )
+        if args.reference and reference is None:
+            Path(args.reference).write_text(json.dumps(quality["reference"]))
+        report["time_to_quality"] = quality
+        report["time_to_quality_ratio"] = quality["time_to_quality_ratio"]
+    if "preview" in sections:
+        runs = [first_preview_seconds(content, style, args.size) for _ in range(args.repeats)]
+        report["first_preview_seconds"] = _median(runs)
+        report["first_preview_runs"] = runs
+    if "default" in sections:
+        runs = [default_run(content, style, args.size) for _ in range(args.repeats)]
+        report["default_run"] = runs[len(runs) // 2]
+        report["default_run_seconds"] = _median([run["seconds"] for run in runs])
+        report["default_run_runs"] = [run["seconds"] for run in runs]
+    if "memory" in sections:
+        report["memory"] = memory_section(args.content, args.style, args.memory_sizes)
+    report["machine"]["load_average_end"] = [round(value, 2) for value in os.getloadavg()]
+    return report
+
+
+def _parse_config(text: str) -> StyleConfig:
+    """``key=value,key=value`` (as on the command line) into a config."""
+    values = dict(item.split("=", 1) for item in text.split(",") if item.strip())
+    return StyleConfig(**values)
+
+
+def _seconds(value: float | None) -> str:
+    return "not reached" if value is None or not math.isfinite(value) else f"{value:.2f} s"
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The report as Markdown: the machine, then one table of figures and targets."""
+    machine = report["machine"]
+    lines = [
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB, "
+        f"{'a GPU' if machine['gpu'] else 'no GPU'}, bfloat16 "
+        f"{'native' if machine['cpu_bf16'] else 'emulated'}; TensorFlow {machine['tensorflow']}; "
+        f"load average {machine['load_average'][0]} at start, "
+        f"{machine.get('load_average_end', ['?'])[0]} at end.",
+        "",
+        "| measure | value | target |",
+        "| --- | --- | --- |",
+    ]
+
+    def row(name: str, value: str, target: str = "") -> None:
+        lines.append(f"| {name} | {value} | {target} |")
+
+    for precision, seconds in report.get("build_seconds", {}).items():
+        row(f"model build ({precision})", f"{seconds:.2f} s")
+    for precision, gflops in report.get("ceiling_gflops", {}).items():
+        row(f"ceiling: 4096² matmul, {precision}", f"{gflops:.0f} GFLOP/s")
+    for step in report.get("steps", []):
+        height, width = step["shape"]
+        name = f"{step['optimizer']} step {width}×{height} {step['precision']}"
+        value = (
+            f"{step['seconds_per_step']:.3f} s (+{step['first_step_extra']:.2f} s first); "
+            f"{step['gflops']:.0f} GFLOP/s = {100 * step['ceiling_fraction']:.0f}% of ceiling"
+        )
+        row(name, value)
+    if report.get("throughput_fraction") is not None:
+        row(
+            "step throughput, default precision",
+            f"{100 * report['throughput_fraction']:.0f}% of ceiling "
+            f"(forward+backward = {report['forward_backward_ratio']:.2f}× forward)",
+            "≥ 90%",
+        )
+    quality = report.get("time_to_quality")
+    if quality:
+        reference, fast = quality["reference"], quality["fast"]
+        row(
+            f"reference (tutorial recipe, {reference['steps']} steps) at {quality['size']} px",
+            f"{reference['seconds']:.1f} s, loss {reference['loss']:.4f}",
+        )
+        row(
+            "fast path: time to reference loss",
+            f"{_seconds(fast['seconds_to_quality'])} ({fast['steps']} steps in "
+            f"{fast['seconds']:.1f} s, final loss {fast['final_loss']:.4f})",
+        )
+        ratio = quality["time_to_quality_ratio"]
+        row("time-to-quality ratio", f"{ratio:.1f}×" if ratio else "not reached", "≥ 10×")
+    if "first_preview_seconds" in report:
+        row("first preview, defaults", _seconds(report["first_preview_seconds"]), "≤ 3 s")
+    if "default_run_seconds" in report:
+        run = report["default_run"]
+        row(
+            f"default run at {run['size']} px ({run['steps']} steps)",
+            _seconds(report["default_run_seconds"]),
+            "≤ 60 s",
+        )
+    memory = report.get("memory")
+    if memory:
+        for run in memory["runs"]:
+            if "peak_rss_bytes" in run:
+                height, width = run["shape"]
+                row(
+                    f"peak RSS {width}×{height} ({memory['precision']}, {memory['optimizer']})",
+                    f"{run['peak_rss_bytes'] / 1e9:.2f} GB",
+                )
+            else:
+                row(f"peak RSS at {run['size']} px", f"failed: {run['error']}")
+        largest = memory["largest"]
+        if largest:
+            row(
+                f"largest size in {largest['memory_bytes'] / 1e9:.0f} GB",
+                f"{largest['longest_side']} px (this aspect), {largest['square_side']} px square",
+            )
+    return "\n".join(lines)
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nst.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--content", default=str(DEFAULT_CONTENT), help="content image")
+    parser.add_argument("--style", default=str(DEFAULT_STYLE), help="style image")
+    parser.add_argument("--size", type=int, default=512, help="size of the quality/default runs")
+    parser.add_argument("--step-sizes", type=_sizes, default=[256, 512], help="e.g. 256,512")
+    parser.add_argument("--steps", type=int, default=6, help="steps timed per step measurement")
+    parser.add_argument("--memory-sizes", type=_sizes, default=[512, 1024, 2048])
+    parser.add_argument("--reference-steps", type=int, default=REFERENCE_STEPS)
+    parser.add_argument(
+        "--reference", help="JSON file: reuse the reference run stored there, or store it there"
+    )
+    parser.add_argument("--fast", help="time another fast path, e.g. scales=1,optimizer=lbfgs")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of preview/default (median)")
+    parser.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)}")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--memory-probe", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
+    parser.add_argument("--optimizer", default="adam", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.memory_probe:
+        probe = peak_rss_probe(
+            args.content, args.style, args.memory_probe, args.precision, args.optimizer
+        )
+        print(json.dumps(probe))
+        return 0
+    if args.only and not set(args.only.split(",")) <= set(SECTIONS):
+        print(f"--only: choose from {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    report = run_benchmark(args)
+    print(json.dumps(report) if args.json else format_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""The benchmark's functions at tiny sizes: keys, types and sane numbers (never timings)."""
+
+import json
+import math
+
+import pytest
+
+from nst import bench
+from nst.model import preload
+
+
+def _positive(value) -> bool:
+    return isinstance(value, float | int) and math.isfinite(value) and value > 0
+
+
+@pytest.fixture(scope="module")
+def images(content_path, style_path):
+    from nst.images import resize_longest
+
+    content, style = bench.load_inputs(content_path, style_path)
+    return resize_longest(content, 128), resize_longest(style, 128)
+
+
+def test_conv_flops_match_the_vgg19_formula_and_scale_with_pixels():
+    model = preload(precision="float32").model
+    flops = bench.conv_flops(model, 64, 64)
+    # VGG19 up to block5_conv2: 2 x multiply-adds of each 3x3 'same' convolution.
+    blocks = [(64, [(3, 64), (64, 64)])]
+    blocks += [(32, [(64, 128), (128, 128)])]
+    blocks += [(16, [(128, 256)] + [(256, 256)] * 3)]
+    blocks += [(8, [(256, 512)] + [(512, 512)] * 3)]
+    blocks += [(4, [(512, 512)] * 2)]
+    expected = sum(
+        2 * side * side * 9 * cin * cout for side, layers in blocks for cin, cout in layers
+    )
+    assert flops == expected
+    assert bench.conv_flops(model, 128, 128) == 4 * flops
+
+
+def test_matmul_ceiling_is_positive():
+    assert _positive(bench.matmul_gflops("float32", size=128, repeats=2))
+    assert _positive(bench.matmul_gflops("bfloat16", size=128, repeats=2))
+
+
+def test_steps_section_reports_speed_and_throughput(images):
+    content, style = images
+    report = bench.steps_section(
+        content, style, [64], optimizers=("adam",), steps=3, matmul_size=128
+    )
+    assert set(report["ceiling_gflops"]) == {"float32", "bfloat16"}
+    assert all(_positive(value) for value in report["ceiling_gflops"].values())
+    assert all(_positive(value) for value in report["build_seconds"].values())
+    assert len(report["steps"]) == 2
+    for row in report["steps"]:
+        assert row["size"] == 64 and row["optimizer"] == "adam"
+        assert row["shape"] == [48, 64]
+        for key in ("seconds_per_step", "gflop_per_step", "gflops", "ceiling_fraction"):
+            assert _positive(row[key]), key
+        assert row["first_step_extra"] >= 0
+    assert _positive(report["throughput_fraction"])
+    assert _positive(report["forward_backward_ratio"])
+    json.dumps(report)
+
+
+def test_lbfgs_step_speed(images):
+    content, style = images
+    row = bench.step_speed(content, style, 64, "float32", "lbfgs", steps=3)
+    assert _positive(row["seconds_per_step"]) and row["optimizer"] == "lbfgs"
+
+
+def test_time_to_quality_against_a_short_reference(images):
+    content, style = images
+    reference = bench.reference_run(content, style, 64, steps=5)
+    assert reference["steps"] == 5 and _positive(reference["seconds"])
+    assert _positive(reference["loss"]) and _positive(reference["epsilon"])
+    fast_config = bench._parse_config("steps=6")
+    quality = bench.quality_section(
+        content, style, 64, reference=reference, fast_config=fast_config
+    )
+    fast = quality["fast"]
+    assert _positive(fast["seconds"]) and _positive(fast["final_loss"])
+    assert fast["steps"] >= 1 and fast["curve"]
+    ratio = quality["time_to_quality_ratio"]
+    assert ratio is None or _positive(ratio)
+    json.dumps(quality)
+
+
+def test_fast_run_with_its_own_history(images):
+    content, style = images
+    config = bench._parse_config("scales=1,precision=float32,steps=4")
+    fast = bench.fast_run(content, style, 64, target_loss=1e9, config=config)
+    assert _positive(fast["seconds_to_quality"]) and len(fast["curve"]) == 4
+
+
+def test_command_line_json_and_table(images, content_path, style_path, capsys):
+    args = ["--content", str(content_path), "--style", str(style_path), "--size", "64"]
+    args += ["--only", "preview,default", "--repeats", "1"]
+    assert bench.main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert _positive(report["first_preview_seconds"])
+    assert _positive(report["default_run_seconds"])
+    assert report["default_run"]["steps"] >= 1
+    assert report["machine"]["cores"] >= 1
+    table = bench.format_table(report)
+    assert "| first preview, defaults |" in table and "≤ 60 s" in table
+    assert bench.main(["--only", "nonsense"]) == 2
+
+
+def test_memory_section_runs_fresh_processes_and_fits_a_line(content_path, style_path):
+    report = bench.memory_section(content_path, style_path, [64, 96])
+    runs = report["runs"]
+    assert [run["size"] for run in runs] == [64, 96]
+    assert all(_positive(run["peak_rss_bytes"]) for run in runs)
+    assert set(report["largest"]) >= {"longest_side", "square_side", "bytes_per_pixel"}
+    assert "peak RSS" in bench.format_table({"machine": _machine(), "memory": report})
+
+
+def _machine():
+    return {
+        "cpu": "test",
+        "cores": 2,
+        "memory_gb": 1.0,
+        "gpu": False,
+        "cpu_bf16": False,
+        "tensorflow": "x",
+        "load_average": [0.0],
+    }
