@@ -152,25 +152,24 @@ class StyleConfig:
         step=0.0001,
         log=True,
     )
+    lr_decay: float = _knob(
+        0.3,
+        "Learning-rate decay",
+        "The share of the last steps over which the learning rate falls along a cosine to "
+        "'Final learning rate'; 0 keeps it constant (the TensorFlow tutorial).",
+        "float",
+        minimum=0.0,
+        maximum=1.0,
+        step=0.05,
+    )
     lr_end: float = _knob(
-        1.0,
+        0.05,
         "Final learning rate",
-        "The learning rate falls along a cosine to this fraction of its value by the last step of "
-        "each scale; 1 keeps it constant (the TensorFlow tutorial).",
+        "With learning-rate decay: the rate at the last step, as a fraction of the learning rate.",
         "float",
         minimum=0.0,
         maximum=1.0,
         step=0.01,
-    )
-    average: float = _knob(
-        0.0,
-        "Iterate averaging",
-        "Adam: the result is a moving average of the recent images with this decay, which "
-        "smooths away the last steps' jitter; 0 = the last image.",
-        "float",
-        minimum=0.0,
-        maximum=0.999,
-        step=0.001,
     )
     init: str = _knob(
         "content",
@@ -311,7 +310,7 @@ class StyleConfig:
     preview_every: int = _knob(
         10,
         "Preview every",
-        "Emit a preview image every this many steps.",
+        "Emit a preview image every this many steps (and always after the first).",
         "int",
         minimum=1,
         maximum=1000,
