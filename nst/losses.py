@@ -31,12 +31,16 @@ def gram_matrix(features: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor
     With ``mask`` (batch, height, width, 1) in [0, 1], positions are weighted by the mask and
     the result is divided by the mask's total weight (a spatially controlled Gram matrix).
     """
+    # A batched matmul over flattened positions rather than tf.einsum: the same numbers, but
+    # on a CPU its gradient runs about twice as fast as einsum's (measured by nst.bench).
+    shape = tf.shape(features)
+    flat = tf.reshape(features, [shape[0], shape[1] * shape[2], shape[3]])
     if mask is None:
-        positions = tf.cast(tf.shape(features)[1] * tf.shape(features)[2], features.dtype)
-        return tf.einsum("bijc,bijd->bcd", features, features) / positions
-    weighted = features * mask
+        positions = tf.cast(shape[1] * shape[2], features.dtype)
+        return tf.matmul(flat, flat, transpose_a=True) / positions
+    weighted = tf.reshape(features * mask, tf.shape(flat))
     total = tf.reduce_sum(mask, axis=[1, 2, 3]) + _EPSILON
-    return tf.einsum("bijc,bijd->bcd", weighted, features) / total[:, None, None]
+    return tf.matmul(weighted, flat, transpose_a=True) / total[:, None, None]
 
 
 def relative_error(value: tf.Tensor, target: tf.Tensor, target_power: tf.Tensor) -> tf.Tensor:
