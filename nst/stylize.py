@@ -137,23 +137,27 @@ class Problem:
         return self.postprocess(np.clip(composed, 0.0, 1.0))
 
 
-# Peak memory of a run, measured with ``python -m nst.bench --memory`` (fresh processes,
-# VGG19 to block5_conv2): a fixed part (TensorFlow, the model, the style image's features)
-# plus a part proportional to the pixels of the working image.
-MEMORY_BASE_BYTES = 1.5e9
-MEMORY_BYTES_PER_PIXEL = {"float32": 6000.0, "bfloat16": 4000.0}
-LBFGS_BYTES_PER_PIXEL = 600.0  # float64 copies and the 10 correction pairs of L-BFGS-B
+# Peak memory of a run, measured with ``python -m nst.bench --only memory`` (a fresh process
+# per size, VGG19 to block5_conv2, Adam): about 1 GB for TensorFlow and the model, plus a part
+# proportional to the working image's pixels (512x384: 1.3 GB in bfloat16, 1.4 GB in float32;
+# 2048x1536: 6.3 GB and 7.8 GB). L-BFGS keeps float64 copies and 10 correction pairs.
+MEMORY_BASE_BYTES = 1.0e9
+MEMORY_BYTES_PER_PIXEL = {"float32": 2150.0, "bfloat16": 1750.0}
+LBFGS_BYTES_PER_PIXEL = 1100.0
+MEMORY_MARGIN = 1.1  # allocator slack and measurement spread
 
 
 def estimate_memory(config: StyleConfig, content_shape: Sequence[int]) -> int:
     """Bytes of memory a run of ``config`` on a content image of ``content_shape`` peaks at."""
     height, width = working_shape(*content_shape[:2], config.size)
-    style_side = min(4096, config.size * config.style_scale)
-    pixels = height * width + style_side**2 * 0.75  # the style image's features, once
     per_pixel = MEMORY_BYTES_PER_PIXEL[resolve_precision(config.precision)]
     if config.optimizer == "lbfgs":
         per_pixel += LBFGS_BYTES_PER_PIXEL
-    return int(MEMORY_BASE_BYTES + per_pixel * pixels)
+    # The style image only goes forward, once, before the first step: about a third of a
+    # step's memory per pixel. Its longest side is size x style_scale; assume it is square.
+    style_side = min(4096.0, config.size * config.style_scale)
+    peak = max(height * width, style_side**2 / 3) * per_pixel
+    return int(MEMORY_BASE_BYTES + MEMORY_MARGIN * peak)
 
 
 def available_memory() -> int:
