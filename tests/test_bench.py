@@ -7,6 +7,7 @@ import pytest
 
 from nst import bench
 from nst.model import preload
+from nst.stylize import run_stylize
 
 
 def _positive(value) -> bool:
@@ -85,11 +86,24 @@ def test_time_to_quality_against_a_short_reference(images):
     json.dumps(quality)
 
 
-def test_fast_run_with_its_own_history(images):
+def test_fast_run_evaluates_the_image_of_every_step(images):
     content, style = images
-    config = bench._parse_config("scales=1,precision=float32,steps=4")
-    fast = bench.fast_run(content, style, 64, target_loss=1e9, config=config)
-    assert _positive(fast["seconds_to_quality"]) and len(fast["curve"]) == 4
+    config = bench._parse_config("precision=float32,steps=4")
+    fast = bench.fast_run(content, style, 64, target_loss=0.0, config=config, stride=1)
+    assert [row[0] for row in fast["curve"]] == [1, 2, 3, 4]
+    assert fast["seconds_to_quality"] is None
+    # In float32 the evaluation objective is the run's own: the image after step k is the
+    # image whose loss step k + 1 reports.
+    history = run_stylize(content, [style], config.replace(size=64)).history
+    assert [row[2] for row in fast["curve"][:3]] == pytest.approx(
+        [row["loss"] for row in history[1:]], rel=1e-3
+    )
+    # Sparse evaluation: images 1 and 4, then 2 and 3 before the first that reached the target.
+    target = fast["curve"][3][2] * (1 + 1e-6)
+    sparse = bench.fast_run(content, style, 64, target_loss=target, config=config, stride=3)
+    assert [row[0] for row in sparse["curve"]] == [1, 2, 3, 4]
+    first = next(row[0] for row in fast["curve"] if row[2] <= target)
+    assert sparse["seconds_to_quality"] == sparse["curve"][first - 1][1]
 
 
 def test_command_line_json_and_table(images, content_path, style_path, capsys):

@@ -160,7 +160,7 @@ def test_batch_runs_every_pair_and_reports_bad_files(tmp_path, content_path, sty
         "--size",
         "64",
         "--steps",
-        "2",
+        "4",
         "--json",
     )
     assert done.returncode == 1
