@@ -196,6 +196,23 @@ def _normalised(weights: Sequence[float], count: int, what: str) -> list[float]:
     return [float(w) / total for w in weights]
 
 
+def run_layers(config: StyleConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(content layers, style layers) of a run: the config's, or the backbone's defaults."""
+    default_content, default_style = default_layers(config.backbone)
+    return config.content_layers or default_content, config.style_layers or default_style
+
+
+def extractor_for(config: StyleConfig) -> Extractor:
+    """The extractor a run of ``config`` uses (built once per process, then shared)."""
+    content_layers, style_layers = run_layers(config)
+    return get_extractor(
+        config.backbone,
+        config.pooling,
+        tuple(dict.fromkeys(content_layers + style_layers)),
+        resolve_precision(config.precision),
+    )
+
+
 def prepare(
     content: np.ndarray,
     styles: Sequence[np.ndarray],
@@ -212,9 +229,7 @@ def prepare(
     for style in styles:
         check_shape(style, what="style image")
     blend = _normalised(config.style_blend, len(styles), "style_blend")
-    default_content, default_style = default_layers(config.backbone)
-    content_layers = config.content_layers or default_content
-    style_layers = config.style_layers or default_style
+    content_layers, style_layers = run_layers(config)
     layer_weights = dict(
         zip(
             style_layers,
@@ -223,12 +238,7 @@ def prepare(
     )
 
     started = time.perf_counter()
-    extractor = get_extractor(
-        config.backbone,
-        config.pooling,
-        tuple(dict.fromkeys(content_layers + style_layers)),
-        resolve_precision(config.precision),
-    )
+    extractor = extractor_for(config)
     built = time.perf_counter()
 
     height, width = working_shape(*content.shape[:2], config.size)
@@ -392,10 +402,12 @@ class _Run:
 
 @dataclass
 class _Outcome:
-    """How one scale ended: the image to keep, the image to refine next, and why it stopped."""
+    """How one scale ended: the image to keep (and its loss, when the scale computed it), the
+    image to refine next, and why it stopped."""
 
     best: np.ndarray
     carry: np.ndarray
+    best_loss: float = float("inf")
     stopped: bool = False
     error: str | None = None
     moments: tuple[tf.Tensor, tf.Tensor, int] | None = None
@@ -461,11 +473,13 @@ def stylize(
         if outcome.stopped or outcome.error:
             break
     assert problem is not None and outcome is not None
-    best = outcome.best
+    best, final_loss = outcome.best, outcome.best_loss
     if best.shape[:2] != run.output_shape:  # stopped before the last scale
         problem = prepare(content, styles, config, mask)
         best = np.clip(resize_to(best, *run.output_shape), 0.0, 1.0)
-    final_loss = _evaluate(problem, best)
+        final_loss = float("inf")
+    if not np.isfinite(final_loss):  # no step was evaluated at the output size
+        final_loss = _evaluate(problem, best)
     timings.update(run.timings)
     timings.setdefault("first_step", 0.0)
     timings["total"] = time.perf_counter() - started
@@ -583,7 +597,7 @@ def _adam(
     best, best_loss = pixels, float("inf")
     for local in range(stage.steps):
         if run.cancel.cancelled:
-            return _Outcome(best, best, stopped=True)
+            return _Outcome(best, best, best_loss, stopped=True)
         step = stage.offset + local + 1
         count += 1
         step_started = time.perf_counter()
@@ -599,18 +613,19 @@ def _adam(
             run.timings["first_step"] = time.perf_counter() - step_started
         if not np.isfinite(total):
             error = _NUMERIC_ERROR.format(value=total, step=step)
-            return _Outcome(best, best, error=error)
+            return _Outcome(best, best, best_loss, error=error)
         if total < best_loss:
             best, best_loss = image[0].numpy(), total
         image = new_image
         yield run.progress(problem, step, total, _floats(parts), lambda s=image: s[0].numpy())
     final = image[0].numpy()
     if not stage.last:
-        return _Outcome(best, final, moments=(m, v, count))
+        return _Outcome(best, final, best_loss, moments=(m, v, count))
     # The final update is not in ``best_loss`` yet: keep it if it is at least as good.
-    if _evaluate(problem, final) <= best_loss:
-        best = final
-    return _Outcome(best, best, moments=(m, v, count))
+    final_loss = _evaluate(problem, final)
+    if final_loss <= best_loss:
+        best, best_loss = final, final_loss
+    return _Outcome(best, best, best_loss, moments=(m, v, count))
 
 
 def _floats(parts: dict[str, Any]) -> dict[str, float]:
@@ -711,4 +726,10 @@ def _lbfgs(
     carry = best
     if "current" in state:
         carry = state["current"].reshape(pixels.shape).astype(np.float32)
-    return _Outcome(best, carry if not stage.last else best, stopped=stopped, error=state["error"])
+    return _Outcome(
+        best,
+        carry if not stage.last else best,
+        state["best_loss"],
+        stopped=stopped,
+        error=state["error"],
+    )

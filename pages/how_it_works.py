@@ -113,7 +113,8 @@ st.markdown(
     "from the photo; the balance between them is what the *style intensity* and *content weight* "
     "sliders set. A flat curve means more steps will change little."
 )
-latest = gallery.results()[-1] if gallery.results() else None
+made = gallery.results()
+latest = made[-1] if made else None
 if latest is not None and latest.history:
     st.caption(f"Your latest run ({latest.label}):")
     results.loss_chart(latest.history)

@@ -6,6 +6,8 @@ uses); only the features differ: simple colour-and-edge responses stand in for t
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -70,8 +72,9 @@ def shuffle_tiles(image: np.ndarray, tile: int, seed: int = 0) -> np.ndarray:
     return tiles.reshape(rows, cols, tile, tile, -1).swapaxes(1, 2).reshape(height, width, -1)
 
 
+@functools.cache
 def explainer_samples(side: int = 192) -> dict[str, np.ndarray]:
-    """Float crops of the sample styles, for the illustrations."""
+    """Float crops of the sample styles, for the illustrations (made once per process)."""
     return {
         name: resize_to(picture.as_float(), side, side) for name, picture in sample_styles().items()
     }

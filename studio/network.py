@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from typing import Any
-
 import streamlit as st
 
 from nst.config import StyleConfig
 
 
-@st.cache_resource(show_spinner=False, max_entries=6)
-def _extractor(backbone: str, pooling: str, precision: str, weights: str) -> Any:
-    """The shared, thread-safe extractor (``weights``, the NST_WEIGHTS value, keys the cache)."""
-    from nst.model import preload
-
-    return preload(backbone, pooling, precision)
-
-
 def ensure_model(config: StyleConfig) -> None:
-    """Build (once per process) the backbone the run needs; raises ``WeightsError``."""
+    """Build the extractor the run needs (the engine keeps it for every session of the
+    process); raises ``WeightsError``, or ``ValueError`` for a layer the network lacks."""
     from nst.model import weights_mode
+    from nst.stylize import extractor_for
 
     if weights_mode() == "imagenet":
         message = (
@@ -30,8 +21,7 @@ def ensure_model(config: StyleConfig) -> None:
     else:
         message = f"Building the {config.backbone.upper()} network…"
     with st.spinner(message):
-        weights = os.environ.get("NST_WEIGHTS", "")
-        _extractor(config.backbone, config.pooling, config.precision, weights)
+        extractor_for(config)
 
 
 def weights_banner() -> None:

@@ -55,7 +55,6 @@ class StudioResult:
     stopped: bool
     error: str | None = None
     history: list[dict[str, float]] = field(default_factory=list)
-    final_loss: float | None = None
     continued_from: int | None = None
     adjustments: dict[str, float] = field(default_factory=dict)
 

@@ -76,29 +76,24 @@ def _reset_keys(keys: tuple[str, ...]) -> None:
 def download_buttons(record: StudioResult, *, key_prefix: str, stacked: bool = False) -> None:
     """PNG (settings embedded) and JPEG downloads at full output size, encoded on click."""
     stem = f"stylized-{record.result_id}"
-    left, right = (st.container(), st.container()) if stacked else st.columns(2)
-    left.download_button(
-        "Download PNG",
-        data=record.png_bytes,  # a callable: encoded when clicked, on another thread
-        file_name=f"{stem}.png",
-        mime="image/png",
-        key=f"{key_prefix}_png_{record.result_id}",
-        on_click="ignore",
-        icon=":material/download:",
-        type="primary",
-        help="Full output size, with all settings embedded in the file.",
-        width="stretch",
+    slots = (st.container(), st.container()) if stacked else st.columns(2)
+    png = {"type": "primary", "help": "Full output size, with all settings embedded in the file."}
+    formats = (
+        ("PNG", record.png_bytes, "png", "image/png", png),
+        ("JPEG", record.jpeg_bytes, "jpg", "image/jpeg", {}),
     )
-    right.download_button(
-        "Download JPEG",
-        data=record.jpeg_bytes,
-        file_name=f"{stem}.jpg",
-        mime="image/jpeg",
-        key=f"{key_prefix}_jpg_{record.result_id}",
-        on_click="ignore",
-        icon=":material/download:",
-        width="stretch",
-    )
+    for slot, (label, data, extension, mime, extra) in zip(slots, formats):
+        slot.download_button(
+            f"Download {label}",
+            data=data,  # a callable: encoded when clicked, on another thread
+            file_name=f"{stem}.{extension}",
+            mime=mime,
+            key=f"{key_prefix}_{extension}_{record.result_id}",
+            on_click="ignore",
+            icon=":material/download:",
+            width="stretch",
+            **extra,
+        )
 
 
 def comparison(record: StudioResult, image: np.ndarray) -> None:

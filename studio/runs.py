@@ -82,16 +82,14 @@ def start_run(
     init_image = None
     if base is not None:
         init_image = base.final_image()
-        if content is None or content.key != base.content_key:
-            info_content = (to_float(base.content), base.content_name, base.content_key)
-        else:
-            info_content = (content.as_float(), content.name, content.key)
+    if base is not None and (content is None or content.key != base.content_key):
+        info_content = (to_float(base.content), base.content_name, base.content_key)
     else:
         assert content is not None
         info_content = (content.as_float(), content.name, content.key)
     try:
         ensure_model(config)
-    except WeightsError as error:
+    except (WeightsError, ValueError) as error:  # no weights, or a layer the network lacks
         st.error(str(error))
         return None
     photo, name, key = info_content
@@ -324,14 +322,13 @@ def _outcome_record(info: RunInfo, status: Any, result: Any) -> StudioResult | N
         image, config, history = result.image, result.config, list(result.history)
         seconds = float(result.timings.get("total", 0.0))
         steps_done, stopped, error = int(result.steps_done), bool(result.stopped), result.error
-        final_loss = result.final_loss if math.isfinite(result.final_loss) else None
     elif status is not None and status.preview is not None:
         # the run did not hand back its result in time: keep the last preview
         progress = status.progress
         image, config, history = status.preview, info.config, list(status.history)
         seconds = float(progress.elapsed) if progress is not None else 0.0
         steps_done = int(progress.step) if progress is not None else 0
-        stopped, error, final_loss = True, status.error, None
+        stopped, error = True, status.error
     else:
         return None
     return StudioResult(
@@ -348,7 +345,6 @@ def _outcome_record(info: RunInfo, status: Any, result: Any) -> StudioResult | N
         stopped=stopped,
         error=error,
         history=history,
-        final_loss=final_loss,
         continued_from=info.continued_from,
     )
 

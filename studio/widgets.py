@@ -121,11 +121,11 @@ def spec_widget(spec: FieldSpec, *, key: str, help_suffix: str = "", bind: bool 
     return widget(spec.label, min_value=low, max_value=high, step=step, **common)
 
 
-def _settings_widgets(specs: Iterable[FieldSpec], columns: int = 1) -> dict[str, Any]:
+def _settings_widgets(specs: Iterable[FieldSpec], columns: int) -> dict[str, Any]:
     """Linked widgets for the settings fields, spread over ``columns``; name → raw value."""
     values: dict[str, Any] = {}
     specs = list(specs)
-    slots = st.columns(columns) if columns > 1 else [st.container()]
+    slots = st.columns(columns)
     for spec, slot in zip(specs, itertools.cycle(slots)):
         with slot:
             values[spec.name] = spec_widget(

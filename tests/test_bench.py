@@ -57,7 +57,7 @@ def test_steps_section_reports_speed_and_throughput(images):
         assert row["shape"] == [48, 64]
         for key in ("seconds_per_step", "gflop_per_step", "gflops", "ceiling_fraction"):
             assert _positive(row[key]), key
-        assert row["first_step_extra"] >= 0
+        assert _positive(row["targets_seconds"])
     assert _positive(report["throughput_fraction"])
     assert _positive(report["forward_backward_ratio"])
     json.dumps(report)
@@ -81,8 +81,9 @@ def test_time_to_quality_against_a_short_reference(images):
     fast = quality["fast"]
     assert _positive(fast["seconds"]) and _positive(fast["final_loss"])
     assert fast["steps"] >= 1 and fast["curve"]
-    ratio = quality["time_to_quality_ratio"]
-    assert ratio is None or _positive(ratio)
+    reached, ratio = fast["seconds_to_quality"], quality["time_to_quality_ratio"]
+    assert (ratio is None) == (reached is None)
+    assert reached is None or ratio == pytest.approx(reference["seconds"] / reached)
     json.dumps(quality)
 
 
@@ -116,7 +117,8 @@ def test_command_line_json_and_table(images, content_path, style_path, capsys):
     assert report["default_run"]["steps"] >= 1
     assert report["machine"]["cores"] >= 1
     table = bench.format_table(report)
-    assert "| first preview, defaults |" in table and "≤ 60 s" in table
+    assert "| first preview, defaults |" in table
+    assert f"| {report['default_run_seconds']:.2f} s | ≤ 60 s |" in table
     assert bench.main(["--only", "nonsense"]) == 2
 
 

@@ -18,6 +18,17 @@ def _events(content, style, config, **options):
     return list(stylize(content, [style], config, **options))
 
 
+def _cancelled_at(step, content, style, config):
+    """The result of a run whose cancel token is set after its ``step``-th step."""
+    token = CancelToken()
+    for event in stylize(content, [style], config, cancel=token):
+        if isinstance(event, Result):
+            return event
+        if event.step == step:
+            token.cancel()
+    raise AssertionError("stylize ended without a result")
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_run_streams_progress_and_ends_with_a_better_image(content_image, style_image, optimizer):
     config = SMALL.replace(optimizer=optimizer)
@@ -48,15 +59,9 @@ def test_same_seed_same_image_other_seed_other_image(content_image, style_image)
 
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_cancellation_ends_early_and_keeps_the_best_image(content_image, style_image, optimizer):
-    token = CancelToken()
     config = SMALL.replace(steps=50, optimizer=optimizer)
-    result = None
-    for event in stylize(content_image, [style_image], config, cancel=token):
-        if isinstance(event, Result):
-            result = event
-        elif event.step == 3:
-            token.cancel()
-    assert result is not None and result.stopped
+    result = _cancelled_at(3, content_image, style_image, config)
+    assert result.stopped
     assert 3 <= result.steps_done <= 4
     assert np.isfinite(result.image).all() and result.final_loss < result.initial_loss
 
@@ -244,19 +249,13 @@ def test_coarse_to_fine_numbers_steps_across_scales_and_previews_at_full_size(
     assert len(previews) == 3 and all(p.shape == (144, 192, 3) for p in previews)
     assert result.image.shape == (144, 192, 3) and result.steps_done == 8
     assert np.isfinite(result.final_loss) and result.final_loss < result.initial_loss
-    assert result.timings["first_preview"] <= result.timings["total"]
+    assert result.timings["first_preview"] > 0
 
 
 def test_cancel_during_a_coarse_scale_returns_a_full_size_image(content_image, style_image):
-    token = CancelToken()
     config = SMALL.replace(size=192, scales=2, steps=20)
-    result = None
-    for event in stylize(content_image, [style_image], config, cancel=token):
-        if isinstance(event, Result):
-            result = event
-        elif event.step == 2:
-            token.cancel()
-    assert result is not None and result.stopped and result.steps_done == 2
+    result = _cancelled_at(2, content_image, style_image, config)
+    assert result.stopped and result.steps_done == 2
     assert result.image.shape == (144, 192, 3) and np.isfinite(result.final_loss)
 
 
