@@ -57,17 +57,28 @@ class StudioResult:
     history: list[dict[str, float]] = field(default_factory=list)
     continued_from: int | None = None
     adjustments: dict[str, float] = field(default_factory=dict)
+    # (image, content) fitted within a side, made once per side (see ``fitted``).
+    _fitted: dict[int, tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
-    @functools.cached_property
-    def thumbnail(self) -> np.ndarray:
-        return fit_within(self.image, THUMB_SIDE)
+    def fitted(self, side: int) -> tuple[np.ndarray, np.ndarray]:
+        """(image, content) as uint8 with the longest side at most ``side``, kept per side."""
+        if side not in self._fitted:
+            self._fitted[side] = (fit_within(self.image, side), fit_within(self.content, side))
+        return self._fitted[side]
+
+    def shown(self, side: int = DISPLAY_SIDE) -> np.ndarray:
+        """The image with the current adjustments, at most ``side`` px, for viewing: the
+        adjustments act pixel by pixel, so they are applied at the size shown, not in full."""
+        image, content = self.fitted(side)
+        if not self.adjustments:
+            return image
+        return to_uint8(adjusted(image, content, self.adjustments))
 
     def final_thumbnail(self) -> np.ndarray:
         """The thumbnail with the current adjustments."""
-        if not self.adjustments:
-            return self.thumbnail
-        content = fit_within(self.content, THUMB_SIDE)
-        return to_uint8(adjusted(self.thumbnail, content, self.adjustments))
+        return self.shown(THUMB_SIDE)
 
     @property
     def nbytes(self) -> int:

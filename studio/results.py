@@ -13,7 +13,7 @@ import streamlit as st
 from nst.config import StyleConfig, field_spec, field_specs
 from nst.images import resize_to
 from studio.gallery import delete_result, request_continue
-from studio.records import StudioResult, for_display, format_seconds, to_float
+from studio.records import DISPLAY_SIDE, StudioResult, format_seconds, to_float
 from studio.widgets import APP_MANAGED, list_text, spec_widget, specs_in
 
 CHART_POINTS = 300
@@ -96,13 +96,14 @@ def download_buttons(record: StudioResult, *, key_prefix: str, stacked: bool = F
         )
 
 
-def comparison(record: StudioResult, image: np.ndarray) -> None:
-    """Before/after side by side, and a wipe between the two."""
-    shown = for_display(image)
+def comparison(record: StudioResult) -> None:
+    """Before/after side by side (as adjusted), and a wipe between the two."""
+    shown = record.shown()
+    _, photo = record.fitted(DISPLAY_SIDE)
     side, swipe = st.tabs(["Before / after", "Wipe"])
     with side:
         before, after = st.columns(2)
-        before.image(for_display(record.content), caption="Before: your photo", width="stretch")
+        before.image(photo, caption="Before: your photo", width="stretch")
         after.image(shown, caption=f"After: {record.size_text}", width="stretch")
     with swipe:
         position = st.slider(
@@ -115,7 +116,7 @@ def comparison(record: StudioResult, image: np.ndarray) -> None:
             help="Left of the line: your photo. Right: the result.",
         )
         st.image(
-            wipe(for_display(record.content), shown, position / 100),
+            wipe(photo, shown, position / 100),
             caption="Before | after",
             width="stretch",
         )
@@ -144,7 +145,7 @@ def result_panel(record: StudioResult) -> None:
             width="stretch",
         )
     with view:
-        comparison(record, record.final_image())
+        comparison(record)
         download_buttons(record, key_prefix="result")
     if record.history:
         with st.expander("Loss curves of this run", icon=":material/show_chart:"):
@@ -207,7 +208,7 @@ def compare_results(first: StudioResult, second: StudioResult) -> None:
     """Two results side by side, with the settings in which they differ."""
     left, right = st.columns(2)
     for column, item in ((left, first), (right, second)):
-        column.image(for_display(item.final_image()), caption=item.label, width="stretch")
+        column.image(item.shown(), caption=item.label, width="stretch")
     table = pd.DataFrame(
         {f"#{item.result_id}": _comparison_column(item) for item in (first, second)}
     )
