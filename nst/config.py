@@ -144,9 +144,8 @@ class StyleConfig:
     )
     # Learning rate and its decay, measured with nst.bench at 512 px (README, Benchmarks): with
     # Adam's beta_1 at 0.9 (see nst.stylize) a rate of 0.1 whose last 30% falls along a cosine
-    # reaches the lowest loss for a given number of steps; 0.07 and 0.15 end higher, a cosine
-    # over the whole run or a constant rate end higher, and so does a Laplacian-pyramid
-    # parametrisation of the image at any rate from 0.012 to 0.05.
+    # reaches the lowest loss for a given number of steps; 0.07 and 0.15 end higher, and so do
+    # a cosine over the whole run and a constant rate.
     learning_rate: float = _knob(
         0.1,
         "Learning rate",
