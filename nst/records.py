@@ -1,0 +1,73 @@
+"""The records a run produces and the token that stops it: no TensorFlow, so the web tier imports
+them freely (a page, a job backend, a queue worker's client side).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from nst.config import StyleConfig
+
+
+class CancelToken:
+    """Set from any thread to end a run at its next step."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One optimization step.
+
+    Attributes:
+        step: steps done so far (1-based). total: steps planned.
+        loss: weighted objective of the image before this step; parts: its named terms.
+        elapsed: seconds since the run started. preview: the current image, every
+            ``preview_every`` steps, at the first and at the last step, else None.
+    """
+
+    step: int
+    total: int
+    loss: float
+    parts: dict[str, float]
+    elapsed: float
+    preview: np.ndarray | None = None
+
+    @property
+    def seconds_left(self) -> float:
+        return self.elapsed / max(self.step, 1) * (self.total - self.step)
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of a run (finished, stopped or failed: there is always an image).
+
+    Attributes:
+        image: float32 RGB in [0, 1] at the working size, the best image seen.
+        history: one dict per step: step, loss, content, style, tv, elapsed.
+        timings: seconds: build (model), targets, first_step, optimize, total.
+        stopped: the run was cancelled before its last step.
+        error: a plain sentence if the run ended on a numerical failure, else None.
+        initial_loss / final_loss: the objective of the first and of the returned image.
+    """
+
+    image: np.ndarray
+    history: list[dict[str, float]]
+    timings: dict[str, float]
+    config: StyleConfig
+    stopped: bool = False
+    error: str | None = None
+    initial_loss: float = float("nan")
+    final_loss: float = float("nan")
+    steps_done: int = 0
