@@ -49,6 +49,9 @@ CARRY_MOMENTS = True
 Event = Progress | Result
 
 
+ExtraLoss = Callable[[tf.Tensor], dict[str, tf.Tensor]]
+
+
 @dataclass
 class Problem:
     """Everything fixed during one run: the extractor, the targets and the pixel mapping."""
@@ -60,6 +63,9 @@ class Problem:
     weights: LossWeights
     pixel_mask: tf.Tensor | None  # (1, h, w, 1): where the optimized pixels show
     postprocess: Callable[[np.ndarray], np.ndarray]
+    # Further weighted terms of the objective (e.g. a video's temporal loss): the image the loss
+    # sees -> named weighted parts, added to the total and reported like the built-in ones.
+    extra_loss: ExtraLoss | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     def compose(self, pixels: tf.Tensor) -> tf.Tensor:
@@ -78,7 +84,14 @@ class Problem:
                 name: value if name in self.content_targets else tf.cast(value, tf.bfloat16)
                 for name, value in features.items()
             }
-        return total_loss(image, features, self.content_targets, self.style_targets, self.weights)
+        total, parts = total_loss(
+            image, features, self.content_targets, self.style_targets, self.weights
+        )
+        if self.extra_loss is not None:
+            extra = self.extra_loss(image)
+            parts = {**parts, **extra}
+            total = total + tf.add_n(list(extra.values()))
+        return total, parts
 
     def finish(self, pixels: np.ndarray) -> np.ndarray:
         """The user-facing image: composed with the content and colour-restored."""
@@ -158,8 +171,13 @@ def prepare(
     styles: Sequence[np.ndarray],
     config: StyleConfig,
     mask: np.ndarray | None = None,
+    extra_loss: ExtraLoss | None = None,
 ) -> Problem:
-    """Resize the inputs, build the extractor and compute all targets once."""
+    """Resize the inputs, build the extractor and compute all targets once.
+
+    ``extra_loss`` (optional) maps the (1, h, w, 3) image the loss sees at the working size to
+    further named, weighted loss terms.
+    """
     if not styles:
         raise ValueError("styles: give at least one style image.")
     if mask is not None and len(styles) > 2:
@@ -235,6 +253,7 @@ def prepare(
         weights=LossWeights(config.content_weight, config.style_weight, config.tv_weight),
         pixel_mask=pixel_mask,
         postprocess=postprocess,
+        extra_loss=extra_loss,
     )
     problem.timings.update(build=built - started, targets=time.perf_counter() - built)
     return problem
@@ -361,6 +380,7 @@ def stylize(
     mask: np.ndarray | None = None,
     init_image: np.ndarray | None = None,
     cancel: CancelToken | None = None,
+    extra_loss: ExtraLoss | None = None,
 ) -> Iterator[Event]:
     """Repaint ``content`` in the style of ``styles``.
 
@@ -377,6 +397,8 @@ def stylize(
         init_image: optional warm start (e.g. a previous result), any size; it is refined at
             the output size only.
         cancel: set it to end the run early; the result keeps the best image so far.
+        extra_loss: further loss terms at the output size (see ``prepare``); only with one
+            scale, since the terms are defined at the output size.
 
     Yields:
         A ``Progress`` after each step (numbered across all scales; previews are always at the
@@ -385,6 +407,8 @@ def stylize(
     started = time.perf_counter()
     check_memory(config, content.shape)
     sizes = scale_sizes(config, warm_start=init_image is not None)
+    if extra_loss is not None and len(sizes) > 1:
+        raise ValueError("scales: extra loss terms need a single scale; set scales to 1.")
     counts = split_steps(config.steps, len(sizes), config.final_share)
     stages, offset = [], 0
     for index, (size, steps) in enumerate(zip(sizes, counts)):
@@ -402,7 +426,7 @@ def stylize(
     problem: Problem | None = None
     outcome: _Outcome | None = None
     for stage in stages:
-        problem = prepare(content, styles, config.replace(size=stage.size), mask)
+        problem = prepare(content, styles, config.replace(size=stage.size), mask, extra_loss)
         timings["build"] += problem.timings["build"]
         timings["targets"] += problem.timings["targets"]
         if outcome is None:
@@ -415,7 +439,7 @@ def stylize(
     assert problem is not None and outcome is not None
     best, final_loss = outcome.best, outcome.best_loss
     if best.shape[:2] != run.output_shape:  # stopped before the last scale
-        problem = prepare(content, styles, config, mask)
+        problem = prepare(content, styles, config, mask, extra_loss)
         best = np.clip(resize_to(best, *run.output_shape), 0.0, 1.0)
         final_loss = float("inf")
     if not np.isfinite(final_loss):  # no step was evaluated at the output size
