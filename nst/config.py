@@ -441,3 +441,24 @@ def _checked(spec: FieldSpec, value: Any) -> Any:
             raise ValueError(f"{name}: must be a whole number {_range_text(spec)}; got {value!r}.")
         return int(number)
     return number
+
+
+def validate(config: StyleConfig, style_count: int, has_mask: bool) -> None:
+    """Check the settings against the inputs of a run; raise ``ValueError`` with one sentence.
+
+    The checks that need more than the settings: how many style images there are and whether a
+    mask is given. The engine (``nst.stylize.prepare``) and the studio both call this.
+    """
+    if style_count < 1:
+        raise ValueError("Give at least one style image.")
+    blend = config.style_blend
+    if blend and len(blend) != style_count:
+        raise ValueError(
+            f"{field_spec('style_blend').label}: give one weight per style ({style_count} "
+            f"chosen, {len(blend)} given), or leave it empty for equal weights."
+        )
+    if has_mask and style_count > 2:
+        raise ValueError(
+            f"A mask works with one or two styles (white: first, black: second); "
+            f"{style_count} are chosen."
+        )

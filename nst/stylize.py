@@ -22,7 +22,7 @@ import scipy.optimize
 import tensorflow as tf
 
 from nst import color
-from nst.config import StyleConfig
+from nst.config import StyleConfig, validate
 from nst.images import MIN_SIDE, check_shape, resize_to, working_shape
 from nst.losses import LossWeights, StyleTarget, gram_matrix, total_loss
 from nst.model import Extractor, default_layers, get_extractor, resolve_precision
@@ -178,10 +178,7 @@ def prepare(
     ``extra_loss`` (optional) maps the (1, h, w, 3) image the loss sees at the working size to
     further named, weighted loss terms.
     """
-    if not styles:
-        raise ValueError("styles: give at least one style image.")
-    if mask is not None and len(styles) > 2:
-        raise ValueError("mask: a mask works with one or two styles (white: first, black: second).")
+    validate(config, len(styles), mask is not None)
     check_shape(content, what="content image")
     check_memory(config, content.shape)
     for style in styles:
@@ -238,8 +235,9 @@ def prepare(
                     name: tf.image.resize(part, content_features[name].shape[1:3], method="area")
                     for name in style_layers
                 },
-                # Both regions count fully; blend weights still scale each style.
-                weight=weight * len(styles),
+                # Blend weights (summing to 1) scale each region's style, so the style part's
+                # scale, and the slider's meaning, is the same with and without a mask.
+                weight=weight,
             )
             for grams, part, weight in zip(style_grams, regions, blend)
         ]

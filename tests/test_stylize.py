@@ -155,6 +155,33 @@ def test_mask_with_two_styles_builds_two_regions(content_image, style_image):
         prepare(content_image, [style_image] * 3, SMALL, mask)
 
 
+def test_mask_keeps_the_style_part_at_the_same_scale(content_image, style_image):
+    # The same style on both sides of a half mask, measured on noise (whose features have the
+    # same statistics everywhere): each region's Gram error is about the whole image's, so the
+    # style part must be about what it is without a mask, not twice it.
+    mask = np.zeros(content_image.shape[:2], np.float32)
+    mask[:, : mask.shape[1] // 2] = 1.0
+    noise = np.random.default_rng(3).uniform(0.0, 1.0, (1, 96, 72, 3)).astype(np.float32)
+    styles = [style_image, style_image]
+    plain = prepare(content_image, styles, SMALL)
+    masked = prepare(content_image, styles, SMALL, mask)
+    assert sum(target.weight for target in masked.style_targets) == pytest.approx(1.0)
+    pixels = tf.constant(resize_to(noise[0], *plain.content.shape[:2])[None])
+    plain_style = float(plain.objective(pixels)[1]["style"])
+    masked_style = float(masked.objective(pixels)[1]["style"])
+    assert masked_style == pytest.approx(plain_style, rel=0.2)
+
+
+def test_validate_names_the_combination_that_cannot_run(content_image, style_image):
+    with pytest.raises(ValueError, match=r"^Give at least one style image\.$"):
+        prepare(content_image, [], SMALL)
+    with pytest.raises(ValueError, match=r"give one weight per style \(2 chosen, 3 given\)"):
+        prepare(content_image, [style_image] * 2, SMALL.replace(style_blend=(1.0, 2.0, 3.0)))
+    mask = np.ones(content_image.shape[:2], np.float32)
+    with pytest.raises(ValueError, match=r"one or two styles .*; 3 are chosen\.$"):
+        prepare(content_image, [style_image] * 3, SMALL, mask)
+
+
 def _chroma_distance(image, reference):
     target = resize_to(reference, *image.shape[:2])
     return float(
