@@ -12,9 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import keras
 import numpy as np
@@ -108,20 +111,84 @@ def default_layers(backbone: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return DEFAULT_LAYERS[backbone]
 
 
-_lock = threading.RLock()
-_backbones: dict[tuple[str, str], keras.Model] = {}
-_extractors: dict[tuple, Extractor] = {}
+Value = TypeVar("Value")
+
+
+class BuildCache(Generic[Value]):
+    """A thread-safe LRU cache of built values, each key built at most once at a time.
+
+    A value is built outside the cache's lock (a weight download or a model build then blocks
+    only the callers that want that same key, never the others); callers asking for a key that
+    is being built wait for that build and share its value or its exception. Failed builds are
+    not cached. Beyond ``capacity`` values, the least recently used is dropped: it is freed once
+    the runs still holding it finish.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._values: OrderedDict[Hashable, Value] = OrderedDict()
+        self._building: dict[Hashable, Future[Value]] = {}
+
+    def get(self, key: Hashable, build: Callable[[], Value]) -> Value:
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+            pending = self._building.get(key)
+            if pending is None:
+                future: Future[Value] = Future()
+                self._building[key] = future
+        if pending is not None:
+            return pending.result()
+        try:
+            value = build()
+        except BaseException as error:
+            with self._lock:
+                del self._building[key]
+            future.set_exception(error)
+            raise
+        with self._lock:
+            del self._building[key]
+            self._values[key] = value
+            while len(self._values) > self.capacity:
+                self._values.popitem(last=False)
+        future.set_result(value)
+        return value
+
+    def cached_keys(self) -> list[Hashable]:
+        """The cached keys, least recently used first."""
+        with self._lock:
+            return list(self._values)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
+# Memory bounds. A backbone with its weights is 60-100 MB (VGG16 59 MB, VGG19 80 MB, ResNet50
+# 94 MB in float32), and every extractor is a truncated copy of one (up to the same size): each
+# distinct layer choice would otherwise keep another copy for the life of the process. Three
+# backbones cover each architecture once; four extractors cover the default layers in both
+# precisions plus two custom layer choices, at most about 0.7 GB together.
+BACKBONE_CACHE_SIZE = 3
+EXTRACTOR_CACHE_SIZE = 4
+
+_devices_configured = threading.Lock()
+_backbones: BuildCache[keras.Model] = BuildCache(BACKBONE_CACHE_SIZE)
+_extractors: BuildCache[Extractor] = BuildCache(EXTRACTOR_CACHE_SIZE)
 
 
 def load_backbone(backbone: str) -> keras.Model:
     """The full convolutional backbone with weights per ``NST_WEIGHTS``, cached per process."""
     spec = os.environ.get("NST_WEIGHTS", "").strip() or "imagenet"
-    key = (backbone, spec)
-    with _lock:
-        if key not in _backbones:
+
+    def build() -> keras.Model:
+        with _devices_configured:
             configure_devices()
-            _backbones[key] = _build_backbone(backbone, spec)
-        return _backbones[key]
+        return _build_backbone(backbone, spec)
+
+    return _backbones.get((backbone, spec), build)
 
 
 def _build_backbone(backbone: str, spec: str) -> keras.Model:
@@ -210,17 +277,17 @@ def get_extractor(
     """An extractor for ``layers`` (default: the backbone's content and style layers).
 
     The network is truncated after the deepest requested layer. Built once per
-    (backbone, pooling, layers, precision, weights) and shared by all threads.
+    (backbone, pooling, layers, precision, weights) and shared by all threads; the
+    ``EXTRACTOR_CACHE_SIZE`` most recently used are kept.
     """
     if layers is None:
         content, style = default_layers(backbone)
         layers = tuple(dict.fromkeys(content + style))
     spec = os.environ.get("NST_WEIGHTS", "").strip() or "imagenet"
     key = (backbone, pooling, tuple(layers), precision, spec)
-    with _lock:
-        if key not in _extractors:
-            _extractors[key] = _build_extractor(backbone, pooling, tuple(layers), precision)
-        return _extractors[key]
+    return _extractors.get(
+        key, lambda: _build_extractor(backbone, pooling, tuple(layers), precision)
+    )
 
 
 def _build_extractor(

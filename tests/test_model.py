@@ -57,6 +57,70 @@ def test_average_pooling_replaces_max_pooling():
     assert "AveragePooling2D" in kinds and "MaxPooling2D" not in kinds
 
 
+def test_build_cache_keeps_the_most_recently_used():
+    cache = model.BuildCache(2)
+    assert cache.get("a", lambda: 1) == 1 and cache.get("b", lambda: 2) == 2
+    assert cache.get("a", lambda: -1) == 1  # cached; "a" is now the most recent
+    assert cache.get("c", lambda: 3) == 3
+    assert cache.cached_keys() == ["a", "c"]  # "b", the least recently used, was dropped
+    assert cache.get("b", lambda: 20) == 20  # built again when asked for again
+
+
+def test_build_cache_builds_outside_its_lock_and_once_per_key():
+    import threading
+
+    cache = model.BuildCache(4)
+    release = threading.Event()
+    started = threading.Event()
+    builds = []
+
+    def slow_build():
+        builds.append("slow")
+        started.set()
+        assert release.wait(30)
+        return object()
+
+    results = {}
+
+    def ask(name):
+        results[name] = cache.get("slow", slow_build)
+
+    first = threading.Thread(target=ask, args=("first",))
+    first.start()
+    assert started.wait(30)
+    second = threading.Thread(target=ask, args=("second",))
+    second.start()
+    # While "slow" is still building (a download, say), other keys are served at once.
+    assert cache.get("fast", lambda: "ready") == "ready"
+    assert "first" not in results and "second" not in results
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert builds == ["slow"] and results["first"] is results["second"]
+
+
+def test_build_cache_does_not_keep_failures():
+    cache = model.BuildCache(2)
+
+    def broken():
+        raise model.WeightsError("no weights")
+
+    with pytest.raises(model.WeightsError, match="no weights"):
+        cache.get("k", broken)
+    assert cache.cached_keys() == [] and cache.get("k", lambda: 5) == 5
+
+
+def test_extractor_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(model, "_extractors", model.BuildCache(2))
+    layers = [("block1_conv1",), ("block1_conv2",), ("block2_conv1",)]
+    first = model.get_extractor("vgg16", "max", layers[0], "float32")
+    assert model.get_extractor("vgg16", "max", layers[0], "float32") is first
+    for chosen in layers[1:]:
+        model.get_extractor("vgg16", "max", chosen, "float32")
+    assert [key[2] for key in model._extractors.cached_keys()] == layers[1:]
+    assert model.get_extractor("vgg16", "max", layers[0], "float32") is not first  # rebuilt
+
+
 def test_resnet50_default_layers():
     extractor = model.get_extractor("resnet50", "max", None, "float32")
     outputs = extractor(tf.random.stateless_uniform((1, 64, 64, 3), seed=(4, 5)))
