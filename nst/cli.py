@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from nst.config import StyleConfig, field_specs
+from nst.config import FieldSpec, StyleConfig, field_specs
 from nst.images import ImageError, check_shape, load_image, save_image
 
 USAGE_ERROR = 2
@@ -32,9 +32,13 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("style settings")
-    for spec in field_specs():
+def _add_config_flags(
+    parser: argparse.ArgumentParser,
+    specs: Sequence[FieldSpec] | None = None,
+    title: str = "style settings",
+) -> None:
+    group = parser.add_argument_group(title)
+    for spec in field_specs() if specs is None else specs:
         flag = "--" + spec.name.replace("_", "-")
         default = spec.default
         if spec.kind in ("floats", "strings"):
@@ -266,6 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] == "batch":
             return run_batch(argv[1:])
+        if argv and argv[0] == "video":
+            from nst.cli_video import run_video
+
+            return run_video(argv[1:])
         return run_single(argv)
     except UsageError as error:
         print(f"nst: error: {error}", file=sys.stderr)

@@ -462,3 +462,115 @@ def validate(config: StyleConfig, style_count: int, has_mask: bool) -> None:
             f"A mask works with one or two styles (white: first, black: second); "
             f"{style_count} are chosen."
         )
+
+
+# Video (``nst.video``): the still-image settings above apply to every frame; these add the
+# temporal side. Step counts are derived from the still-image default, so retuning ``steps``
+# retunes video too.
+_STILL_DEFAULTS = StyleConfig()
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """Settings of a video run (Ruder, Dosovitskiy & Brox 2016) on top of a ``StyleConfig``.
+
+    ``StyleConfig.steps`` is not used for video: the first frame gets ``first_frame_steps``
+    (it is a still image, started from ``init``), every later frame ``frame_steps`` from the
+    previous result warped by the optical flow.
+    """
+
+    # The temporal term is the mean squared difference over reliable pixels divided by
+    # nst.video.TEMPORAL_SCALE, so it is about 1 when the frames differ by 0.1 (RMS, pixel
+    # values in [0, 1]) there; measured with ``python -m nst.bench --only video``.
+    temporal_weight: float = _knob(
+        50.0,
+        "Steadiness",
+        "Temporal weight: how strongly each frame keeps the previous frame's painting where "
+        "the motion is reliable; higher values flicker less, 0 stylizes frames independently.",
+        "float",
+        "video",
+        minimum=0.0,
+        maximum=1000.0,
+        step=0.1,
+        log=True,
+    )
+    first_frame_steps: int = _knob(
+        _STILL_DEFAULTS.steps,
+        "First-frame steps",
+        "Optimization steps of the first frame, which starts from scratch like a still image.",
+        "int",
+        "video",
+        minimum=1,
+        maximum=5000,
+        step=10,
+    )
+    frame_steps: int = _knob(
+        max(1, _STILL_DEFAULTS.steps // 2),
+        "Steps per frame",
+        "Optimization steps of every later frame, which starts from the previous result.",
+        "int",
+        "video",
+        minimum=1,
+        maximum=5000,
+        step=5,
+    )
+    max_frames: int = _knob(
+        0,
+        "Max frames",
+        "Stylize only the first this many frames of the clip (0: the whole clip).",
+        "int",
+        "video",
+        minimum=0,
+        maximum=100_000,
+        step=1,
+    )
+    max_video_pixels: int = _knob(
+        100_000_000,
+        "Video pixel cap",
+        "Clips whose frames x output pixels exceed this are refused before the run starts.",
+        "int",
+        "video-limits",
+        minimum=1_000_000,
+        maximum=10_000_000_000,
+        step=1_000_000,
+    )
+    max_animation_frames: int = _knob(
+        150,
+        "Animation frame cap",
+        "Results with at most this many frames are also offered as an animated WebP and GIF.",
+        "int",
+        "video-limits",
+        minimum=1,
+        maximum=10_000,
+        step=1,
+    )
+
+    def __post_init__(self) -> None:
+        for spec in video_field_specs():
+            object.__setattr__(self, spec.name, _checked(spec, getattr(self, spec.name)))
+
+    def replace(self, **changes: Any) -> VideoConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def video_field_specs() -> list[FieldSpec]:
+    """The presentation and bounds of every ``VideoConfig`` field, in declaration order."""
+    specs = []
+    for item in dataclasses.fields(VideoConfig):
+        meta = dict(item.metadata)
+        specs.append(
+            FieldSpec(
+                name=item.name,
+                label=meta.pop("label"),
+                help=meta.pop("help"),
+                kind=meta.pop("kind"),
+                group=meta.pop("group"),
+                default=item.default,
+                **meta,
+            )
+        )
+    return specs

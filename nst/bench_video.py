@@ -1,0 +1,185 @@
+"""The video benchmark (``python -m nst.bench --only video``, or ``python -m nst.bench_video``).
+
+On the project's synthetic clip (``nst.synthetic``) at a small size, it stylizes every frame on
+its own (frame by frame, the baseline) and with the temporal method (``nst.video``), and gives:
+
+- seconds per frame: the first frame and the mean of the rest;
+- the temporal error: the mean over reliable pixels of |output_i - warp(output_{i-1})|, with
+  the flow and reliability computed on the input frames, for both;
+- the content and style losses of every output frame, evaluated on the same objective for both
+  (the temporal method's are expected within 10% of frame by frame's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from nst.config import StyleConfig, VideoConfig
+from nst.synthetic import synthetic_frames
+from nst.video import FrameDone, frame_motion, stylize_video, temporal_error
+
+VIDEO_FRAMES = 10
+VIDEO_SIZE = 256
+
+
+def _run(
+    frames: list[np.ndarray],
+    style: np.ndarray,
+    config: StyleConfig,
+    video: VideoConfig,
+    temporal: bool,
+) -> dict[str, Any]:
+    done: list[FrameDone] = []
+    started = time.perf_counter()
+    for event in stylize_video(
+        frames, [style], config, video, frame_count=len(frames), temporal=temporal
+    ):
+        if isinstance(event, FrameDone):
+            done.append(event)
+    seconds = [frame.seconds for frame in done]
+    return {
+        "images": [frame.image for frame in done],
+        "first_frame_seconds": seconds[0],
+        "other_frame_seconds": float(np.mean(seconds[1:])) if len(seconds) > 1 else None,
+        "seconds": time.perf_counter() - started,
+        "steps": [frame.steps for frame in done],
+    }
+
+
+def _losses(
+    images: list[np.ndarray], frames: list[np.ndarray], style: np.ndarray, config: StyleConfig
+) -> dict[str, float]:
+    """Mean content, style and TV terms of the outputs on the still-image objective."""
+    import tensorflow as tf
+
+    from nst.stylize import prepare
+
+    totals: dict[str, list[float]] = {"content": [], "style": [], "tv": []}
+    for image, frame in zip(images, frames):
+        problem = prepare(frame, [style], config.replace(size=max(frame.shape[:2])))
+        _, parts = problem.objective(tf.constant(image[None], tf.float32))
+        for name in totals:
+            totals[name].append(float(parts[name]))
+    return {name: float(np.mean(values)) for name, values in totals.items()}
+
+
+def video_section(
+    style: np.ndarray,
+    *,
+    size: int = VIDEO_SIZE,
+    frames: int = VIDEO_FRAMES,
+    config: StyleConfig | None = None,
+    video: VideoConfig | None = None,
+) -> dict[str, Any]:
+    """Frame by frame against the temporal method on the synthetic clip; JSON-serialisable."""
+    config = config or StyleConfig()
+    video = video or VideoConfig()
+    clip = synthetic_frames(frames, round(size * 0.75), size)
+    motions = [frame_motion(clip[i - 1], clip[i]) for i in range(1, len(clip))]
+    report: dict[str, Any] = {
+        "frames": frames,
+        "shape": list(clip[0].shape[:2]),
+        "config": {
+            "backbone": config.backbone,
+            "optimizer": config.optimizer,
+            "temporal_weight": video.temporal_weight,
+            "first_frame_steps": video.first_frame_steps,
+            "frame_steps": video.frame_steps,
+        },
+        "reliable_share": float(np.mean([motion.mask.mean() for motion in motions])),
+    }
+    for name, temporal in (("frame_by_frame", False), ("temporal", True)):
+        run = _run(clip, style, config, video, temporal)
+        images = run.pop("images")
+        errors = [
+            temporal_error(images[i], images[i - 1], motions[i - 1]) for i in range(1, len(images))
+        ]
+        run["temporal_error"] = float(np.mean(errors))
+        run["losses"] = _losses(images, clip, style, config)
+        report[name] = run
+    baseline, ours = report["frame_by_frame"], report["temporal"]
+    report["temporal_error_ratio"] = baseline["temporal_error"] / max(ours["temporal_error"], 1e-12)
+    report["loss_ratios"] = {
+        name: ours["losses"][name] / max(baseline["losses"][name], 1e-12)
+        for name in ("content", "style")
+    }
+    return report
+
+
+def format_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(measure, value, target) rows for the benchmark table."""
+    height, width = report["shape"]
+    settings = report["config"]
+    what = (
+        f"{report['frames']} frames {width}×{height}, {settings['backbone']}, "
+        f"{settings['first_frame_steps']}/{settings['frame_steps']} steps, "
+        f"temporal weight {settings['temporal_weight']:g}"
+    )
+    baseline, ours = report["frame_by_frame"], report["temporal"]
+    rows = [
+        (f"video ({what}): first frame", f"{ours['first_frame_seconds']:.2f} s", ""),
+        (
+            "video: each later frame (temporal / frame by frame)",
+            f"{ours['other_frame_seconds']:.2f} s / {baseline['other_frame_seconds']:.2f} s",
+            "",
+        ),
+        (
+            "video: temporal error (temporal / frame by frame)",
+            f"{ours['temporal_error']:.4f} / {baseline['temporal_error']:.4f} = "
+            f"{report['temporal_error_ratio']:.1f}× lower",
+            "≥ 3×",
+        ),
+    ]
+    for name in ("content", "style"):
+        rows.append(
+            (
+                f"video: {name} loss per frame (temporal / frame by frame)",
+                f"{ours['losses'][name]:.4f} / {baseline['losses'][name]:.4f} "
+                f"({100 * (report['loss_ratios'][name] - 1):+.1f}%)",
+                "within ±10%",
+            )
+        )
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from nst.images import load_image
+
+    parser = argparse.ArgumentParser(
+        prog="python -m nst.bench_video", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--style", required=True, help="style image")
+    parser.add_argument("--size", type=int, default=VIDEO_SIZE)
+    parser.add_argument("--frames", type=int, default=VIDEO_FRAMES)
+    parser.add_argument("--config", default="", help="StyleConfig settings: key=value,...")
+    parser.add_argument("--video", default="", help="VideoConfig settings: key=value,...")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    def settings(text: str) -> dict[str, str]:
+        return dict(item.split("=", 1) for item in text.split(",") if item.strip())
+
+    report = video_section(
+        load_image(args.style),
+        size=args.size,
+        frames=args.frames,
+        config=StyleConfig(**settings(args.config)),
+        video=VideoConfig(**settings(args.video)),
+    )
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for row in format_rows(report):
+            print(" | ".join(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""``python -m nst video CLIP STYLE [STYLE ...] -o OUT.mp4``: stylize a clip without flicker.
+
+The still-image flags apply to every frame (except ``--steps``: see ``--first-frame-steps`` and
+``--frame-steps``); the ``VideoConfig`` fields add the temporal ones. An unusable clip prints
+one line and exits with code 2 before any work starts. Ctrl-C stops the run and still writes
+the frames finished so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nst.cli import (
+    USAGE_ERROR,
+    UsageError,
+    _add_config_flags,
+    _config_from,
+    _load,
+    _Parser,
+)
+from nst.config import VideoConfig, field_specs, video_field_specs
+from nst.videoio import VideoError, encode_animation, encode_mp4, frame_shape, probe, read_frames
+
+OUTPUT_SUFFIXES = (".mp4", ".webp", ".gif")
+# Still-image fields that do not apply to a clip: its steps are set per frame.
+NOT_FOR_VIDEO = frozenset({"steps"})
+
+
+def build_video_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m nst video",
+        description="Stylize a video clip without flicker: each frame starts from the previous "
+        "result warped by the optical flow, and a temporal loss keeps it steady (Ruder et al. "
+        "2016).",
+    )
+    parser.add_argument("clip", help="the clip: MP4, MOV, WebM, animated GIF, ...")
+    parser.add_argument("styles", nargs="+", metavar="STYLE", help="one or more style images")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="result file: .mp4 (with the clip's sound), .webp or .gif (animated, silent)",
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_config_flags(parser, video_field_specs(), "video settings")
+    _add_config_flags(parser, [spec for spec in field_specs() if spec.name not in NOT_FOR_VIDEO])
+    parser.set_defaults(**dict.fromkeys(NOT_FOR_VIDEO))
+    return parser
+
+
+def _video_config_from(args: argparse.Namespace) -> VideoConfig:
+    values = {spec.name: getattr(args, spec.name) for spec in video_field_specs()}
+    try:
+        return VideoConfig(**{name: value for name, value in values.items() if value is not None})
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _output_path(value: str) -> Path:
+    path = Path(value)
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise UsageError(f"output: '{value}' must end in .mp4, .webp or .gif.")
+    if path.is_dir():
+        raise UsageError(f"output: '{value}' is a folder; give a file name ending in .mp4.")
+    return path
+
+
+def run_video(argv: Sequence[str]) -> int:
+    args = build_video_parser().parse_args(argv)
+    config = _config_from(args)
+    video = _video_config_from(args)
+    output = _output_path(args.output)
+    # Fail fast, before TensorFlow is imported.
+    styles = [_load(path, config, "style") for path in args.styles]
+    try:
+        info = probe(args.clip, max_pixels=config.max_pixels)
+    except VideoError as error:
+        raise UsageError(f"clip '{args.clip}': {error}") from None
+    from nst.video import check_size
+
+    shape = frame_shape(info, config.size)
+    count = info.frames if not video.max_frames else min(video.max_frames, info.frames)
+    try:
+        check_size(count, shape, video)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if info.notice:
+        print(f"nst: {info.notice}", file=sys.stderr)
+    summary = _stylize_clip(args, config, video, info, shape, count, styles, output)
+    if summary["error"]:
+        print(f"nst: error: {summary['error']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary))
+    elif summary["frames"]:
+        print(
+            f"wrote {output} ({summary['frames']} frames, {shape[1]}x{shape[0]}, "
+            f"{summary['seconds']} s)"
+        )
+    if summary["interrupted"]:
+        return 130
+    return USAGE_ERROR if summary["error"] else 0
+
+
+def _stylize_clip(
+    args: argparse.Namespace,
+    config: Any,
+    video: VideoConfig,
+    info: Any,
+    shape: tuple[int, int],
+    count: int,
+    styles: list[Any],
+    output: Path,
+) -> dict[str, Any]:
+    """Run the frames with a bar per frame and one overall; write what was finished."""
+    from tqdm import tqdm
+
+    from nst.records import CancelToken
+    from nst.video import FrameDone, FrameStep, VideoOutcome, adjusted, stylize_video
+
+    started = time.perf_counter()
+    outcome = VideoOutcome()
+    cancel = CancelToken()
+    error: str | None = None
+    interrupted = False
+    overall = tqdm(total=count, desc="frames", unit="frame", disable=args.quiet, file=sys.stderr)
+    frame_bar = tqdm(
+        total=video.first_frame_steps,
+        desc="frame 1",
+        unit="step",
+        disable=args.quiet,
+        file=sys.stderr,
+        leave=False,
+    )
+    try:
+        frames = read_frames(args.clip, info, shape, max_frames=count)
+        for event in stylize_video(
+            frames, styles, config, video, frame_count=count, cancel=cancel, outcome=outcome
+        ):
+            if isinstance(event, FrameStep):
+                if frame_bar.total != event.progress.total or event.progress.step == 1:
+                    frame_bar.reset(total=event.progress.total)
+                    frame_bar.set_description(f"frame {event.frame + 1}")
+                frame_bar.update(event.progress.step - frame_bar.n)
+                frame_bar.set_postfix(loss=f"{event.progress.loss:.4g}")
+            elif isinstance(event, FrameDone):
+                overall.update(1)
+        error = outcome.error
+    except VideoError as failure:  # the pictures stopped decoding part-way
+        error = str(failure)
+    except KeyboardInterrupt:
+        cancel.cancel()
+        interrupted = True
+    finally:
+        frame_bar.close()
+        overall.close()
+    done = outcome.frames
+    if done:
+        images = [adjusted(frame, config) for frame in done]
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if output.suffix.lower() == ".mp4":
+            output.write_bytes(encode_mp4(images, info.fps, audio_from=args.clip))
+        else:
+            output.write_bytes(encode_animation(images, info.fps, format=output.suffix[1:].lower()))
+    seconds = [frame.seconds for frame in done]
+    return {
+        "output": str(output) if done else None,
+        "clip": args.clip,
+        "styles": list(args.styles),
+        "frames": len(done),
+        "frames_planned": count,
+        "fps": info.fps,
+        "width": shape[1],
+        "height": shape[0],
+        "rotation": info.rotation,
+        "audio": bool(info.has_audio and output.suffix.lower() == ".mp4"),
+        "notice": info.notice,
+        "seconds": round(time.perf_counter() - started, 3),
+        "first_frame_seconds": round(seconds[0], 3) if seconds else None,
+        "other_frame_seconds": round(sum(seconds[1:]) / (len(seconds) - 1), 3)
+        if len(seconds) > 1
+        else None,
+        "stopped": bool(outcome.stopped or interrupted or len(done) < count),
+        "interrupted": interrupted,
+        "error": error,
+        "settings": {**config.to_dict(), **video.to_dict()},
+    }

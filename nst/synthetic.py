@@ -1,0 +1,76 @@
+"""A project-made test clip: a textured disc gliding over a slowly panning textured background.
+
+Used by the tests, ``python -m nst.bench --only video`` and the README's strip of frames; no
+third-party media. Deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def _texture(rng: np.random.Generator, height: int, width: int, blur: float) -> np.ndarray:
+    """Smooth coloured noise in [0, 1] (blurred uniform noise, contrast stretched)."""
+    noise = rng.uniform(0.0, 1.0, (height, width, 3)).astype(np.float32)
+    smooth = cv2.GaussianBlur(noise, (0, 0), blur)
+    low, high = smooth.min(axis=(0, 1)), smooth.max(axis=(0, 1))
+    return (smooth - low) / np.maximum(high - low, 1e-6)
+
+
+def synthetic_frames(
+    count: int = 12,
+    height: int = 72,
+    width: int = 96,
+    *,
+    seed: int = 0,
+    shape_speed: float = 3.0,
+    pan_speed: float = 0.5,
+) -> list[np.ndarray]:
+    """``count`` float32 RGB frames in [0, 1]: a striped, textured disc moving right by
+    ``shape_speed`` px per frame over a background panning by ``pan_speed`` px per frame.
+    """
+    rng = np.random.default_rng(seed)
+    margin = int(np.ceil(pan_speed * count)) + 2
+    background = _texture(rng, height, width + margin, blur=max(1.5, width / 48))
+    background = 0.25 + 0.5 * background  # muted, so the disc stands out
+    radius = max(6.0, min(height, width) * 0.22)
+    side = int(2 * radius) + 2
+    disc_texture = _texture(rng, side, side, blur=max(1.0, side / 16))
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
+    stripes = 0.5 + 0.5 * np.sin((xx + yy) * (2 * np.pi / max(6.0, radius / 1.5)))
+    disc_colour = np.clip(
+        0.6 * disc_texture + 0.4 * stripes[..., None] * np.array([1.0, 0.55, 0.2], np.float32),
+        0.0,
+        1.0,
+    )
+    centre = (side - 1) / 2.0
+    # Anti-aliased edge, one pixel wide.
+    disc_alpha = np.clip(radius - np.hypot(yy - centre, xx - centre) + 0.5, 0.0, 1.0)[..., None]
+    frames = []
+    for index in range(count):
+        shift = pan_speed * index
+        matrix = np.float32([[1, 0, shift], [0, 1, 0]])
+        frame = cv2.warpAffine(
+            background,
+            matrix,
+            (width, height),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT,
+        )
+        x0 = width * 0.15 + shape_speed * index - centre
+        y0 = height / 2.0 - centre
+        placement = np.float32([[1, 0, x0], [0, 1, y0]])
+        colour = cv2.warpAffine(disc_colour, placement, (width, height), flags=cv2.INTER_LINEAR)
+        alpha = cv2.warpAffine(disc_alpha, placement, (width, height), flags=cv2.INTER_LINEAR)
+        alpha = alpha[..., None] if alpha.ndim == 2 else alpha
+        frames.append(np.clip(alpha * colour + (1.0 - alpha) * frame, 0.0, 1.0).astype(np.float32))
+    return frames
+
+
+def disc_box(
+    index: int, height: int, width: int, shape_speed: float = 3.0
+) -> tuple[float, float, float]:
+    """(centre x, centre y, radius) of the disc in frame ``index`` of ``synthetic_frames``."""
+    radius = max(6.0, min(height, width) * 0.22)
+    return width * 0.15 + shape_speed * index, height / 2.0, radius
