@@ -172,6 +172,7 @@ def _stylize_one(
         "final_loss": result.final_loss,
         "stopped": result.stopped,
         "error": result.error,
+        "note": result.note,
     }
 
 
@@ -198,8 +199,12 @@ def run_single(argv: Sequence[str]) -> int:
             bar.set_postfix(loss=f"{event.loss:.4g}")
 
         summary = _stylize_one(args.content, args.styles, output, config, args.mask, progress)
-    if summary["error"]:
-        print(summary["error"], file=sys.stderr)
+        if summary["note"]:  # ended early (L-BFGS): the run is complete at the steps it did
+            bar.total = bar.n
+            bar.refresh()
+    for message in (summary["note"], summary["error"]):
+        if message:
+            print(message, file=sys.stderr)
     if args.json:
         print(json.dumps(summary))
     else:

@@ -86,6 +86,22 @@ def has_gpu() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
+# bfloat16 runs natively from compute capability 8.0 (Ampere); older GPUs emulate it slowly.
+BF16_MIN_COMPUTE_CAPABILITY = (8, 0)
+
+
+def gpu_has_bf16() -> bool:
+    """True if every visible GPU computes bfloat16 natively (compute capability 8.0 or more)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return False
+    for gpu in gpus:
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        if capability is None or tuple(capability) < BF16_MIN_COMPUTE_CAPABILITY:
+            return False
+    return True
+
+
 def cpu_has_bf16() -> bool:
     """True if the CPU computes bfloat16 natively (AVX512_BF16 or AMX)."""
     try:
@@ -95,15 +111,23 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(precision: str) -> str:
+def resolve_precision(precision: str, optimizer: str = "adam") -> str:
     """'float32' or 'bfloat16' for a config's precision ('auto' picks what is fast here).
 
-    Measured on a 2-core Zen 5 (DESIGN.md): mixed bfloat16 steps are 1.8x faster than float32
-    with oneDNN; float16 is 7x slower on CPUs, so it is never chosen.
+    ``auto`` picks mixed bfloat16 for Adam where it is native: a CPU with AVX512_BF16 or AMX
+    (a step about 1.8x faster than float32 with oneDNN; emulated bfloat16 on an AVX2-only CPU
+    is about 10x slower) or a GPU of compute capability 8.0 or more. float16 is never chosen
+    (7x slower on CPUs). L-BFGS always gets float32: its line search compares losses that
+    differ in the 4th digit near convergence, below bfloat16's rounding of the features and
+    Gram matrices, and it stops early on that noise (measured on trained VGG16 features, see
+    README's Benchmarks).
     """
     if precision != "auto":
         return precision
-    return "bfloat16" if has_gpu() or cpu_has_bf16() else "float32"
+    if optimizer == "lbfgs":
+        return "float32"
+    native = gpu_has_bf16() if has_gpu() else cpu_has_bf16()
+    return "bfloat16" if native else "float32"
 
 
 def default_layers(backbone: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

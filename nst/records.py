@@ -60,6 +60,8 @@ class Result:
         stopped: the run was cancelled before its last step.
         error: a plain sentence if the run ended on a numerical failure, else None.
         initial_loss / final_loss: the objective of the first and of the returned image.
+        note: a plain sentence when the run ended before its last step for a reason other than
+            a stop or an error (L-BFGS ending early), else None.
     """
 
     image: np.ndarray
@@ -71,3 +73,4 @@ class Result:
     initial_loss: float = float("nan")
     final_loss: float = float("nan")
     steps_done: int = 0
+    note: str | None = None

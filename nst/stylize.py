@@ -113,7 +113,7 @@ MEMORY_MARGIN = 1.1  # allocator slack and measurement spread
 def estimate_memory(config: StyleConfig, content_shape: Sequence[int]) -> int:
     """Bytes of memory a run of ``config`` on a content image of ``content_shape`` peaks at."""
     height, width = working_shape(*content_shape[:2], config.size)
-    per_pixel = MEMORY_BYTES_PER_PIXEL[resolve_precision(config.precision)]
+    per_pixel = MEMORY_BYTES_PER_PIXEL[resolve_precision(config.precision, config.optimizer)]
     if config.optimizer == "lbfgs":
         per_pixel += LBFGS_BYTES_PER_PIXEL
     # The style image only goes forward, once, before the first step: about a third of a
@@ -162,7 +162,7 @@ def extractor_for(config: StyleConfig) -> Extractor:
         config.backbone,
         config.pooling,
         tuple(dict.fromkeys(content_layers + style_layers)),
-        resolve_precision(config.precision),
+        resolve_precision(config.precision, config.optimizer),
     )
 
 
@@ -368,6 +368,7 @@ class _Outcome:
     stopped: bool = False
     error: str | None = None
     moments: tuple[tf.Tensor, tf.Tensor, int] | None = None
+    note: str | None = None
 
 
 def stylize(
@@ -423,6 +424,7 @@ def stylize(
     optimize = _adam if config.optimizer == "adam" else _lbfgs
     problem: Problem | None = None
     outcome: _Outcome | None = None
+    notes: list[str] = []
     for stage in stages:
         problem = prepare(content, styles, config.replace(size=stage.size), mask, extra_loss)
         timings["build"] += problem.timings["build"]
@@ -432,6 +434,8 @@ def stylize(
         else:
             pixels = np.clip(resize_to(outcome.carry, *problem.content.shape[:2]), 0.0, 1.0)
         outcome = yield from optimize(problem, pixels, run, stage, outcome)
+        if outcome.note:
+            notes.append(outcome.note)
         if outcome.stopped or outcome.error:
             break
     assert problem is not None and outcome is not None
@@ -457,6 +461,7 @@ def stylize(
         initial_loss=history[0]["loss"] if history else final_loss,
         final_loss=final_loss,
         steps_done=len(history),
+        note=" ".join(notes) or None,
     )
 
 
@@ -651,7 +656,7 @@ def _lbfgs(
 
     def worker() -> None:
         try:
-            scipy.optimize.minimize(
+            state["scipy"] = scipy.optimize.minimize(
                 value,
                 pixels.astype(np.float64).ravel(),
                 jac=True,
@@ -684,6 +689,9 @@ def _lbfgs(
     if "exception" in state:
         raise state["exception"]
     stopped = cancel.cancelled and state["iterations"] < stage.steps
+    note = None
+    if "scipy" in state and state["iterations"] < stage.steps and not state["error"]:
+        note = _lbfgs_note(state["scipy"], state["iterations"], stage)
     best = state["best"].astype(np.float32)
     carry = best
     if "current" in state:
@@ -694,4 +702,29 @@ def _lbfgs(
         state["best_loss"],
         stopped=stopped,
         error=state["error"],
+        note=note,
+    )
+
+
+# scipy's reasons for ending L-BFGS-B early, in the words a user needs.
+_LBFGS_REASONS = {
+    "ABNORMAL": "its line search found no lower loss along the search direction, which happens "
+    "when the loss is as low as the precision resolves",
+    "EVALUATIONS": "it used up its budget of loss evaluations (two per iteration)",
+    "PROJECTED GRADIENT": "the gradient vanished: the image has converged",
+    "RELATIVE REDUCTION": "the loss stopped decreasing: the image has converged",
+}
+
+
+def _lbfgs_note(outcome: Any, iterations: int, stage: _Stage) -> str:
+    """One sentence saying where and why scipy's L-BFGS-B ended before its planned iterations."""
+    message = str(outcome.message)
+    reason = next(
+        (text for key, text in _LBFGS_REASONS.items() if key in message),
+        f"scipy reported '{message.strip()}'",
+    )
+    where = "" if stage.last else f" at the {stage.size} px scale"
+    return (
+        f"L-BFGS ended after {iterations} of {stage.steps} iterations{where}: {reason}. "
+        "The best image so far is kept."
     )

@@ -69,22 +69,45 @@ def test_lbfgs_step_speed(images):
     assert _positive(row["seconds_per_step"]) and row["optimizer"] == "lbfgs"
 
 
-def test_time_to_quality_against_a_short_reference(images):
+def test_time_to_quality_against_a_short_reference(images, monkeypatch):
     content, style = images
     reference = bench.reference_run(content, style, 64, steps=5)
     assert reference["steps"] == 5 and _positive(reference["seconds"])
     assert _positive(reference["loss"]) and _positive(reference["epsilon"])
-    fast_config = bench._parse_config("steps=6")
+    # Where bfloat16 is native the default run is timed in float32 and in bfloat16.
+    monkeypatch.setattr("nst.model.cpu_has_bf16", lambda: True)
+    fast_config = bench._parse_config("steps=6,optimizer=adam")
+    assert bench.quality_precisions(fast_config) == ["float32", "bfloat16"]
+    assert bench.quality_precisions(fast_config.replace(optimizer="lbfgs")) == ["float32"]
+    assert bench.quality_precisions(fast_config.replace(precision="bfloat16")) == ["bfloat16"]
     quality = bench.quality_section(
         content, style, 64, reference=reference, fast_config=fast_config
     )
-    fast = quality["fast"]
-    assert _positive(fast["seconds"]) and _positive(fast["final_loss"])
-    assert fast["steps"] >= 1 and fast["curve"]
-    reached, ratio = fast["seconds_to_quality"], quality["time_to_quality_ratio"]
-    assert (ratio is None) == (reached is None)
-    assert reached is None or ratio == pytest.approx(reference["seconds"] / reached)
+    assert [fast["precision"] for fast in quality["fast"]] == ["float32", "bfloat16"]
+    for fast in quality["fast"]:
+        assert _positive(fast["seconds"]) and _positive(fast["final_loss"])
+        assert fast["steps"] == 6 and fast["curve"]
+        reached, ratio = fast["seconds_to_quality"], fast["time_to_quality_ratio"]
+        assert (ratio is None) == (reached is None)
+        assert reached is None or ratio == pytest.approx(reference["seconds"] / reached)
+    assert quality["time_to_quality_ratio"] == quality["fast"][-1]["time_to_quality_ratio"]
+    table = bench.format_table({"machine": _machine(), "time_to_quality": quality})
+    assert "| time-to-quality ratio, float32 |" in table and "| ≥ 10× |" in table
+    assert "| time-to-quality ratio, bfloat16 |" in table and "| ≥ 20× |" in table
     json.dumps(quality)
+
+
+def test_backbone_and_weights_reach_every_section(images):
+    """--backbone picks the network of the reference and of the default run alike."""
+    content, style = images
+    base = bench.StyleConfig(backbone="vgg16")
+    assert bench.evaluation_config(64, base).backbone == "vgg16"
+    reference = bench.reference_run(content, style, 64, steps=2, base=base)
+    vgg19 = bench.reference_run(content, style, 64, steps=2)
+    assert reference["loss"] != pytest.approx(vgg19["loss"], rel=1e-3)
+    fast = bench.fast_run(content, style, 64, reference["loss"], base.replace(steps=2), base=base)
+    assert "backbone" not in fast["config"]  # the defaults of this run are vgg16's
+    assert bench.build_parser().parse_args(["--backbone", "vgg16"]).backbone == "vgg16"
 
 
 def test_fast_run_evaluates_the_image_of_every_step(images):

@@ -185,3 +185,43 @@ def test_precision_resolution(monkeypatch):
     assert model.resolve_precision("auto") == "float32"
     monkeypatch.setattr(model, "cpu_has_bf16", lambda: True)
     assert model.resolve_precision("auto") == "bfloat16"
+    # L-BFGS's line search needs float32 losses, whatever the hardware.
+    assert model.resolve_precision("auto", "lbfgs") == "float32"
+    assert model.resolve_precision("bfloat16", "lbfgs") == "bfloat16"  # asked for explicitly
+
+
+@pytest.mark.parametrize(("capability", "expected"), [((7, 5), "float32"), ((8, 0), "bfloat16")])
+def test_gpus_get_bfloat16_only_where_native(monkeypatch, capability, expected):
+    gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
+    monkeypatch.setattr(model, "cpu_has_bf16", lambda: True)  # the GPU decides, not the CPU
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [gpu])
+    monkeypatch.setattr(
+        tf.config.experimental,
+        "get_device_details",
+        lambda device: {"compute_capability": capability},
+    )
+    assert model.resolve_precision("auto") == expected
+
+
+class _CaptureInput(keras.Model):
+    """Stands in for a backbone: returns what it was given under every layer's name."""
+
+    def __init__(self, layers):
+        super().__init__()
+        self.layer_names = layers
+
+    def call(self, inputs, training=False):
+        return {name: inputs for name in self.layer_names}
+
+
+@pytest.mark.parametrize("backbone", ["vgg19", "vgg16", "resnet50"])
+def test_each_backbone_gets_the_input_it_was_trained_on(backbone):
+    """The ImageNet weights of all three expect caffe-style input: 0-255, BGR, mean removed."""
+    import dataclasses
+
+    extractor = model.get_extractor(backbone, "max", None, "float32")
+    captured = dataclasses.replace(extractor, model=_CaptureInput(extractor.layers))
+    rgb = tf.constant([[[[1.0, 0.5, 0.0]]]])  # orange in [0, 1]
+    seen = captured(rgb)[extractor.layers[0]].numpy().ravel()
+    imagenet_mean_bgr = np.array([103.939, 116.779, 123.68])
+    np.testing.assert_allclose(seen, np.array([0.0, 127.5, 255.0]) - imagenet_mean_bgr, atol=1e-3)
