@@ -144,6 +144,16 @@ class TemporalLoss:
         self.target.assign(target[None].astype(np.float32))
         self.mask.assign(mask[None, ..., None].astype(np.float32))
 
+    def loss(self) -> Callable[[Any], dict[str, Any]]:
+        """The ``extra_loss`` function for the engine.
+
+        Kept out of autograph (no Python control flow on tensors here): converting a callable
+        object's method inside the engine's ``tf.function`` resolved the wrong method.
+        """
+        import tensorflow as tf
+
+        return tf.autograph.experimental.do_not_convert(self.__call__)
+
     def __call__(self, image: Any) -> dict[str, Any]:
         import tensorflow as tf
 
@@ -240,7 +250,7 @@ def stylize_video(
 
                     target = gray_rgb(luminance(init_image))
                 temporal_loss.assign(target, motion.mask)
-                extra_loss = temporal_loss
+                extra_loss = temporal_loss.loss()
             steps = video.frame_steps
             frame_config = config.replace(size=size, steps=steps, scales=1)
         else:
@@ -316,6 +326,3 @@ def check_size(frames: int, shape: tuple[int, int], video: VideoConfig) -> None:
             f"= {total:,} pixels, over the cap of {video.max_video_pixels:,}; stylize at most "
             f"{most} frames at this size (max frames), or choose a smaller size."
         )
-
-
-Callback = Callable[[FrameStep | FrameDone], Any]

@@ -1,0 +1,37 @@
+"""Video: a clip and a painting in, a steady stylized clip out (Ruder et al. 2016)."""
+
+import streamlit as st
+
+from studio import inputs, video
+
+st.title("Video")
+st.caption(
+    "Repaint a short clip in the style of a painting without flicker: each frame starts from the "
+    "previous one, carried along by the motion. Finished frames appear as they come; Stop keeps "
+    "them as a shorter clip."
+)
+
+clip_column, style_column = st.columns(2, gap="large")
+with clip_column:
+    st.subheader("1 · Your clip", anchor=False)
+    clip = video.clip_picker()
+with style_column:
+    st.subheader("2 · A painting", anchor=False)
+    styles = inputs.style_picker()
+
+st.subheader("3 · Settings", anchor=False)
+style_values, video_values = video.settings_panel()
+
+start = st.button("Stylize clip", type="primary", icon=":material/movie:", key="video_start")
+alerts = st.container()
+stage = st.empty()
+if start:
+    with alerts:
+        video.run_video(clip, styles, style_values, video_values, stage)
+with alerts:
+    video.show_error()
+
+record = st.session_state.get("video_result")
+if record is not None:
+    with stage.container():
+        video.result_panel(record)

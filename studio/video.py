@@ -1,0 +1,348 @@
+"""The Video page's parts: the clip upload, the settings, the live run and the result.
+
+Session state used here: ``video_clip`` (the checked upload), ``video_result`` (the last
+``VideoRecord``) and ``video_error``. Widget keys start with ``video_`` so that the Video page
+keeps its own settings apart from the Stylize page's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from nst.config import FieldSpec, StyleConfig, VideoConfig, field_specs, video_field_specs
+from nst.videoio import VideoError, VideoInfo, probe
+from studio.records import InputImage, format_seconds
+from studio.widgets import APP_MANAGED, friendly_error, spec_widget, widget_default
+
+logger = logging.getLogger(__name__)
+
+CLIP_TYPES = ["mp4", "mov", "m4v", "webm", "mkv", "gif"]
+POLL_SECONDS = 0.5
+# Settings the Video page does not offer: each frame's steps are the video ones, and frames
+# are stylized at one scale after the first.
+NOT_FOR_VIDEO = frozenset({"steps", "scales", "final_share"}) | APP_MANAGED
+VIDEO_MANAGED = frozenset({"max_video_pixels", "max_animation_frames"})
+KEY_PREFIX = "video_"
+
+
+@dataclass(frozen=True)
+class Clip:
+    """An uploaded clip that passed ``nst.videoio.probe``."""
+
+    key: str
+    name: str
+    data: bytes
+    info: VideoInfo
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """A finished (or stopped) video run, kept for the result panel and downloads."""
+
+    name: str
+    mp4: bytes | None
+    webp: bytes | None
+    gif: bytes | None
+    frames: int
+    frames_planned: int
+    fps: float
+    seconds: float
+    stopped: bool
+    error: str | None
+    notice: str | None
+
+
+def clip_picker() -> Clip | None:
+    """Upload a clip; it is checked at once (one sentence if unusable) and remembered."""
+    upload = st.file_uploader(
+        "Upload a clip",
+        type=CLIP_TYPES,
+        key="video_upload",
+        help="MP4, MOV, WebM or an animated GIF. Only the first video track is used; the sound "
+        "is kept in the MP4 you download.",
+    )
+    remembered: Clip | None = st.session_state.get("video_clip")
+    if upload is None:
+        if remembered is not None:
+            st.caption(f"Kept from your earlier upload: {remembered.name}.")
+        return remembered
+    if remembered is not None and remembered.key == upload.file_id:
+        clip = remembered
+    else:
+        data = upload.getvalue()
+        try:
+            info = probe(data, max_pixels=field_spec_default("max_pixels"))
+        except VideoError as error:
+            st.error(f"{upload.name}: {error}")
+            st.session_state.pop("video_clip", None)
+            return None
+        clip = Clip(upload.file_id, upload.name, data, info)
+        st.session_state["video_clip"] = clip
+    st.video(clip.data)
+    st.caption(describe(clip.info))
+    if clip.info.notice:
+        st.info(clip.info.notice, icon=":material/speed:")
+    return clip
+
+
+def field_spec_default(name: str) -> Any:
+    return next(spec.default for spec in field_specs() if spec.name == name)
+
+
+def describe(info: VideoInfo) -> str:
+    turned = f", turned upright by {info.rotation}°" if info.rotation else ""
+    sound = "with sound" if info.has_audio else "no sound"
+    return (
+        f"{info.width}×{info.height}{turned} · {info.frames} frames at {info.fps:g} fps "
+        f"({info.duration:.1f} s) · {sound}"
+    )
+
+
+def _widgets(specs: list[FieldSpec], columns: int) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    slots = st.columns(columns)
+    for index, spec in enumerate(specs):
+        with slots[index % columns]:
+            values[spec.name] = spec_widget(spec, key=KEY_PREFIX + spec.name)
+    return values
+
+
+def settings_panel() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Sliders from ``StyleConfig`` and ``VideoConfig``; returns (style values, video values)."""
+    style_specs = [spec for spec in field_specs() if spec.name not in NOT_FOR_VIDEO]
+    video_specs = [spec for spec in video_field_specs() if spec.name not in VIDEO_MANAGED]
+    main = [spec for spec in style_specs if spec.group == "main"]
+    style_values = _widgets(main, 3)
+    video_values = _widgets(video_specs, 4)
+    with st.expander("Colour and adjustments", icon=":material/palette:"):
+        style_values.update(
+            _widgets([spec for spec in style_specs if spec.group in ("color", "adjust")], 3)
+        )
+    with st.expander("Advanced", icon=":material/tune:"):
+        style_values.update(_widgets([spec for spec in style_specs if spec.group == "advanced"], 3))
+        st.button(
+            "Restore default settings",
+            key="video_restore_defaults",
+            on_click=_reset,
+            icon=":material/restart_alt:",
+        )
+    return style_values, video_values
+
+
+def _reset() -> None:
+    for spec in [*field_specs(), *video_field_specs()]:
+        if KEY_PREFIX + spec.name in st.session_state:
+            st.session_state[KEY_PREFIX + spec.name] = widget_default(spec)
+
+
+def build_configs(
+    style_values: dict[str, Any], video_values: dict[str, Any]
+) -> tuple[StyleConfig, VideoConfig]:
+    """Validated configs; a ValueError names the setting by its label."""
+    try:
+        config = StyleConfig(**style_values, preview_every=1000)
+    except (TypeError, ValueError) as error:
+        raise ValueError(friendly_error(error)) from None
+    try:
+        video = VideoConfig(**video_values)
+    except (TypeError, ValueError) as error:
+        name, _, rest = str(error).partition(": ")
+        labels = {spec.name: spec.label for spec in video_field_specs()}
+        raise ValueError(f"{labels.get(name, name)}: {rest}" if rest else str(error)) from None
+    return config, video
+
+
+def run_video(
+    clip: Clip | None,
+    styles: list[InputImage],
+    style_values: dict[str, Any],
+    video_values: dict[str, Any],
+    stage: Any,
+) -> None:
+    """Check everything, then run the clip on the job queue and watch it in ``stage``.
+
+    Problems are one ``st.error`` sentence each; the previous result stays.
+    """
+    from nst.model import WeightsError
+    from nst.video_jobs import VideoJobRequest, plan
+    from studio.network import ensure_model
+
+    if clip is None:
+        st.error("Upload a clip first: an MP4, MOV, WebM or animated GIF.")
+        return
+    if not styles:
+        st.error("Choose a style first: upload a painting or pick one of the sample styles.")
+        return
+    try:
+        config, video = build_configs(style_values, video_values)
+        planned = plan(clip.data, config, video)
+        if config.style_blend and len(config.style_blend) != len(styles):
+            raise ValueError(
+                f"Style blend: give one weight per style ({len(styles)} chosen), or leave it "
+                "empty for equal weights."
+            )
+    except ValueError as error:
+        st.error(str(error))
+        return
+    try:
+        ensure_model(config)
+    except (WeightsError, ValueError) as error:
+        st.error(str(error))
+        return
+    request = VideoJobRequest(
+        clip=clip.data,
+        styles=tuple(style.as_float() for style in styles),
+        config=config,
+        video=video,
+    )
+    watch(request, clip.name, planned.frames, video, stage)
+
+
+def watch(request: Any, name: str, frames: int, video: VideoConfig, stage: Any) -> None:
+    """Submit the job and show frame count, time left, the newest frame and a Stop button.
+
+    A click (Stop, a widget, another page) interrupts this script at its next ``st.*`` call;
+    the ``finally`` then cancels the job, waits for the frames done so far and keeps them.
+    """
+    from nst.jobs import JobState, get_queue
+    from nst.video_jobs import steps_done, total_steps
+
+    queue = get_queue()
+    job_id = queue.submit(request)
+    started = time.monotonic()
+    try:
+        with stage.container():
+            bar_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
+            bar = bar_column.empty()
+            stop_column.button("Stop", key="video_stop", icon=":material/stop_circle:")
+            st.caption(
+                "Stop keeps the frames finished so far as a shorter clip. Changing a setting or "
+                "leaving the page also stops the run."
+            )
+            message = st.empty()
+            frame_slot = st.empty()
+        shown = None
+        planned_steps = total_steps(frames, video)
+        while True:
+            status = queue.status(job_id)
+            if status.state is JobState.QUEUED:
+                bar.progress(0.0, text="Waiting for a free slot…")
+                message.info(
+                    f"The studio is busy: your clip is number {status.position} in the queue.",
+                    icon=":material/hourglass_top:",
+                )
+            elif status.state is JobState.RUNNING:
+                message.empty()
+                progress = status.progress
+                if progress is None or progress.frame is None:
+                    bar.progress(0.0, text="Reading the clip and preparing the network…")
+                else:
+                    done = steps_done(progress.frame, progress.step, video)
+                    left = progress.elapsed / max(done, 1) * (planned_steps - done)
+                    finished = progress.frame - (0 if progress.step >= progress.total else 1)
+                    bar.progress(
+                        min(1.0, done / planned_steps),
+                        text=f"Frame {progress.frame} of {frames} · {finished} finished · "
+                        f"about {format_seconds(left)} left",
+                    )
+                if status.preview is not None and status.preview is not shown:
+                    shown = status.preview
+                    frame_slot.image(shown, caption="The newest finished frame", width="content")
+            if status.state.finished:
+                break
+            time.sleep(POLL_SECONDS)
+    finally:
+        # No st.* element calls in here: after an interruption they would raise again.
+        _settle(queue, job_id, name, started)
+
+
+def _settle(queue: Any, job_id: str, name: str, started: float) -> None:
+    """Cancel the job if it still runs, wait for its result and keep it in the session."""
+    from nst.jobs import UnknownJobError
+    from nst.video_jobs import VideoResult
+
+    queue.cancel(job_id)
+    result = None
+    try:
+        while True:  # a stopped run ends within a step, then encodes its frames
+            status = queue.status(job_id)  # also the heartbeat
+            result = queue.result(job_id)
+            if result is not None or status.state.finished:
+                break
+            time.sleep(0.2)
+        queue.forget(job_id)
+    except UnknownJobError:
+        st.session_state["video_error"] = "The run was lost; please start it again."
+        return
+    if not isinstance(result, VideoResult):
+        st.session_state["video_error"] = status.error or "The run ended without a clip."
+        return
+    if result.mp4 is None:
+        st.session_state["video_error"] = (
+            result.error or status.error or "The run was stopped before the first frame finished."
+        )
+        return
+    st.session_state["video_result"] = VideoRecord(
+        name=name,
+        mp4=result.mp4,
+        webp=result.webp,
+        gif=result.gif,
+        frames=result.frames,
+        frames_planned=result.frames_planned,
+        fps=result.fps,
+        seconds=time.monotonic() - started,
+        stopped=result.stopped,
+        error=result.error,
+        notice=result.notice,
+    )
+    st.session_state.pop("video_error", None)
+
+
+def show_error() -> None:
+    error = st.session_state.pop("video_error", None)
+    if error:
+        st.error(error)
+
+
+def result_panel(record: VideoRecord) -> None:
+    """The clip, what happened, and the downloads (MP4 with sound; WebP and GIF when short)."""
+    st.subheader("Result", anchor=False)
+    if record.error:
+        st.error(f"{record.error} The {record.frames} frames finished before are kept.")
+    elif record.stopped:
+        st.warning(
+            f"Stopped after {record.frames} of {record.frames_planned} frames; the shorter clip "
+            "is below.",
+            icon=":material/stop_circle:",
+        )
+    else:
+        st.success(
+            f"Finished {record.frames} frames in {format_seconds(record.seconds)}.",
+            icon=":material/check_circle:",
+        )
+    if record.mp4 is not None:
+        st.video(record.mp4)
+    stem = record.name.rsplit(".", 1)[0] or "clip"
+    downloads = [
+        ("Download MP4", record.mp4, "video/mp4", "mp4"),
+        ("Download animated WebP", record.webp, "image/webp", "webp"),
+        ("Download GIF", record.gif, "image/gif", "gif"),
+    ]
+    columns = st.columns(len(downloads))
+    for column, (label, data, mime, suffix) in zip(columns, downloads):
+        if data is not None:
+            column.download_button(
+                label,
+                data,
+                file_name=f"{stem}-stylized.{suffix}",
+                mime=mime,
+                key=f"video_download_{suffix}",
+                icon=":material/download:",
+            )
+    if record.webp is None:
+        st.caption("Animated WebP and GIF are offered for short clips only.")

@@ -1,0 +1,75 @@
+"""The Video page, driven headless with ``streamlit.testing.v1.AppTest``: upload, run, download."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import av
+from streamlit.testing.v1 import AppTest
+
+from nst.config import field_specs, video_field_specs
+from studio.video import NOT_FOR_VIDEO, VIDEO_MANAGED
+from tests.video_cases import audio_stream_seconds, make_clip
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 240
+
+
+def _video_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/video.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _upload_clip(at: AppTest, name: str, data: bytes) -> None:
+    at.file_uploader(key="video_upload").set_value((name, data, "video/mp4"))
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_video_page_offers_the_config_settings() -> None:
+    at = _video_page()
+    widgets = [*at.slider, *at.select_slider, *at.selectbox, *at.text_input, *at.number_input]
+    keys = {widget.key for widget in widgets}
+    expected = {f"video_{spec.name}" for spec in field_specs() if spec.name not in NOT_FOR_VIDEO}
+    expected |= {
+        f"video_{spec.name}" for spec in video_field_specs() if spec.name not in VIDEO_MANAGED
+    }
+    assert expected <= keys
+    assert at.select_slider(key="video_temporal_weight").label == "Steadiness"
+
+
+def test_a_bad_clip_gets_one_sentence_and_the_page_keeps_working() -> None:
+    at = _video_page()
+    _upload_clip(at, "notes.mp4", b"these are not moving pictures" * 20)
+    errors = [element.value for element in at.error]
+    assert any("not a video" in text for text in errors)
+    at.button(key="video_start").click()
+    at.run()
+    assert not at.exception
+    assert any("Upload a clip first" in element.value for element in at.error)
+
+
+def test_upload_run_a_few_frames_and_download() -> None:
+    at = _video_page()
+    _upload_clip(at, "walk.mp4", make_clip(fps=12, audio=True))
+    assert any("12 frames at 12 fps" in caption.value for caption in at.caption)
+    at.pills(key="style_samples").set_value(["mosaic"])
+    at.slider(key="video_size").set_value(64)
+    at.slider(key="video_first_frame_steps").set_value(2)
+    at.slider(key="video_frame_steps").set_value(1)
+    at.number_input(key="video_max_frames").set_value(3)
+    at.button(key="video_start").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Finished 3 frames" in element.value for element in at.success)
+    downloads = {button.label: button for button in at.get("download_button")}
+    assert list(downloads) == ["Download MP4", "Download animated WebP", "Download GIF"]
+    record = at.session_state["video_result"]
+    with av.open(io.BytesIO(record.mp4)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 3
+    assert audio_stream_seconds(record.mp4) > 0.2  # the clip's sound, cut to 3 frames
