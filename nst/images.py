@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,9 +25,11 @@ MIN_SIDE = 32  # the backbones pool 4-5 times; narrower inputs have no deep feat
 
 ImageSource = bytes | bytearray | str | os.PathLike | BinaryIO
 
-# Our own pixel cap (``StyleConfig.max_pixels``) is enforced before decoding; Pillow's
-# warning/error threshold would otherwise fire at a different, global value.
-Image.MAX_IMAGE_PIXELS = None
+# Our own pixel cap (``StyleConfig.max_pixels``) is checked from the header before anything
+# else, so the user hears the image's size and our limit. Pillow's own, process-wide bomb guard
+# (``Image.MAX_IMAGE_PIXELS``) stays as it is, for every decode in the process: an image within
+# our cap but beyond Pillow's hard limit (2 x MAX_IMAGE_PIXELS, 179 megapixels by default) is
+# refused too.
 
 
 class ImageError(ValueError):
@@ -61,23 +62,27 @@ def load_image(
             f"The file is {_size_text(len(data))}, more than the {_size_text(max_bytes)} limit; "
             "please upload a smaller file."
         )
+    claimed = _header_size(data)
+    if claimed is not None and claimed[0] * claimed[1] > limit:
+        raise ImageError(_too_many_pixels(*claimed, limit))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > limit:
-                raise ImageError(
-                    f"The image is {width}×{height} pixels, more than the limit of "
-                    f"{limit / 1e6:g} megapixels; please use a smaller image."
-                )
-            if getattr(image, "n_frames", 1) > 1:
-                image.seek(0)
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            rgb = _to_rgb_array(image)
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        if width * height > limit:
+            raise ImageError(_too_many_pixels(width, height, limit))
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        rgb = _to_rgb_array(image)
     except ImageError:
         raise
+    except Image.DecompressionBombError:
+        size = f"{claimed[0]}×{claimed[1]} pixels, more" if claimed else "larger"
+        raise ImageError(
+            f"The image is {size} than the {_pillow_limit() / 1e6:g} megapixels that can be "
+            "decoded safely; please use a smaller image."
+        ) from None
     except UnidentifiedImageError:
         raise ImageError(
             f"This file is not an image we can read; please upload a {SUPPORTED_FORMATS} file."
@@ -96,6 +101,38 @@ def load_image(
     if rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise ImageError("The image has no pixels; please choose another image.")
     return rgb
+
+
+def _too_many_pixels(width: int, height: int, limit: int) -> str:
+    return (
+        f"The image is {width}×{height} pixels, more than the limit of {limit / 1e6:g} "
+        "megapixels; please use a smaller image."
+    )
+
+
+def _pillow_limit() -> int:
+    return 2 * (Image.MAX_IMAGE_PIXELS or 0) or 2**63
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as the file's header states it, or None if no Pillow plugin reads it.
+
+    Pillow's format plugins parse only the header when they are constructed; unlike
+    ``Image.open``, this does not apply Pillow's bomb guard, so the caller can give its own
+    limit and the image's real size. No pixel is decoded.
+    """
+    Image.init()
+    prefix = data[:16]
+    for factory, accept in list(Image.OPEN.values()):
+        try:
+            accepted = True if accept is None else accept(prefix)
+            if isinstance(accepted, str) or not accepted:  # a str: "maybe, with a warning"
+                continue
+            with factory(io.BytesIO(data), "") as image:
+                return image.size
+        except Exception:  # not this format, a malformed header, or a plugin's own guard
+            continue
+    return None
 
 
 def _size_text(count: int) -> str:

@@ -7,6 +7,8 @@ uses); only the features differ: simple colour-and-edge responses stand in for t
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -73,11 +75,16 @@ def shuffle_tiles(image: np.ndarray, tile: int, seed: int = 0) -> np.ndarray:
 
 
 @functools.cache
-def explainer_samples(side: int = 192) -> dict[str, np.ndarray]:
-    """Float crops of the sample styles, for the illustrations (made once per process)."""
-    return {
-        name: resize_to(picture.as_float(), side, side) for name, picture in sample_styles().items()
-    }
+def explainer_samples(side: int = 192) -> Mapping[str, np.ndarray]:
+    """Float crops of the sample styles, for the illustrations (made once per process).
+
+    Shared by every session and thread: the mapping and the arrays are read-only.
+    """
+    crops = {}
+    for name, picture in sample_styles().items():
+        crops[name] = resize_to(picture.as_float(), side, side)
+        crops[name].setflags(write=False)
+    return MappingProxyType(crops)
 
 
 def slider_reference(group: str) -> pd.DataFrame:

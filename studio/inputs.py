@@ -7,7 +7,9 @@ do not decode them again.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import streamlit as st
@@ -109,14 +111,18 @@ def content_picker() -> InputImage | None:
 
 
 @functools.lru_cache(maxsize=1)
-def sample_styles() -> dict[str, InputImage]:
-    """The project's own sample styles (``assets/styles/*.png``, made by make_styles.py)."""
+def sample_styles() -> Mapping[str, InputImage]:
+    """The project's own sample styles (``assets/styles/*.png``, made by make_styles.py).
+
+    Shared by every session and thread: the mapping and the pixels are read-only.
+    """
     samples = {}
     for path in sorted(STYLE_DIR.glob("*.png")):
         pixels = to_uint8(load_image(path))
+        pixels.setflags(write=False)
         name = path.stem.replace("_", " ")
         samples[name] = InputImage(key=f"sample:{path.stem}", name=name, pixels=pixels)
-    return samples
+    return MappingProxyType(samples)
 
 
 def style_picker() -> list[InputImage]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,7 +28,10 @@ class InputImage:
 
     @functools.cached_property
     def thumbnail(self) -> np.ndarray:
-        return fit_within(self.pixels, THUMB_SIDE)
+        """Read-only: sample styles (and so their thumbnails) are shared by all sessions."""
+        thumbnail = fit_within(self.pixels, THUMB_SIDE)
+        thumbnail.setflags(write=False)
+        return thumbnail
 
     def as_float(self) -> np.ndarray:
         return to_float(self.pixels)
@@ -82,7 +86,13 @@ class StudioResult:
 
     @property
     def nbytes(self) -> int:
-        return int(self.image.nbytes + self.content.nbytes)
+        """Memory this record holds: full-size image and photo, the display copies made so far
+        (a copy that is the full image itself counts once) and the loss history."""
+        arrays = {id(array): array for array in (self.image, self.content)}
+        for pair in list(self._fitted.values()):
+            arrays.update((id(array), array) for array in pair)
+        pixels = sum(array.nbytes for array in arrays.values())
+        return int(pixels + history_bytes(self.history))
 
     @property
     def size_text(self) -> str:
@@ -147,6 +157,15 @@ def adjusted(image: np.ndarray, content: np.ndarray, adjustments: dict[str, floa
     if not adjustments:
         return picture
     return adjust(picture, content=to_float(content), **adjustments)
+
+
+def history_bytes(history: list[dict[str, float]]) -> int:
+    """Memory of a loss history: the list, each row's dict and its float values (the keys are
+    shared strings)."""
+    total = sys.getsizeof(history)
+    for row in history:
+        total += sys.getsizeof(row) + sum(sys.getsizeof(value) for value in row.values())
+    return total
 
 
 def to_float(image: np.ndarray) -> np.ndarray:

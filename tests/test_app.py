@@ -293,6 +293,72 @@ def test_the_gallery_is_capped_oldest_first_with_a_notice() -> None:
     assert "3 older results were removed" in at.markdown[0].value
 
 
+def _add_results(records: list) -> None:
+    """An AppTest script: add these results on the first run, then show the notice."""
+    import streamlit as st
+
+    from studio import gallery
+
+    if "added" not in st.session_state:
+        st.session_state["added"] = True
+        for record in records:
+            gallery.add_result(record)
+    st.write(gallery.dropped_notice() or "nothing dropped")
+
+
+def _sized_result(result_id: int, side: int, history_rows: int = 0) -> StudioResult:
+    record = _tiny_result(result_id)
+    record.image = np.zeros((side, side, 3), np.uint8)
+    record.content = np.zeros((side, side, 3), np.uint8)
+    record.history = [{"step": float(step), "total": 1.0} for step in range(history_rows)]
+    return record
+
+
+def test_result_bytes_count_display_copies_and_history() -> None:
+    from studio.records import DISPLAY_SIDE, THUMB_SIDE, history_bytes
+
+    record = _sized_result(1, 2000, history_rows=500)
+    full = 2 * 2000 * 2000 * 3
+    assert record.nbytes == full + history_bytes(record.history)
+    assert history_bytes(record.history) > 500 * 2 * 8  # dicts and floats, not just numbers
+    record.fitted(DISPLAY_SIDE)
+    record.fitted(THUMB_SIDE)
+    copies = 2 * 3 * (DISPLAY_SIDE * DISPLAY_SIDE + THUMB_SIDE * THUMB_SIDE)
+    assert record.nbytes == full + copies + history_bytes(record.history)
+
+
+def test_all_galleries_share_one_budget_oldest_first(monkeypatch) -> None:
+    import gc
+    import weakref
+
+    from studio import gallery
+
+    gc.collect()
+    monkeypatch.setattr(gallery, "_galleries", weakref.WeakValueDictionary())
+    one = _sized_result(0, 100).nbytes  # 100 px: the display copies are the image itself
+    monkeypatch.setattr(gallery, "GALLERY_BYTES", 3 * one)
+    first = AppTest.from_function(
+        _add_results,
+        default_timeout=TIMEOUT,
+        kwargs={"records": [_sized_result(1, 100), _sized_result(2, 100)]},
+    ).run()
+    assert "nothing dropped" in first.markdown[0].value
+    second = AppTest.from_function(
+        _add_results,
+        default_timeout=TIMEOUT,
+        kwargs={"records": [_sized_result(3, 100), _sized_result(4, 100)]},
+    ).run()
+    assert not first.exception and not second.exception
+    # The fourth result overflows the budget: the process's oldest (the first session's #1)
+    # goes, and that session is told on its next rerun.
+    assert [item.result_id for item in first.session_state["results"]] == [2]
+    assert [item.result_id for item in second.session_state["results"]] == [3, 4]
+    assert gallery.gallery_bytes() <= 3 * one
+    first.run()
+    assert "1 older result was removed to save memory" in first.markdown[0].value
+    assert "nothing dropped" in second.run().markdown[0].value
+
+
 def test_how_it_works_page() -> None:
     at = _open()
     at.switch_page("pages/how_it_works.py").run()

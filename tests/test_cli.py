@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -61,7 +62,7 @@ def test_stylize_writes_png_with_settings_and_json(tmp_path, content_path, style
     assert summary["output"] == str(out) and summary["steps"] == 20
     assert summary["final_loss"] < summary["initial_loss"] and summary["seconds"] > 0
     with Image.open(out) as image:
-        assert image.format == "PNG" and image.size == (128, 96)  # tubingen is 4:3
+        assert image.format == "PNG" and image.size == (128, 96)  # the photo is 4:3
     settings = read_settings(out.read_bytes())
     assert settings["optimizer"] == optimizer and settings["saturation"] == 1.2
     assert settings["styles"] == [style_path.name]
@@ -73,8 +74,11 @@ def test_stylize_writes_png_with_settings_and_json(tmp_path, content_path, style
 
 
 def test_jpeg_output_and_mask(tmp_path, content_path, style_path):
+    # Left half white (stylized), right half black (the photo kept), at the photo's 4:3.
     mask = tmp_path / "mask.png"
-    Image.new("L", (40, 30), 255).save(mask)
+    halves = np.zeros((30, 40), np.uint8)
+    halves[:, :20] = 255
+    Image.fromarray(halves).save(mask)
     out = tmp_path / "out.jpg"
     done = _run(
         str(content_path),
@@ -84,13 +88,21 @@ def test_jpeg_output_and_mask(tmp_path, content_path, style_path):
         "--size",
         "64",
         "--steps",
-        "2",
+        "8",
         "--mask",
         str(mask),
         "--quiet",
     )
     assert done.returncode == 0, done.stderr
     assert Image.open(out).format == "JPEG" and "wrote" in done.stdout
+    from nst.images import resize_to
+
+    result = load_image(out)
+    photo = resize_to(load_image(content_path), *result.shape[:2])
+    change = np.abs(result - photo).mean(axis=(0, 2))  # per column
+    assert result.shape[:2] == (48, 64)
+    assert change[36:].max() < 0.03  # black: the photo, up to JPEG's rounding
+    assert change[:28].mean() > 3 * change[36:].max()  # white: stylized
 
 
 @pytest.mark.parametrize(
@@ -118,26 +130,27 @@ def test_bad_input_is_one_line_exit_2(tmp_path, content_path, style_path, args, 
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in done.stderr
 
 
-def test_imagenet_offline_fails_with_actionable_message(tmp_path, content_path, style_path):
-    env_home = tmp_path / "keras"
-    os.environ["KERAS_HOME"] = str(env_home)
-    try:
-        done = _run(
-            str(content_path),
-            str(style_path),
-            "-o",
-            str(tmp_path / "o.png"),
-            "--size",
-            "64",
-            "--steps",
-            "1",
-            "--quiet",
-            weights=None,
-        )
-    finally:
-        del os.environ["KERAS_HOME"]
-    if done.returncode == 0:
-        pytest.skip("this machine can download the ImageNet weights")
+def test_imagenet_offline_fails_with_actionable_message(
+    tmp_path, content_path, style_path, monkeypatch
+):
+    # An empty weights cache, and a proxy nobody listens on: offline on every machine.
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    done = _run(
+        str(content_path),
+        str(style_path),
+        "-o",
+        str(tmp_path / "o.png"),
+        "--size",
+        "64",
+        "--steps",
+        "1",
+        "--quiet",
+        weights=None,
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in done.stderr
     assert "NST_WEIGHTS=" in done.stderr
@@ -168,7 +181,8 @@ def test_batch_runs_every_pair_and_reports_bad_files(tmp_path, content_path, sty
     assert len(records) == 2
     good = next(r for r in records if "output" in r)
     bad = next(r for r in records if "output" not in r)
-    assert Path(good["output"]).name == "tubingen__good.png" and Path(good["output"]).is_file()
+    assert Path(good["output"]).name == f"{content_path.stem}__good.png"
+    assert Path(good["output"]).is_file()
     assert good["settings"]["size"] == 64 and good["final_loss"] < good["initial_loss"]
     assert "broken.jpg" in bad["error"] and "not an image" in bad["error"]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {

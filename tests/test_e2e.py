@@ -23,6 +23,7 @@ from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
 from nst.images import read_settings
+from tests.system import requires
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,10 +39,7 @@ FLAGS = [
 ]
 TIMEOUT_MS = 90_000
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed"),
-]
+pytestmark = [pytest.mark.browser, requires(str(CHROMIUM), "chromium")]
 
 
 def _free_port() -> int:

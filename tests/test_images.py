@@ -164,6 +164,35 @@ def test_decompression_bomb_is_refused_before_decoding():
         load_image(data, max_pixels=50_000_000)
 
 
+def test_pillow_bomb_guard_stays_on_for_the_whole_process():
+    # Our decoder checks its own cap from the header; it must not switch Pillow's guard off
+    # for decodes it does not make.
+    assert Image.MAX_IMAGE_PIXELS is not None
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(io.BytesIO(_png_header_only(100_000, 100_000)))
+
+
+def test_pillow_guard_applies_within_our_cap(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow refuses over 2000 pixels
+    small = _encode(Image.new("RGB", (40, 30)), "PNG")  # 1200: over Pillow's warning level
+    with pytest.warns(Image.DecompressionBombWarning):
+        assert load_image(small).shape == (30, 40, 3)
+    large = _encode(Image.new("RGB", (60, 40)), "PNG")  # 2400: within our cap, over Pillow's
+    with pytest.raises(ImageError, match=r"^The image is 60×40 pixels, more than the 0\.002 "):
+        load_image(large)
+
+
+def test_concurrent_decodes_agree():
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = [_encode(Image.fromarray(_gradient(64 + n, 48)), "PNG") for n in range(8)]
+    expected = [load_image(data) for data in files]
+    with ThreadPoolExecutor(4) as pool:
+        decoded = list(pool.map(load_image, files * 4))
+    for index, array in enumerate(decoded):
+        np.testing.assert_array_equal(array, expected[index % len(files)])
+
+
 def test_tiny_and_extreme_images():
     tiny = load_image(_encode(Image.new("RGB", (5, 3), (10, 20, 30)), "PNG"))
     assert tiny.shape == (3, 5, 3)

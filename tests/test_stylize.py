@@ -9,6 +9,7 @@ import tensorflow as tf
 from nst import color
 from nst.config import StyleConfig
 from nst.images import resize_to
+from nst.losses import gram_matrix
 from nst.stylize import CancelToken, Problem, Progress, Result, prepare, run_stylize, stylize
 
 SMALL = StyleConfig(size=96, steps=12, preview_every=4, precision="float32")
@@ -46,6 +47,37 @@ def test_run_streams_progress_and_ends_with_a_better_image(content_image, style_
     assert np.abs(result.image - content_small).mean() > 0.01
     assert not result.stopped and result.error is None
     assert {"build", "targets", "first_step", "optimize", "total"} <= set(result.timings)
+
+
+def test_lbfgs_iterates_stay_in_the_unit_box(content_image, style_image, monkeypatch):
+    # The result is clipped when it is finished, so check L-BFGS's own iterates instead: every
+    # point scipy evaluates the objective at, and every iterate it reports, lies in [0, 1].
+    import scipy.optimize
+
+    from nst import stylize as engine
+
+    seen: list[np.ndarray] = []
+    real_minimize = scipy.optimize.minimize
+
+    def recording_minimize(fun, x0, *args, callback, **kwargs):
+        def recorded(x):
+            seen.append(np.array(x))
+            return fun(x)
+
+        def reported(x):
+            seen.append(np.array(x))
+            return callback(x)
+
+        return real_minimize(recorded, x0, *args, callback=reported, **kwargs)
+
+    monkeypatch.setattr(engine.scipy.optimize, "minimize", recording_minimize)
+    config = SMALL.replace(optimizer="lbfgs", init="noise", steps=8)
+    result = run_stylize(content_image, [style_image], config)
+    assert result.steps_done == 8 and len(seen) >= 16
+    assert min(float(x.min()) for x in seen) >= 0.0
+    assert max(float(x.max()) for x in seen) <= 1.0
+    # The bounds are active: some pixels sit exactly on them.
+    assert any((x == 0.0).any() or (x == 1.0).any() for x in seen[1:])
 
 
 def test_same_seed_same_image_other_seed_other_image(content_image, style_image):
@@ -200,18 +232,53 @@ def test_luminance_preservation_keeps_the_photo_colours(content_image, style_ima
     )
 
 
-def test_histogram_preservation_recolours_the_style(content_image, style_image):
-    problem = prepare(content_image, [style_image], SMALL.replace(preserve_colors="histogram"))
+def test_histogram_preservation_gives_the_style_the_photos_colours(content_image, style_image):
+    from nst.stylize import _style_at_scale
+
+    config = SMALL.replace(preserve_colors="histogram")
+    problem = prepare(content_image, [style_image], config)
     plain = prepare(content_image, [style_image], SMALL)
-    name = "block1_conv1"
-    assert not np.allclose(problem.style_targets[0].grams[name], plain.style_targets[0].grams[name])
+    # The style the targets must come from: the painting at its scale, recoloured so that its
+    # colour mean and covariance are the photo's (at the working size).
+    recoloured = color.match_histogram(_style_at_scale(style_image, config), problem.content)
+    pixels, photo = recoloured.reshape(-1, 3), problem.content.reshape(-1, 3)
+    painting = _style_at_scale(style_image, config).reshape(-1, 3)
+    np.testing.assert_allclose(pixels.mean(0), photo.mean(0), atol=0.03)
+    # Clipping to [0, 1] trims the tails a little, so the covariance matches closely, not exactly.
+    photo_cov = np.cov(photo.T)
+    assert np.linalg.norm(np.cov(pixels.T) - photo_cov) < 0.25 * np.linalg.norm(photo_cov)
+    assert np.linalg.norm(np.cov(painting.T) - photo_cov) > 0.5 * np.linalg.norm(photo_cov)
+    assert np.abs(painting.mean(0) - photo.mean(0)).max() > 0.1  # there was something to match
+    features = problem.extractor(tf.constant(recoloured[None]))
+    for name, target in problem.style_targets[0].grams.items():
+        expected = gram_matrix(features[name]).numpy()
+        np.testing.assert_allclose(target.numpy(), expected, rtol=1e-3, atol=1e-6)
+        if name == "block1_conv1":  # colours show first in the first layer's statistics
+            assert not np.allclose(plain.style_targets[0].grams[name].numpy(), expected, rtol=0.05)
 
 
-def test_style_scale_changes_the_style_targets(content_image, style_image):
-    fine = prepare(content_image, [style_image], SMALL.replace(style_scale=0.5))
-    coarse = prepare(content_image, [style_image], SMALL.replace(style_scale=2.0))
-    name = "block3_conv1"
-    assert not np.allclose(fine.style_targets[0].grams[name], coarse.style_targets[0].grams[name])
+def _stripes(height: int, width: int, period: float) -> np.ndarray:
+    """Blue and yellow vertical stripes ``period`` pixels wide (a texture of known scale)."""
+    phase = (np.arange(width) / period) % 1.0 < 0.5
+    row = np.where(phase[:, None], [0.15, 0.25, 0.7], [0.95, 0.85, 0.3]).astype(np.float32)
+    return np.broadcast_to(row, (height, width, 3)).copy()
+
+
+def test_style_scale_sets_the_size_of_the_texture(content_image):
+    # A 256 px painting of 32 px stripes. At size 96 the style texture is 12 px stripes with
+    # style_scale 1 and 24 px stripes with style_scale 2: of stripes of several widths on the
+    # canvas, those must score the lowest style loss.
+    painting = _stripes(192, 256, 32.0)
+    for scale, expected in ((1.0, 12.0), (2.0, 24.0)):
+        problem = prepare(content_image, [painting], SMALL.replace(style_scale=scale))
+        height, width = problem.content.shape[:2]
+        scores = {
+            period: float(
+                problem.objective(tf.constant(_stripes(height, width, period)[None]))[1]["style"]
+            )
+            for period in (6.0, 8.0, 12.0, 16.0, 24.0, 32.0)
+        }
+        assert min(scores, key=scores.get) == expected, scores
 
 
 @pytest.mark.parametrize(

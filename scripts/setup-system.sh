@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install the system programs the tests need on Debian or Ubuntu: chromium (browser tests) and
+# redis-server (job-queue tests). Uses apt-get as root, or through sudo where that works without
+# a password prompt; otherwise says in one line what to install, and exits 0 (the tests that
+# need a missing program skip with the same advice).
+set -euo pipefail
+
+packages=()
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || packages+=(chromium)
+command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
+if [ ${#packages[@]} -eq 0 ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    apt=(apt-get)
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    apt=(sudo -n apt-get)
+else
+    apt=()
+fi
+
+if [ ${#apt[@]} -eq 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup-system: please install ${packages[*]} (Debian/Ubuntu: sudo apt-get install -y ${packages[*]}); the tests that need them skip until then." >&2
+    exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "setup-system: installing ${packages[*]} with apt-get" >&2
+"${apt[@]}" update -qq
+"${apt[@]}" install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
