@@ -1,6 +1,12 @@
-"""The backbone network: built once per process for every session, and the demo-weights banner."""
+"""The backbone network: built once per process for every session, and the demo-weights banner.
+
+With a remote job backend (``NST_QUEUE``) the web process builds no network and never imports
+TensorFlow: the workers do.
+"""
 
 from __future__ import annotations
+
+import os
 
 import streamlit as st
 
@@ -25,13 +31,32 @@ def ensure_model(config: StyleConfig) -> None:
 
 
 def weights_banner() -> None:
-    """A visible banner when the network runs with untrained (random) weights."""
-    from nst.model import weights_mode
+    """A visible banner when the network runs with untrained (random) weights.
 
-    if weights_mode() == "random":
+    With a remote backend the web tier reads ``NST_WEIGHTS`` itself (the workers of a
+    deployment share its environment file; importing ``nst.model`` would load TensorFlow).
+    """
+    if _remote_backend():
+        random = os.environ.get("NST_WEIGHTS", "").strip() == "random"
+    else:
+        from nst.model import weights_mode
+
+        random = weights_mode() == "random"
+    if random:
         st.warning(
             "Demo mode: NST_WEIGHTS=random, so the network's features are untrained. Everything "
             "works, but results will not look like the painting. Unset NST_WEIGHTS to use the "
             "ImageNet weights.",
             icon=":material/science:",
         )
+
+
+def _remote_backend() -> bool:
+    """True when ``NST_QUEUE`` sends jobs to workers (a malformed value counts as remote: the
+    page reports it when a run starts)."""
+    from nst.jobs import queue_url
+
+    try:
+        return bool(queue_url())
+    except ValueError:
+        return True

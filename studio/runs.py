@@ -1,12 +1,20 @@
-"""Running a job on the process-wide queue (``nst.jobs``) with a live view, and keeping it.
+"""Running a job on the process-wide job backend (``nst.jobs``) with a live view, and keeping it.
 
-Session state used here: ``mailbox`` (the ``RunMailbox``), ``run_error`` and ``run_notice``.
+The page talks only to the backend's interface, so it works the same whether jobs run in this
+process or on RQ workers (``NST_QUEUE``). On a remote backend the web process never builds a
+network: the worker checks the weights, layers and memory, and its refusal comes back as the
+job's error sentence.
+
+Session state used here: ``mailbox`` (the ``RunMailbox``), ``queue_owner`` (this session's
+secret, required by the backend for every call on its jobs), ``run_error`` and ``run_notice``.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import math
+import secrets
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -15,12 +23,29 @@ from typing import Any
 
 import numpy as np
 import streamlit as st
+from PIL import Image
 
-from nst.config import StyleConfig, field_spec
+from nst.config import StyleConfig, validate
 from nst.images import resize_longest, resize_to, to_uint8
+from nst.jobs import (
+    JobRequest,
+    JobState,
+    JobStatus,
+    QueueUnavailableError,
+    UnknownJobError,
+    get_queue,
+)
+from nst.jobs.backend import decode_png
 from studio.gallery import add_result, find_result, next_result_id, results
 from studio.network import ensure_model
-from studio.records import InputImage, StudioResult, for_display, format_seconds, to_float
+from studio.records import (
+    DISPLAY_SIDE,
+    InputImage,
+    StudioResult,
+    for_display,
+    format_seconds,
+    to_float,
+)
 from studio.results import loss_chart
 from studio.widgets import build_config
 
@@ -29,6 +54,8 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.5  # how often the page asks the queue for news while a run is going
 CHART_SECONDS = 1.0  # how often the live loss chart is redrawn
 SETTLE_SECONDS = 10.0  # how long a stopped run may take to hand back its image
+UNREACHABLE_SECONDS = 10.0  # how long the page keeps retrying a queue it cannot reach
+WORKERS_SECONDS = 5.0  # how often a queued run on Redis checks that some worker listens
 
 
 @dataclass(frozen=True)
@@ -41,6 +68,12 @@ class RunInfo:
     content_key: str
     style_names: tuple[str, ...]
     continued_from: int | None = None
+    owner: str = ""  # the session's secret for the job backend
+
+
+def session_owner() -> str:
+    """This browser session's secret: the job backend shows a job only to its owner."""
+    return st.session_state.setdefault("queue_owner", secrets.token_urlsafe(24))
 
 
 def start_run(
@@ -56,10 +89,6 @@ def start_run(
 
     Problems are reported with one ``st.error`` sentence and None is returned.
     """
-    from nst.jobs import JobRequest
-    from nst.model import WeightsError
-    from nst.stylize import check_memory
-
     base = find_result(continue_from) if continue_from is not None else None
     if continue_from is not None and base is None:
         st.error("That result is no longer in the gallery; please start a new run.")
@@ -75,9 +104,11 @@ def start_run(
     except ValueError as error:
         st.error(str(error))
         return None
-    problem = _combination_problem(config, len(styles), mask is not None)
-    if problem:
-        st.error(problem)
+    try:
+        validate(config, len(styles), mask is not None)
+        backend = get_queue()
+    except ValueError as error:  # a combination that cannot run, or a malformed NST_QUEUE
+        st.error(str(error))
         return None
     init_image = None
     if base is not None:
@@ -87,40 +118,42 @@ def start_run(
     else:
         assert content is not None
         info_content = (content.as_float(), content.name, content.key)
-    try:
-        ensure_model(config)
-    except (WeightsError, ValueError) as error:  # no weights, or a layer the network lacks
-        st.error(str(error))
-        return None
     photo, name, key = info_content
-    try:
-        check_memory(config, photo.shape)  # refuse now rather than fail in the middle
-    except ValueError as error:
-        st.error(str(error))
+    if not backend.remote and not _ready_here(config, photo.shape):
         return None
     photo = resize_longest(photo, config.size)  # the engine's working size: less to keep queued
     request = JobRequest(
         content=photo,
-        styles=tuple(style.as_float() for style in styles),
+        styles=tuple(style.as_float() for style in styles),  # shrunk to what the run uses
         config=config,
         mask=None if mask is None else mask.as_float(),
         init_image=init_image,
     )
-    info = RunInfo(config, photo, name, key, tuple(s.name for s in styles), continue_from)
+    info = RunInfo(
+        config,
+        photo,
+        name,
+        key,
+        tuple(s.name for s in styles),
+        continue_from,
+        owner=session_owner(),
+    )
     return watch_job(request, info, stage)
 
 
-def _combination_problem(config: StyleConfig, style_count: int, has_mask: bool) -> str | None:
-    """Checks that need the inputs as well as the settings, phrased for the page."""
-    blend = config.style_blend
-    if blend and len(blend) != style_count:
-        return (
-            f"{field_spec('style_blend').label}: give one weight per style ({style_count} "
-            f"chosen, {len(blend)} given), or leave it empty for equal weights."
-        )
-    if has_mask and style_count > 2:
-        return f"A mask works with one or two styles; {style_count} are chosen."
-    return None
+def _ready_here(config: StyleConfig, content_shape: tuple[int, ...]) -> bool:
+    """In-process runs only: build the network and check this machine's memory now, so a
+    problem is one sentence before the run rather than a failure in its middle."""
+    from nst.model import WeightsError
+    from nst.stylize import check_memory
+
+    try:
+        ensure_model(config)
+        check_memory(config, content_shape)
+    except (WeightsError, ValueError) as error:  # no weights, a missing layer, too large
+        st.error(str(error))
+        return False
+    return True
 
 
 @dataclass
@@ -203,18 +236,21 @@ def collect_runs() -> StudioResult | None:
 
 
 def watch_job(request: Any, info: RunInfo, stage: Any) -> StudioResult | None:
-    """Submit to the queue and show queue position, progress, preview and loss chart.
+    """Submit to the job backend and show queue position, progress, preview and loss chart.
 
     A click anywhere (Stop, another widget, another page) or a closed tab interrupts this
     script at its next ``st.*`` call; the ``finally`` then cancels the job (within a step) and
     posts the image so far to the mailbox, from where the next run puts it in the gallery.
     """
-    from nst.jobs import JobState, get_queue
-
     queue = get_queue()
     mailbox = session_mailbox()
-    job_id = queue.submit(request)
+    try:
+        job_id = queue.submit(request, owner=info.owner)
+    except QueueUnavailableError as error:
+        st.error(str(error), icon=":material/cloud_off:")
+        return None
     mailbox.begin(job_id)
+    seen: list[JobStatus] = []  # the latest status: what is kept if the queue goes away
     try:
         with stage.container():
             bar_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
@@ -228,17 +264,42 @@ def watch_job(request: Any, info: RunInfo, stage: Any) -> StudioResult | None:
             preview_column, chart_column = st.columns(2)
             preview_slot = preview_column.empty()
             chart_slot = chart_column.empty()
-        shown_preview: Any = None
+        shown_step: int | None = None
         chart_drawn = 0.0
+        lost_since: float | None = None
+        workers_checked, no_workers = -math.inf, False
         while True:
-            status = queue.status(job_id)
+            try:
+                status = queue.status(job_id, owner=info.owner)
+            except QueueUnavailableError as error:
+                lost_since = lost_since or time.monotonic()
+                if time.monotonic() - lost_since > UNREACHABLE_SECONDS:
+                    break  # settle_job keeps the last preview and says why
+                message.warning(f"{error} Retrying…", icon=":material/cloud_off:")
+                time.sleep(POLL_SECONDS * 2)
+                continue
+            if lost_since is not None:
+                lost_since = None
+                message.empty()
+            seen[:] = [status]
             if status.state is JobState.QUEUED:
                 bar.progress(0.0, text="Waiting for a free slot…")
-                message.info(
-                    f"The studio is busy: your run is number {status.position} in the queue "
-                    "and starts as soon as a slot is free.",
-                    icon=":material/hourglass_top:",
-                )
+                if time.monotonic() - workers_checked >= WORKERS_SECONDS:
+                    workers_checked, no_workers = time.monotonic(), _no_workers(queue)
+                if no_workers:
+                    message.warning(
+                        "No worker is connected to the job queue right now; your run starts "
+                        "as soon as one is.",
+                        icon=":material/hourglass_disabled:",
+                    )
+                elif status.position:
+                    message.info(
+                        f"The studio is busy: your run is number {status.position} in the "
+                        "queue and starts as soon as a slot is free.",
+                        icon=":material/hourglass_top:",
+                    )
+                else:
+                    message.info("Your run is starting…", icon=":material/hourglass_top:")
             elif status.state is JobState.RUNNING:
                 progress = status.progress
                 if progress is None:
@@ -249,12 +310,11 @@ def watch_job(request: Any, info: RunInfo, stage: Any) -> StudioResult | None:
                         text=_progress_text(progress),
                     )
                 message.empty()
-                if status.preview is not None and status.preview is not shown_preview:
-                    shown_preview = status.preview
-                    step = progress.step if progress is not None else 0
+                if status.preview is not None and status.preview_step != shown_step:
+                    shown_step = status.preview_step
                     preview_slot.image(
-                        for_display(shown_preview),
-                        caption=f"Preview at step {step}",
+                        _display_bytes(status.preview),
+                        caption=f"Preview at step {shown_step}",
                         width="stretch",
                     )
                 if status.history and time.monotonic() - chart_drawn >= CHART_SECONDS:
@@ -267,7 +327,7 @@ def watch_job(request: Any, info: RunInfo, stage: Any) -> StudioResult | None:
     finally:
         # No st.* calls in here: after an interruption they would raise again.
         try:
-            outcome = settle_job(job_id, info)
+            outcome = settle_job(job_id, info, seen[0] if seen else None)
         except Exception:  # never leave the next run waiting for this one
             logger.exception("Settling job %s failed.", job_id)
             outcome = Outcome(error="The run ended unexpectedly; please try again.")
@@ -275,8 +335,28 @@ def watch_job(request: Any, info: RunInfo, stage: Any) -> StudioResult | None:
     return collect_runs()  # only reached when the run ended by itself
 
 
+def _no_workers(queue: Any) -> bool:
+    """True when a remote backend has no worker listening (a queued run would wait forever)."""
+    count = getattr(queue, "worker_count", None)
+    if count is None:
+        return False
+    try:
+        return count() == 0
+    except QueueUnavailableError:
+        return False  # the next status call reports it
+
+
+def _display_bytes(png: bytes) -> Any:
+    """A preview as sent to the browser: the PNG itself, or a smaller copy if it is large."""
+    with Image.open(io.BytesIO(png)) as image:
+        small = max(image.size) <= DISPLAY_SIDE
+    return png if small else for_display(decode_png(png))
+
+
 def _progress_text(progress: Any) -> str:
     text = f"Step {progress.step} of {progress.total}"
+    if getattr(progress, "frames", None):
+        text = f"Frame {progress.frame} of {progress.frames} · {text.lower()}"
     if progress.step < progress.total:
         text += f" · about {format_seconds(progress.seconds_left)} left"
     if math.isfinite(progress.loss):
@@ -284,35 +364,39 @@ def _progress_text(progress: Any) -> str:
     return text
 
 
-def settle_job(job_id: str, info: RunInfo) -> Outcome:
+def settle_job(job_id: str, info: RunInfo, last_seen: JobStatus | None = None) -> Outcome:
     """End a job (cancel it if it still runs, wait up to a step) and say how it ended.
 
-    Uses only the queue, never Streamlit, so it is safe in a ``finally`` after an interruption.
+    Uses only the backend, never Streamlit, so it is safe in a ``finally`` after an
+    interruption. If the backend cannot be reached, ``last_seen`` (the page's latest status)
+    provides the picture so far.
     """
-    from nst.jobs import UnknownJobError, get_queue
-
     queue = get_queue()
-    queue.cancel(job_id)  # nothing happens if it has finished
-    status = None
+    status = last_seen
     result = None
-    deadline = time.monotonic() + SETTLE_SECONDS
+    unreachable: str | None = None
     try:
+        queue.cancel(job_id, owner=info.owner)  # nothing happens if it has finished
+        deadline = time.monotonic() + SETTLE_SECONDS
         while True:
-            status = queue.status(job_id)
+            status = queue.status(job_id, owner=info.owner)
             if status.state.finished or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         if status.state.finished:
-            result = queue.result(job_id)
+            result = queue.result(job_id, owner=info.owner)
+        queue.forget(job_id, owner=info.owner)
     except UnknownJobError:
         pass
-    finally:
-        queue.forget(job_id)
+    except QueueUnavailableError as error:
+        unreachable = str(error)
     record = _outcome_record(info, status, result)
+    if record is not None and unreachable and record.error is None:
+        record.error = unreachable
     if record is not None or status is None:
-        return Outcome(record=record)
-    if status.error:
-        return Outcome(error=status.error)
+        return Outcome(record=record, error=None if record is not None else unreachable)
+    if unreachable or status.error:
+        return Outcome(error=unreachable or status.error)
     return Outcome(notice="The run was stopped before its first step.")
 
 
@@ -325,9 +409,9 @@ def _outcome_record(info: RunInfo, status: Any, result: Any) -> StudioResult | N
     elif status is not None and status.preview is not None:
         # the run did not hand back its result in time: keep the last preview
         progress = status.progress
-        image, config, history = status.preview, info.config, list(status.history)
+        image, config, history = decode_png(status.preview), info.config, list(status.history)
         seconds = float(progress.elapsed) if progress is not None else 0.0
-        steps_done = int(progress.step) if progress is not None else 0
+        steps_done = int(status.preview_step)
         stopped, error = True, status.error
     else:
         return None

@@ -1,16 +1,22 @@
-"""Behaviour of the process-wide job queue, with fast fake runners and one real engine run."""
+"""Behaviour of the in-process job backend, with fast fake runners and one real engine run.
+
+Heartbeats use a fake clock and steps are released by the test, so nothing depends on timing.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
+import nst.jobs.local
 from nst.config import StyleConfig
 from nst.jobs import (
     JobQueue,
@@ -20,7 +26,8 @@ from nst.jobs import (
     default_concurrency,
     get_queue,
 )
-from nst.stylize import CancelToken, Progress, Result
+from nst.jobs.backend import decode_png
+from nst.records import CancelToken, Progress, Result
 
 CONFIG = StyleConfig(size=64, steps=3)
 
@@ -43,6 +50,25 @@ def request(value: float, *, style: float = 1.0) -> JobRequest:
 def tag(req: JobRequest) -> float:
     """The value a request was made with (rounded: the arrays are float32)."""
     return round(float(req.content[0, 0, 0]), 3)
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def png_pixels(data: bytes | None) -> np.ndarray:
+    """A PNG preview back to float32 (8-bit precision)."""
+    assert data is not None
+    return decode_png(data)
 
 
 def expected_image(req: JobRequest) -> np.ndarray:
@@ -238,56 +264,149 @@ def test_cancelling_a_running_job_ends_it_within_a_step_keeping_the_image(queues
     assert res.steps_done == 2
     partial = req.content + (expected_image(req) - req.content) * 2 / 100
     np.testing.assert_allclose(res.image, partial)
-    np.testing.assert_allclose(status.preview, partial)
+    np.testing.assert_allclose(png_pixels(status.preview), partial, atol=1 / 255)
+    assert status.preview_step == 2
     assert queue.running_count() == 0
 
 
 def test_a_running_job_nobody_polls_is_cancelled(queues) -> None:
+    clock = FakeClock()
+    gates = {0.1: threading.Semaphore(0), 0.2: threading.Semaphore(0)}
+
+    def gate(req: JobRequest) -> None:
+        assert gates[tag(req)].acquire(timeout=10)
+
     queue = queues(
-        max_running=2, heartbeat_timeout=0.2, runner=stepping_runner(steps=60, step_seconds=0.01)
+        max_running=2, heartbeat_timeout=15, runner=stepping_runner(steps=5, gate=gate), clock=clock
     )
     watched = queue.submit(request(0.1))
-    abandoned = queue.submit(request(0.2))  # its tab was closed: never polled again
+    abandoned = queue.submit(request(0.2))  # its tab is closed after the first step
+    for job_id, semaphore in ((watched, gates[0.1]), (abandoned, gates[0.2])):
+        semaphore.release()
+        wait_until(lambda job_id=job_id: queue.status(job_id).progress is not None)
+    clock.advance(10)
+    queue.status(watched)  # polled at 10 s; the other was last seen at 0 s
+    clock.advance(10)  # 20 s: only the abandoned job is stale
+    gates[0.1].release(4)
+    wait_until(lambda: queue.status(watched).state is JobState.DONE)  # its steps reaped the other
+    gates[0.2].release()  # the abandoned run checks its token at the next step
+    wait_until(lambda: queue.running_count() == 0)
 
-    wait_until(lambda: queue.status(watched).state is JobState.DONE)  # ~0.6 s, polled throughout
-    wait_until(lambda: queue.running_count() == 0, timeout=2)
-
-    status = queue.status(abandoned)
-    assert status.state is JobState.CANCELLED
-    assert 0 < queue.result(abandoned).steps_done < 60
-    assert queue.result(watched).steps_done == 60
+    assert queue.status(abandoned).state is JobState.CANCELLED
+    assert queue.result(abandoned).steps_done == 1
+    assert queue.result(watched).steps_done == 5
 
 
 def test_a_queued_job_nobody_polls_never_starts(queues) -> None:
+    clock = FakeClock()
+    release = threading.Event()
     ran: list[float] = []
 
     def gate(req: JobRequest) -> None:
         if tag(req) not in ran:
             ran.append(tag(req))
+        release.wait(10)
 
     queue = queues(
-        max_running=1,
-        heartbeat_timeout=0.2,
-        runner=stepping_runner(steps=50, step_seconds=0.01, gate=gate),
+        max_running=1, heartbeat_timeout=15, runner=stepping_runner(steps=1, gate=gate), clock=clock
     )
     watched = queue.submit(request(0.1))
+    wait_until(lambda: queue.status(watched).state is JobState.RUNNING)
     abandoned = queue.submit(request(0.2))
+    clock.advance(16)
+    queue.status(watched)
+    release.set()
     wait_until(lambda: queue.status(watched).state is JobState.DONE)
-    wait_until(lambda: queue.running_count() == 0, timeout=2)
+    wait_until(lambda: queue.status(abandoned).state.finished)
 
     assert queue.status(abandoned).state is JobState.CANCELLED
     assert ran == [0.1]
 
 
 def test_no_heartbeat_timeout_keeps_unpolled_jobs(queues) -> None:
+    clock = FakeClock()
+    steps_allowed = threading.Semaphore(0)
+
+    def gate(req: JobRequest) -> None:
+        assert steps_allowed.acquire(timeout=10)
+
     queue = queues(
-        max_running=1, heartbeat_timeout=None, runner=stepping_runner(steps=10, step_seconds=0.03)
+        max_running=1,
+        heartbeat_timeout=None,
+        runner=stepping_runner(steps=10, gate=gate),
+        clock=clock,
     )
     job_id = queue.submit(request(0.3))
-    time.sleep(0.5)  # not polled for longer than the whole run
-    wait_until(lambda: queue.status(job_id).state.finished)
+    clock.advance(10_000)  # not polled for far longer than any timeout
+    steps_allowed.release(10)
+    queue.reap()
+    wait_until(lambda: queue.running_count() == 0 and queue.status(job_id).state.finished)
     assert queue.status(job_id).state is JobState.DONE
     assert queue.result(job_id).steps_done == 10
+
+
+def test_the_heartbeat_timeout_is_measured_from_the_last_status_call(queues) -> None:
+    clock = FakeClock()
+    release = threading.Event()
+    queue = queues(
+        max_running=1,
+        heartbeat_timeout=15,
+        runner=stepping_runner(steps=1, gate=lambda req: release.wait(10)),
+        clock=clock,
+    )
+    first = queue.submit(request(0.1))
+    waiting = queue.submit(request(0.2))
+    for _ in range(5):  # 5 x 10 s, polled every time: never stale
+        clock.advance(10)
+        queue.status(waiting)
+        queue.status(first)
+        queue.reap()
+    assert queue.status(waiting).state is JobState.QUEUED
+    clock.advance(15.5)
+    queue.reap()
+    assert queue.status(waiting).state is JobState.CANCELLED
+    release.set()
+
+
+def test_jobs_are_visible_only_to_their_owner(queues) -> None:
+    release = threading.Event()
+    queue = queues(max_running=1, runner=stepping_runner(steps=1, gate=lambda r: release.wait(10)))
+    mine = queue.submit(request(0.1), owner="alice-secret")
+    assert queue.status(mine, owner="alice-secret").state in (JobState.QUEUED, JobState.RUNNING)
+    for stranger in ("", "bob-secret", "alice-secre"):
+        with pytest.raises(UnknownJobError):
+            queue.status(mine, owner=stranger)
+        with pytest.raises(UnknownJobError):
+            queue.result(mine, owner=stranger)
+        queue.cancel(mine, owner=stranger)  # silently ignored
+        queue.forget(mine, owner=stranger)
+    release.set()
+    wait_until(lambda: queue.status(mine, owner="alice-secret").state.finished)
+    assert queue.status(mine, owner="alice-secret").state is JobState.DONE
+    assert len(mine) == 32 and int(mine, 16) >= 0  # a uuid4: not guessable from other ids
+
+
+def test_a_finished_job_lets_go_of_its_request(queues) -> None:
+    queue = queues(max_running=1, runner=stepping_runner(steps=1))
+    req = request(0.4)
+    alive = weakref.ref(req)
+    job_id = queue.submit(req)
+    del req
+    wait_until(lambda: queue.status(job_id).state.finished)
+    gc.collect()
+    assert alive() is None  # the input images are freed while the result is kept
+    assert queue.result(job_id) is not None
+
+
+def test_style_images_are_queued_at_the_size_the_run_uses() -> None:
+    config = StyleConfig(size=96, steps=1, style_scale=1.5)
+    huge = np.random.default_rng(0).random((900, 1200, 3), dtype=np.float32)
+    small = np.zeros((50, 40, 3), np.float32)
+    req = JobRequest(np.zeros((72, 96, 3), np.float32), [huge, small], config)
+    assert req.styles[0].shape == (108, 144, 3)  # longest side 96 x 1.5, aspect kept
+    assert req.styles[0].dtype == np.float32
+    assert req.styles[1] is small  # never enlarged
+    np.testing.assert_allclose(req.styles[0].mean(), huge.mean(), atol=0.01)
 
 
 def test_a_failing_run_is_reported_in_one_sentence_and_keeps_the_preview(queues) -> None:
@@ -310,7 +429,7 @@ def test_a_failing_run_is_reported_in_one_sentence_and_keeps_the_preview(queues)
     assert status.state is JobState.FAILED
     assert "boom" in status.error
     assert "\n" not in status.error and "traceback" not in status.error
-    np.testing.assert_array_equal(status.preview, preview)
+    np.testing.assert_allclose(png_pixels(status.preview), preview, atol=1 / 255)
     assert status.progress.step == 1
     assert status.finished_at is not None
     kept = queue.result(job_id)  # the image so far is not lost
@@ -416,13 +535,16 @@ def test_bad_max_jobs_is_a_clear_error(monkeypatch, raw: str) -> None:
         default_concurrency()
 
 
-def test_default_concurrency_without_the_variable(monkeypatch) -> None:
+@pytest.mark.parametrize(("gpus", "expected"), [(0, 1), (1, 1), (3, 3)])
+def test_default_concurrency_is_one_job_per_gpu(monkeypatch, gpus: int, expected: int) -> None:
     monkeypatch.delenv("NST_MAX_JOBS", raising=False)
-    assert default_concurrency() >= 1
+    monkeypatch.setattr(nst.jobs.local, "_gpu_count", lambda: gpus)
+    assert default_concurrency() == expected
 
 
 def test_get_queue_is_one_queue_for_all_threads(monkeypatch) -> None:
     monkeypatch.setenv("NST_MAX_JOBS", "1")
+    monkeypatch.delenv("NST_QUEUE", raising=False)
     found: list[JobQueue] = []
     start = threading.Barrier(8)
 
@@ -440,6 +562,21 @@ def test_get_queue_is_one_queue_for_all_threads(monkeypatch) -> None:
     found[0].shutdown()
     assert get_queue() is not found[0]  # a shut-down queue is replaced
     get_queue().shutdown()
+
+
+def test_nst_queue_selects_the_backend(monkeypatch) -> None:
+    from nst.jobs.redis import RedisQueue
+
+    monkeypatch.setenv("NST_QUEUE", "redis://:secret@127.0.0.1:1/0")  # never connected to
+    remote = get_queue()
+    assert isinstance(remote, RedisQueue) and remote.remote
+    monkeypatch.setenv("NST_QUEUE", "")
+    local = get_queue()
+    assert isinstance(local, JobQueue) and not local.remote
+    local.shutdown()
+    monkeypatch.setenv("NST_QUEUE", "http://example.com")
+    with pytest.raises(ValueError, match=r"NST_QUEUE must be empty .* or a Redis URL"):
+        get_queue()
 
 
 @pytest.mark.slow

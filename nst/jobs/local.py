@@ -1,59 +1,54 @@
-"""A process-wide job queue: at most K style-transfer runs compute at once, the rest wait in line.
-
-Pages talk to the engine only through ``JobQueue`` (submit, status, cancel, result, forget), so
-the compute can later move to the workers of a distributed engine without touching the pages.
+"""The in-process backend: at most K style-transfer runs compute at once in threads of the web
+process, the rest wait in line. The default (``NST_QUEUE`` unset); see ``nst.jobs.backend`` for
+the interface.
 
 - Worker threads take jobs first in, first out; at most ``max_running`` compute at the same time.
   A waiting job reports its 1-based ``position`` in the line.
-- Every job has its own ``nst.stylize.CancelToken``. Cancelling a queued job means it never
-  starts; cancelling a running job ends it within a step and its result keeps the image so far.
+- Every job has its own ``CancelToken``. Cancelling a queued job means it never starts;
+  cancelling a running job ends it within a step and its result keeps the best image so far.
 - ``status()`` is also a heartbeat: a job nobody has polled for ``heartbeat_timeout`` seconds
   (its browser tab was closed) is cancelled like any other.
 - A finished job keeps its result until ``forget()``; only the newest ``max_finished`` finished
-  jobs are kept, so memory stays bounded even when pages never come back for their results.
+  jobs are kept, and a job's request (its input images) is dropped as soon as it finishes.
 - Any exception in a run ends the job as FAILED with a one-sentence error; the last progress
   record and preview are kept, and the last preview becomes the result's image.
 """
 
 from __future__ import annotations
 
-import atexit
 import collections
 import contextlib
+import hmac
 import itertools
 import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from nst.config import StyleConfig
+from nst.jobs.backend import (
+    UNKNOWN_JOB,
+    JobProgress,
+    JobState,
+    JobStatus,
+    Runner,
+    UnknownJobError,
+    encode_png,
+    history_entry,
+    kind_of,
+    plain_error,
+)
+from nst.records import CancelToken, Result
 
-if TYPE_CHECKING:
-    from nst.stylize import CancelToken, Progress, Result
-
-__all__ = [
-    "JobQueue",
-    "JobRequest",
-    "JobState",
-    "JobStatus",
-    "Runner",
-    "UnknownJobError",
-    "default_concurrency",
-    "get_queue",
-    "run_engine",
-]
+__all__ = ["JobQueue", "default_concurrency"]
 
 logger = logging.getLogger(__name__)
-
-# A runner turns a request into the engine's stream: Progress records, then one Result.
-Runner = Callable[["JobRequest", "CancelToken"], Iterable[Any]]
 
 DEFAULT_HEARTBEAT_TIMEOUT = 15.0
 DEFAULT_MAX_FINISHED = 32
@@ -62,140 +57,46 @@ IDLE_WORKER_SECONDS = 30.0
 MAX_JOBS_ENV = "NST_MAX_JOBS"
 
 
-class JobState(StrEnum):
-    """Where a job is in its life. DONE, CANCELLED and FAILED are final."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    CANCELLED = "cancelled"
-    FAILED = "failed"
-
-    @property
-    def finished(self) -> bool:
-        return self in (JobState.DONE, JobState.CANCELLED, JobState.FAILED)
-
-
-@dataclass(frozen=True, eq=False)
-class JobRequest:
-    """Everything one run needs: RGB float32 images in [0, 1] and the settings.
-
-    Arrays are not copied; callers must not modify them while the job is queued or running.
-    """
-
-    content: np.ndarray
-    styles: tuple[np.ndarray, ...]
-    config: StyleConfig
-    mask: np.ndarray | None = None
-    init_image: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.styles, np.ndarray):
-            styles: tuple[np.ndarray, ...] = (self.styles,)
-        else:
-            styles = tuple(self.styles)
-        if not styles:
-            raise ValueError("A job needs at least one style image.")
-        object.__setattr__(self, "styles", styles)
-        if not isinstance(self.config, StyleConfig):
-            raise TypeError("config must be a StyleConfig.")
-
-
-@dataclass(frozen=True, eq=False)
-class JobStatus:
-    """A snapshot of one job, safe to read from any thread."""
-
-    job_id: str
-    state: JobState
-    position: int  # 1-based place in the line while QUEUED, 0 otherwise
-    progress: Progress | None  # the latest progress record
-    preview: np.ndarray | None  # the latest image: a preview while running, then the result
-    history: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None
-    submitted_at: float | None = None  # time.time() stamps
-    started_at: float | None = None
-    finished_at: float | None = None
-
-
-class UnknownJobError(KeyError):
-    """The job id was never issued by this queue, or the job was forgotten."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "Unknown job."
-
-
-def run_engine(request: JobRequest, cancel: CancelToken) -> Iterable[Any]:
-    """The default runner: ``nst.stylize.stylize`` on the request."""
-    from nst.stylize import stylize
-
-    return stylize(
-        request.content,
-        list(request.styles),
-        request.config,
-        mask=request.mask,
-        init_image=request.init_image,
-        cancel=cancel,
-    )
-
-
 @dataclass(eq=False)
 class _Job:
     """The queue's private, mutable record of one job; guarded by the queue's lock."""
 
     job_id: str
-    request: JobRequest
+    owner: str
+    kind: str
+    request: Any  # dropped (None) once the job has finished
+    config: StyleConfig | None
     token: CancelToken
     submitted_at: float
-    last_seen: float  # time.monotonic() of the last heartbeat
+    last_seen: float  # clock() of the last heartbeat
     state: JobState = JobState.QUEUED
     started_at: float | None = None
     finished_at: float | None = None
-    progress: Progress | None = None
+    progress: JobProgress | None = None
     preview: np.ndarray | None = None
+    preview_step: int = 0
+    preview_png: bytes | None = None  # ``preview`` encoded, made on the first status() after it
     history: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     result: Result | None = None
     forget_when_finished: bool = False
 
 
-def _history_entry(progress: Any) -> dict[str, Any]:
-    """One loss-chart row from a progress record."""
-    entry: dict[str, Any] = {
-        "step": getattr(progress, "step", None),
-        "loss": getattr(progress, "loss", None),
-        "elapsed": getattr(progress, "elapsed", None),
-    }
-    parts = getattr(progress, "parts", None) or {}
-    entry.update({str(name): value for name, value in dict(parts).items()})
-    return entry
-
-
-def _plain_error(exc: BaseException) -> str:
-    """One plain sentence for the user; the traceback goes to the log."""
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "ResourceExhaustedError":
-        return "The run ran out of memory; try a smaller output size."
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    detail = lines[0] if lines else type(exc).__name__
-    if len(detail) > 200:
-        detail = detail[:197].rstrip() + "..."
-    if detail[-1] not in ".!?":
-        detail += "."
-    if isinstance(exc, ValueError):  # the engine's own checks already speak plainly
-        return detail
-    return f"The run failed: {detail}"
-
-
 class JobQueue:
-    """Runs style-transfer jobs on at most ``max_running`` worker threads, first in first out.
+    """Runs jobs on at most ``max_running`` worker threads, first in first out.
 
     Args:
         max_running: how many jobs compute at the same time (default: ``default_concurrency()``).
         heartbeat_timeout: seconds without a ``status()`` call after which a job is cancelled;
             None never cancels for that reason.
-        runner: ``runner(request, cancel_token)`` yielding Progress records then one Result;
-            defaults to the engine (``run_engine``). Tests pass a fast fake.
+        runner: ``runner(request, cancel_token)`` yielding progress records then one Result,
+            for every job; by default each request's kind names its runner (the engine for
+            images). Tests pass a fast fake.
         max_finished: how many finished jobs keep their data; the oldest are dropped first.
+        clock: the monotonic clock heartbeats are measured with (tests pass a fake one).
     """
+
+    remote = False
 
     def __init__(
         self,
@@ -204,6 +105,7 @@ class JobQueue:
         runner: Runner | None = None,
         *,
         max_finished: int = DEFAULT_MAX_FINISHED,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_running is None:
             max_running = default_concurrency()
@@ -220,7 +122,8 @@ class JobQueue:
         self.max_running = max_running
         self.heartbeat_timeout = heartbeat_timeout
         self.max_finished = max_finished
-        self._runner: Runner = runner if runner is not None else run_engine
+        self._runner = runner
+        self._clock = clock
         self._cond = threading.Condition(threading.Lock())
         self._jobs: dict[str, _Job] = {}
         self._queued: collections.deque[_Job] = collections.deque()
@@ -232,69 +135,85 @@ class JobQueue:
 
     # ----- the interface pages use -----
 
-    def submit(self, request: JobRequest) -> str:
+    def submit(self, request: Any, *, owner: str = "") -> str:
         """Put a job in line and return its id."""
-        if not isinstance(request, JobRequest):
-            raise TypeError("submit() takes a JobRequest.")
-        from nst.stylize import CancelToken
-
-        token = CancelToken()
+        kind = kind_of(request)
+        config = getattr(request, "config", None)
         with self._cond:
             if self._closed:
                 raise RuntimeError("The job queue has been shut down.")
             job_id = uuid.uuid4().hex
-            job = _Job(job_id, request, token, time.time(), time.monotonic())
+            job = _Job(
+                job_id,
+                owner,
+                kind.name,
+                request,
+                config if isinstance(config, StyleConfig) else None,
+                CancelToken(),
+                time.time(),
+                self._clock(),
+            )
             self._jobs[job_id] = job
             self._queued.append(job)
             self._ensure_workers_locked()
             self._cond.notify()
         return job_id
 
-    def status(self, job_id: str) -> JobStatus:
+    def status(self, job_id: str, *, owner: str = "") -> JobStatus:
         """A snapshot of the job; also records a heartbeat for it."""
         with self._cond:
-            job = self._get_locked(job_id)
-            job.last_seen = time.monotonic()
+            job = self._get_locked(job_id, owner)
+            job.last_seen = self._clock()
             position = 0
             if job.state is JobState.QUEUED:
                 position = next(i for i, queued in enumerate(self._queued, 1) if queued is job)
+            preview = job.preview
+        png = job.preview_png
+        if preview is not None and png is None:  # encode outside the lock: it takes a while
+            png = encode_png(preview)
+            with self._cond:
+                if job.preview is preview:
+                    job.preview_png = png
+        with self._cond:
             return JobStatus(
                 job_id=job.job_id,
                 state=job.state,
                 position=position,
                 progress=job.progress,
-                preview=job.preview,
+                preview=png,
+                preview_step=job.preview_step,
                 history=list(job.history),
                 error=job.error,
+                kind=job.kind,
                 submitted_at=job.submitted_at,
                 started_at=job.started_at,
                 finished_at=job.finished_at,
             )
 
-    def cancel(self, job_id: str) -> None:
+    def cancel(self, job_id: str, *, owner: str = "") -> None:
         """Stop a job: a queued one never starts, a running one ends within a step.
 
         Cancelling a finished or unknown job does nothing.
         """
         with self._cond:
             job = self._jobs.get(job_id)
-            if job is not None:
+            if job is not None and _same_owner(job, owner):
                 self._cancel_locked(job)
 
-    def result(self, job_id: str) -> Result | None:
+    def result(self, job_id: str, *, owner: str = "") -> Result | None:
         """The run's result once it has ended, else None.
 
         Stopped runs keep the image so far (``stopped=True``). A FAILED job has a result when
         there was an image to keep (``error`` set): check ``status().state`` for success.
         """
         with self._cond:
-            return self._get_locked(job_id).result
+            return self._get_locked(job_id, owner).result
 
-    def forget(self, job_id: str) -> None:
+    def forget(self, job_id: str, *, owner: str = "") -> None:
         """Drop a job's data. An unfinished job is cancelled and dropped when it ends."""
         with self._cond:
             job = self._jobs.get(job_id)
-            if job is None:
+            if job is None or not _same_owner(job, owner):
                 return
             if job.state.finished:
                 self._drop_locked(job)
@@ -306,6 +225,11 @@ class JobQueue:
         """How many jobs are computing right now."""
         with self._cond:
             return self._running
+
+    def reap(self) -> None:
+        """Cancel the jobs whose page stopped polling (workers also do this at every step)."""
+        with self._cond:
+            self._reap_locked()
 
     def shutdown(self, timeout: float | None = 30.0) -> None:
         """Cancel every job, refuse new ones and wait (up to ``timeout`` s) for the workers."""
@@ -330,12 +254,10 @@ class JobQueue:
 
     # ----- internals; every *_locked method expects self._cond to be held -----
 
-    def _get_locked(self, job_id: str) -> _Job:
+    def _get_locked(self, job_id: str, owner: str) -> _Job:
         job = self._jobs.get(job_id)
-        if job is None:
-            raise UnknownJobError(
-                "This job is not known: it was removed after finishing, or the server restarted."
-            )
+        if job is None or not _same_owner(job, owner):
+            raise UnknownJobError(UNKNOWN_JOB)
         return job
 
     def _cancel_locked(self, job: _Job) -> None:
@@ -348,6 +270,7 @@ class JobQueue:
     def _finish_locked(self, job: _Job, state: JobState) -> None:
         job.state = state
         job.finished_at = time.time()
+        job.request = None  # the input images are not needed any more
         if job.forget_when_finished:
             self._drop_locked(job)
             return
@@ -368,7 +291,7 @@ class JobQueue:
         """Cancel jobs whose page stopped polling them."""
         if self.heartbeat_timeout is None:
             return
-        stale_before = time.monotonic() - self.heartbeat_timeout
+        stale_before = self._clock() - self.heartbeat_timeout
         for job in list(self._jobs.values()):
             if not job.state.finished and job.last_seen < stale_before and not job.token.cancelled:
                 logger.info(
@@ -408,24 +331,23 @@ class JobQueue:
 
     def _run(self, job: _Job) -> None:
         """Drive one job's runner to its end, recording what it yields."""
-        # Cannot fail here: submit() already imported nst.stylize for the job's CancelToken.
-        from nst.stylize import Progress, Result
-
         state = JobState.FAILED
         error: str | None = None
         result: Result | None = None
         stream: Any = None
         try:
-            stream = iter(self._runner(job.request, job.token))
+            runner = self._runner or kind_of(job.request).load_runner()
+            stream = iter(runner(job.request, job.token))
             for item in stream:
                 with self._cond:
                     if isinstance(item, Result):
                         result = item
-                    elif isinstance(item, Progress):
-                        job.progress = item
-                        job.history.append(_history_entry(item))
-                        if item.preview is not None:
-                            job.preview = item.preview
+                    else:
+                        job.progress = JobProgress.from_record(item)
+                        job.history.append(history_entry(item))
+                        if getattr(item, "preview", None) is not None:
+                            job.preview, job.preview_png = item.preview, None
+                            job.preview_step = job.progress.step
                     self._reap_locked()
                 if result is not None:
                     break  # the Result is the stream's last item
@@ -437,7 +359,7 @@ class JobQueue:
                 state = JobState.CANCELLED if job.token.cancelled else JobState.DONE
         except Exception as exc:
             logger.exception("Job %s failed.", job.job_id)
-            error = _plain_error(exc)
+            error = plain_error(exc)
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
@@ -448,16 +370,17 @@ class JobQueue:
             with self._cond:
                 if result is not None:
                     job.result = result
-                    job.preview = result.image
+                    job.preview, job.preview_png = result.image, None
+                    job.preview_step = int(result.steps_done)
                     if isinstance(result.history, list) and result.history:
                         job.history = list(result.history)
-                elif job.preview is not None:
+                elif job.preview is not None and job.config is not None:
                     # The run broke before its Result: keep the last preview as the image so far.
                     job.result = Result(
                         image=job.preview,
                         history=list(job.history),
                         timings={},
-                        config=job.request.config,
+                        config=job.config,
                         stopped=True,
                         error=error,
                         steps_done=job.progress.step if job.progress is not None else 0,
@@ -466,6 +389,10 @@ class JobQueue:
                 self._running -= 1
                 self._finish_locked(job, state)
                 self._cond.notify_all()
+
+
+def _same_owner(job: _Job, owner: str) -> bool:
+    return hmac.compare_digest(job.owner.encode(), owner.encode())
 
 
 def default_concurrency() -> int:
@@ -490,24 +417,3 @@ def _gpu_count() -> int:
         return len(tf.config.list_physical_devices("GPU"))
     except Exception:  # no TensorFlow, or no usable driver: compute on the CPU
         return 0
-
-
-_queue: JobQueue | None = None
-_queue_lock = threading.Lock()
-
-
-def get_queue() -> JobQueue:
-    """The process-wide queue shared by every browser session (created on first use)."""
-    global _queue
-    with _queue_lock:
-        if _queue is None or _queue.closed:
-            _queue = JobQueue()
-        return _queue
-
-
-@atexit.register
-def _shutdown_at_exit() -> None:
-    # Cancel running jobs so the interpreter does not exit underneath a TensorFlow step.
-    queue = _queue
-    if queue is not None:
-        queue.shutdown(timeout=5.0)

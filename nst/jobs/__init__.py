@@ -1,0 +1,102 @@
+"""Style-transfer jobs behind one interface, run in this process or on RQ workers.
+
+``get_queue()`` returns the process-wide backend chosen by ``NST_QUEUE``:
+
+- unset or empty: ``nst.jobs.local.JobQueue``, threads of this process (the default: one
+  command starts everything);
+- ``redis://[:password@]host:port/db`` (or ``rediss://`` for TLS):
+  ``nst.jobs.redis.RedisQueue``, jobs run by ``python -m nst.worker`` processes.
+
+The interface and its records are in ``nst.jobs.backend``; nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from typing import Any
+
+from nst.jobs.backend import (
+    JobBackend,
+    JobKind,
+    JobProgress,
+    JobRequest,
+    JobState,
+    JobStatus,
+    QueueUnavailableError,
+    Runner,
+    UnknownJobError,
+    job_kind,
+    register_kind,
+    run_image,
+)
+from nst.jobs.local import JobQueue, default_concurrency
+
+__all__ = [
+    "QUEUE_ENV",
+    "JobBackend",
+    "JobKind",
+    "JobProgress",
+    "JobQueue",
+    "JobRequest",
+    "JobState",
+    "JobStatus",
+    "QueueUnavailableError",
+    "Runner",
+    "UnknownJobError",
+    "default_concurrency",
+    "get_queue",
+    "job_kind",
+    "queue_url",
+    "register_kind",
+    "run_engine",
+]
+
+QUEUE_ENV = "NST_QUEUE"
+run_engine = run_image  # the image runner, under its earlier name
+
+_queue: Any = None
+_queue_url: str | None = None
+_queue_lock = threading.Lock()
+
+
+def queue_url() -> str:
+    """``NST_QUEUE``'s value ('' for the in-process queue); ``ValueError`` if it is malformed."""
+    url = os.environ.get(QUEUE_ENV, "").strip()
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(
+            f"{QUEUE_ENV} must be empty (run jobs in this process) or a Redis URL such as "
+            f"redis://:password@10.0.0.5:6379/0, got {url!r}."
+        )
+    return url
+
+
+def get_queue() -> JobBackend:
+    """The process-wide backend shared by every browser session (created on first use).
+
+    Creating it never connects: a Redis that is down shows up as ``QueueUnavailableError`` on
+    the first call that needs it.
+    """
+    global _queue, _queue_url
+    url = queue_url()
+    with _queue_lock:
+        if _queue is None or _queue_url != url or getattr(_queue, "closed", False):
+            if _queue is not None and _queue_url != url:
+                _queue.shutdown(timeout=5.0)
+            if url:
+                from nst.jobs.redis import RedisQueue
+
+                _queue = RedisQueue(url)
+            else:
+                _queue = JobQueue()
+            _queue_url = url
+        return _queue
+
+
+@atexit.register
+def _shutdown_at_exit() -> None:
+    # Cancel running jobs so the interpreter does not exit underneath a TensorFlow step.
+    queue = _queue
+    if queue is not None:
+        queue.shutdown(timeout=5.0)

@@ -1,0 +1,314 @@
+"""The job queue on a real Redis with real RQ workers (``python -m nst.worker``).
+
+One Redis server (with a password) and two workers serve the whole module; the tests run in
+file order and the last two break things on purpose (a worker is killed, then Redis stops).
+Images are 64 px and runs a few steps, with untrained weights.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from nst.config import StyleConfig
+from nst.jobs import JobRequest, JobState, QueueUnavailableError, UnknownJobError
+from nst.jobs.backend import decode_png
+from nst.jobs.redis import WORKER_LOST, RedisQueue, key
+from tests.queue_cluster import NEEDS_REDIS, ROOT, RedisServer, Workers, free_port, wait_for
+
+pytestmark = NEEDS_REDIS
+
+RUN_SECONDS = 300  # generous: the machine may be shared
+
+
+class Cluster:
+    def __init__(self, server: RedisServer, workers: Workers) -> None:
+        self.server = server
+        self.workers = workers
+
+    def queue(self, **options: Any) -> RedisQueue:
+        return RedisQueue(self.server.url, **options)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    logs = tmp_path_factory.mktemp("queue-logs")
+    server = RedisServer(logs)
+    server.start()
+    workers = Workers(server, logs)
+    try:
+        workers.ensure(2)
+        yield Cluster(server, workers)
+    finally:
+        workers.stop()
+        server.stop()
+
+
+def content_image(index: int) -> np.ndarray:
+    """Three clearly different photos: a red ramp, a green ramp, a blue checkerboard."""
+    height, width = 48, 64
+    image = np.zeros((height, width, 3), np.float32)
+    if index == 0:
+        image[..., 0] = np.linspace(0.2, 1.0, width)[None, :]
+    elif index == 1:
+        image[..., 1] = np.linspace(0.2, 1.0, height)[:, None]
+    else:
+        rows, cols = np.indices((height, width))
+        image[..., 2] = ((rows // 8 + cols // 8) % 2) * 0.8 + 0.1
+    return image
+
+
+def style_image() -> np.ndarray:
+    return np.random.default_rng(7).random((64, 64, 3), dtype=np.float32)
+
+
+def request(index: int, **settings: Any) -> JobRequest:
+    config = StyleConfig(size=64, **{"steps": 3, "preview_every": 1, **settings})
+    return JobRequest(content_image(index), [style_image()], config)
+
+
+def wait_finished(queue: RedisQueue, job_id: str, owner: str) -> Any:
+    wait_for(lambda: queue.status(job_id, owner=owner).state.finished, RUN_SECONDS, "job end")
+    return queue.status(job_id, owner=owner)
+
+
+def test_two_workers_serve_three_clients(cluster: Cluster) -> None:
+    cluster.workers.ensure(2)
+    queue = cluster.queue()
+    outcomes: dict[int, tuple[Any, Any, list[tuple[str, int]]]] = {}
+    failures: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def client(index: int) -> None:
+        owner = f"session-{index}"
+        seen: list[tuple[str, int]] = []
+        try:
+            start.wait()
+            job_id = queue.submit(request(index), owner=owner)
+            while True:
+                status = queue.status(job_id, owner=owner)
+                seen.append((status.state.value, status.position))
+                if status.state.finished:
+                    break
+                time.sleep(0.05)
+            outcomes[index] = (status, queue.result(job_id, owner=owner), seen)
+        except BaseException as error:  # surfaced in the main thread below
+            failures.append(error)
+
+    threads = [threading.Thread(target=client, args=(index,)) for index in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(RUN_SECONDS)
+    assert not failures, failures
+    assert sorted(outcomes) == [0, 1, 2]
+
+    contents = [content_image(index) for index in range(3)]
+    for index, (status, result, _) in outcomes.items():
+        assert status.state is JobState.DONE, status.error
+        assert status.error is None
+        assert result.steps_done == 3 and not result.stopped
+        assert result.image.shape == (48, 64, 3)
+        assert np.isfinite(result.image).all()
+        distances = [float(np.abs(result.image - content).mean()) for content in contents]
+        assert int(np.argmin(distances)) == index  # each client got its own picture back
+        assert distances[index] > 0  # and it was painted
+        np.testing.assert_allclose(decode_png(status.preview), result.image, atol=1 / 255)
+        assert [row["step"] for row in status.history] == [1, 2, 3]
+
+    # At most two ran at once: the last to start began only after another had finished.
+    spans = sorted((status.started_at, status.finished_at) for status, _, _ in outcomes.values())
+    for moment, _ in spans:
+        assert sum(begin <= moment < end for begin, end in spans) <= 2
+    last = max(outcomes.values(), key=lambda outcome: outcome[0].started_at)
+    earlier_ends = [s.finished_at for s, _, _ in outcomes.values() if s is not last[0]]
+    assert last[0].started_at >= min(earlier_ends)
+    # ...and its page was told where it stood while it waited.
+    assert ("queued", 1) in last[2]
+    assert all(position in (0, 1, 2, 3) for _, position in last[2])
+
+
+def test_a_cancel_ends_the_run_and_keeps_the_best_image(cluster: Cluster) -> None:
+    queue = cluster.queue()
+    job_id = queue.submit(request(0, steps=1000), owner="me")
+    wait_for(
+        lambda: (queue.status(job_id, owner="me").progress or _no_step).step >= 3,
+        RUN_SECONDS,
+        "three steps",
+    )
+    with pytest.raises(UnknownJobError):
+        queue.status(job_id, owner="someone else")
+    queue.cancel(job_id, owner="someone else")  # not theirs: nothing happens
+    assert queue.status(job_id, owner="me").state is JobState.RUNNING
+
+    queue.cancel(job_id, owner="me")
+    status = wait_finished(queue, job_id, "me")
+    result = queue.result(job_id, owner="me")
+    assert status.state is JobState.CANCELLED
+    assert status.error is None
+    assert result.stopped and 3 <= result.steps_done < 1000
+    assert result.image.shape == (48, 64, 3)
+    assert np.isfinite(result.final_loss) and result.final_loss <= result.initial_loss
+    assert status.preview_step == result.steps_done
+    np.testing.assert_allclose(decode_png(status.preview), result.image, atol=1 / 255)
+
+    queue.forget(job_id, owner="me")
+    with pytest.raises(UnknownJobError):
+        queue.status(job_id, owner="me")
+    assert not queue.connection.keys(key(job_id) + "*")  # nothing left in Redis
+
+
+class _NoStep:
+    step = 0
+
+
+_no_step = _NoStep()
+
+
+def test_a_queued_job_that_is_cancelled_never_runs(cluster: Cluster) -> None:
+    queue = cluster.queue()
+    busy = [queue.submit(request(index, steps=1000), owner="me") for index in (0, 1)]
+    for job_id in busy:
+        wait_for(
+            lambda job_id=job_id: queue.status(job_id, owner="me").state is JobState.RUNNING,
+            RUN_SECONDS,
+            "both workers busy",
+        )
+    waiting = queue.submit(request(2), owner="me")
+    status = queue.status(waiting, owner="me")
+    assert (status.state, status.position) == (JobState.QUEUED, 1)
+    queue.cancel(waiting, owner="me")
+    status = queue.status(waiting, owner="me")
+    assert status.state is JobState.CANCELLED
+    assert queue.result(waiting, owner="me") is None
+    assert not queue.connection.exists(key(waiting, "request"))  # the request is dropped
+    for job_id in busy:
+        queue.cancel(job_id, owner="me")
+    for job_id in busy:
+        assert wait_finished(queue, job_id, "me").state is JobState.CANCELLED
+        assert queue.status(waiting, owner="me").started_at is None
+
+
+def test_the_stylize_page_runs_on_the_workers(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import studio.runs
+    from tests.test_app import _jpeg, _open, _stylize, _texts, _upload
+
+    def no_local_model(*args: Any) -> bool:
+        raise AssertionError("the web tier built a network on the Redis backend")
+
+    monkeypatch.setattr(studio.runs, "_ready_here", no_local_model)
+    monkeypatch.setenv("NST_QUEUE", cluster.server.url)
+    at = _open()
+    _upload(at, _jpeg(), [("a.jpg", _jpeg(seed=1))])
+    _stylize(at, size=64, steps=3)
+    assert not _texts(at.error)
+    (record,) = at.session_state["results"]
+    assert record.steps_done == 3 and not record.stopped and record.error is None
+    assert record.image.shape == (48, 64, 3)
+
+    # Redis unreachable: one sentence, the page keeps working and the result stays.
+    monkeypatch.setenv("NST_QUEUE", f"redis://127.0.0.1:{free_port()}/0")
+    _stylize(at, size=64, steps=3)
+    assert not at.exception
+    (message,) = _texts(at.error)
+    assert "cannot be reached" in message and "\n" not in message
+    assert len(at.session_state["results"]) == 1
+
+
+def test_the_web_tier_does_not_load_tensorflow_on_redis() -> None:
+    script = (
+        "import sys\n"
+        "import studio.runs, studio.network, studio.inputs, studio.widgets, studio.results\n"
+        "import studio.gallery, nst.jobs, nst.jobs.redis\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=120)
+
+
+def test_a_killed_worker_is_reported_and_its_last_preview_kept(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import studio.runs
+    from studio.runs import RunInfo
+
+    queue = cluster.queue()
+    job_id = queue.submit(request(1, steps=1000), owner="me")
+    wait_for(
+        lambda: (
+            queue.status(job_id, owner="me").preview is not None
+            and queue.status(job_id, owner="me").state is JobState.RUNNING
+        ),
+        RUN_SECONDS,
+        "a preview",
+    )
+    worker = queue.connection.hget(key(job_id), "worker").decode()
+    cluster.workers.kill(int(worker.rsplit(":", 1)[1]))
+
+    status = wait_finished(queue, job_id, "me")  # within the worker heartbeat's expiry
+    assert status.state is JobState.FAILED
+    assert status.error == WORKER_LOST
+    result = queue.result(job_id, owner="me")
+    assert result.stopped and result.error == WORKER_LOST
+    np.testing.assert_allclose(result.image, decode_png(status.preview), atol=1 / 255)
+    assert result.steps_done >= 1
+
+    # The page's settling step puts that picture in the gallery with the sentence.
+    monkeypatch.setattr(studio.runs, "get_queue", lambda: queue)
+    info = RunInfo(StyleConfig(size=64), content_image(1), "photo", "k", ("s",), owner="me")
+    outcome = studio.runs.settle_job(job_id, info)
+    assert outcome.record is not None
+    assert outcome.record.error == WORKER_LOST
+    assert outcome.record.image.shape == (48, 64, 3)
+
+
+def test_redis_going_away_is_one_sentence_and_workers_come_back(cluster: Cluster) -> None:
+    queue = cluster.queue()
+    job_id = queue.submit(request(2, steps=1000), owner="me")
+    wait_for(
+        lambda: queue.status(job_id, owner="me").state is JobState.RUNNING,
+        RUN_SECONDS,
+        "a running job",
+    )
+    cluster.server.stop()
+    for call in (
+        lambda: queue.status(job_id, owner="me"),
+        lambda: queue.submit(request(0), owner="me"),
+        lambda: queue.cancel(job_id, owner="me"),
+    ):
+        with pytest.raises(QueueUnavailableError) as caught:
+            call()
+        message = str(caught.value)
+        assert "cannot be reached" in message and f":{cluster.server.port}" in message
+        assert "\n" not in message and cluster.server.password not in message
+
+    # Redis comes back (empty): the surviving worker reconnects and serves new jobs.
+    cluster.server.start()
+    job_id = queue.submit(request(0), owner="me")
+    assert wait_finished(queue, job_id, "me").state is JobState.DONE
+
+
+def test_an_unreachable_or_locked_redis_is_one_sentence(tmp_path: Path) -> None:
+    queue = RedisQueue(f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(QueueUnavailableError, match="cannot be reached"):
+        queue.submit(request(0), owner="me")
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        wrong = RedisQueue(f"redis://:wrong@127.0.0.1:{server.port}/0")
+        with pytest.raises(QueueUnavailableError, match="refused the password"):
+            wrong.submit(request(0), owner="me")
+        missing = RedisQueue(f"redis://127.0.0.1:{server.port}/0")
+        with pytest.raises(QueueUnavailableError, match="refused the password"):
+            missing.status("0" * 32, owner="me")
+    finally:
+        server.stop()
