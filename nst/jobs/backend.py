@@ -14,15 +14,15 @@ other owner gets ``UnknownJobError``, exactly as for an id that never existed.
 
 Nothing here imports TensorFlow, so the web tier of a Redis deployment never builds a model.
 
-Job kinds. A request carries ``kind`` (``JobRequest.kind == "image"``). ``register_kind``
-names, per kind, the runner that computes it (a dotted path, imported lazily on the side that
-runs the job: a worker thread or an RQ worker) and the codec that turns the request and the
-result into JSON-safe metadata plus encoded blobs for Redis. A video kind registers its own
-request type, runner and codec the same way; its runner yields records with ``step``/``total``
-for the current frame plus optional ``frame``/``frames`` (1-based frame number and count), which
-``JobProgress`` carries through to the page. A runner yields progress records (any object with
-``step``, ``total``, ``loss``, ``parts``, ``elapsed`` and ``preview``: a float RGB array or
-None) and finally one ``nst.records.Result``; it checks its ``CancelToken`` every step.
+Job kinds. A request carries ``kind`` (``JobRequest.kind == "image"``, ``"video"`` for
+``nst.video_jobs``). ``register_kind`` names, per kind, the runner that computes it (a dotted
+path, imported lazily where the job runs: a worker thread or an RQ worker) and the codecs that
+turn the request and the result into JSON-safe metadata plus encoded blobs for Redis. A kind
+registered by another module is listed in ``KIND_MODULES``, which a worker imports on its first
+job of that kind. A runner yields progress records (any object with ``step``, ``total``,
+``loss``, ``parts``, ``elapsed`` and ``preview``: a float RGB array or None; a video runner
+adds ``frame``/``frames``, 1-based, which ``JobProgress`` carries to the page) and finally one
+result; it checks its ``CancelToken`` every step.
 """
 
 from __future__ import annotations
@@ -266,6 +266,8 @@ class JobKind:
 
 
 _KINDS: dict[str, JobKind] = {}
+# Kinds registered by importing a module: a worker imports it on its first job of that kind.
+KIND_MODULES = {"video": "nst.video_jobs"}
 
 
 def register_kind(kind: JobKind) -> None:
@@ -276,6 +278,8 @@ def register_kind(kind: JobKind) -> None:
 
 def job_kind(name: str) -> JobKind:
     """The registered kind called ``name``; ``ValueError`` for an unknown one."""
+    if name not in _KINDS and name in KIND_MODULES:
+        importlib.import_module(KIND_MODULES[name])
     try:
         return _KINDS[name]
     except KeyError:
