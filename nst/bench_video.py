@@ -17,6 +17,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -77,8 +78,13 @@ def video_section(
     frames: int = VIDEO_FRAMES,
     config: StyleConfig | None = None,
     video: VideoConfig | None = None,
+    strip: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Frame by frame against the temporal method on the synthetic clip; JSON-serialisable."""
+    """Frame by frame against the temporal method on the synthetic clip; JSON-serialisable.
+
+    With ``strip``, a PNG is saved there: the input frames, frame by frame and the temporal
+    method, one row each (every other frame, at most five).
+    """
     config = config or StyleConfig()
     video = video or VideoConfig()
     clip = synthetic_frames(frames, round(size * 0.75), size)
@@ -95,15 +101,20 @@ def video_section(
         },
         "reliable_share": float(np.mean([motion.mask.mean() for motion in motions])),
     }
+    rows = [clip]
     for name, temporal in (("frame_by_frame", False), ("temporal", True)):
         run = _run(clip, style, config, video, temporal)
         images = run.pop("images")
+        rows.append(images)
         errors = [
             temporal_error(images[i], images[i - 1], motions[i - 1]) for i in range(1, len(images))
         ]
         run["temporal_error"] = float(np.mean(errors))
         run["losses"] = _losses(images, clip, style, config)
         report[name] = run
+    if strip is not None:
+        save_strip(rows, strip)
+        report["strip"] = str(strip)
     baseline, ours = report["frame_by_frame"], report["temporal"]
     report["temporal_error_ratio"] = baseline["temporal_error"] / max(ours["temporal_error"], 1e-12)
     report["loss_ratios"] = {
@@ -111,6 +122,28 @@ def video_section(
         for name in ("content", "style")
     }
     return report
+
+
+def save_strip(rows: list[list[np.ndarray]], path: str | Path, width: int = 160) -> None:
+    """Rows of frames (every other one, at most five per row) as one small PNG."""
+    from PIL import Image
+
+    from nst.images import resize_to, to_uint8
+
+    picked = range(0, len(rows[0]), 2)[:5]
+    height = round(rows[0][0].shape[0] * width / rows[0][0].shape[1])
+    gap = 4
+    sheet = np.ones(
+        (len(rows) * (height + gap) - gap, len(picked) * (width + gap) - gap, 3), np.float32
+    )
+    for row_index, row in enumerate(rows):
+        for column, frame_index in enumerate(picked):
+            top, left = row_index * (height + gap), column * (width + gap)
+            sheet[top : top + height, left : left + width] = resize_to(
+                row[frame_index], height, width
+            )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(to_uint8(sheet)).save(path, optimize=True)
 
 
 def format_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -160,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=VIDEO_FRAMES)
     parser.add_argument("--config", default="", help="StyleConfig settings: key=value,...")
     parser.add_argument("--video", default="", help="VideoConfig settings: key=value,...")
+    parser.add_argument("--strip", help="save a PNG strip of input and output frames here")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -172,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         frames=args.frames,
         config=StyleConfig(**settings(args.config)),
         video=VideoConfig(**settings(args.video)),
+        strip=args.strip,
     )
     if args.json:
         print(json.dumps(report))

@@ -74,3 +74,26 @@ def disc_box(
     """(centre x, centre y, radius) of the disc in frame ``index`` of ``synthetic_frames``."""
     radius = max(6.0, min(height, width) * 0.22)
     return width * 0.15 + shape_speed * index, height / 2.0, radius
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m nst.synthetic OUT.mp4 [FRAMES] [WIDTH]``: write the clip to try the video CLI."""
+    import sys
+    from pathlib import Path
+
+    from nst.videoio import encode_mp4
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args or not args[0].endswith(".mp4"):
+        print("usage: python -m nst.synthetic OUT.mp4 [FRAMES] [WIDTH]", file=sys.stderr)
+        return 2
+    count = int(args[1]) if len(args) > 1 else 24
+    width = int(args[2]) if len(args) > 2 else 256
+    frames = synthetic_frames(count, round(width * 0.75) // 2 * 2, width // 2 * 2)
+    Path(args[0]).write_bytes(encode_mp4(frames, 12))
+    print(f"wrote {args[0]} ({count} frames, 12 fps)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

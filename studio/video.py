@@ -14,7 +14,14 @@ from typing import Any
 
 import streamlit as st
 
-from nst.config import FieldSpec, StyleConfig, VideoConfig, field_specs, video_field_specs
+from nst.config import (
+    FieldSpec,
+    StyleConfig,
+    VideoConfig,
+    field_spec,
+    field_specs,
+    video_field_specs,
+)
 from nst.videoio import VideoError, VideoInfo, probe
 from studio.records import InputImage, format_seconds
 from studio.widgets import APP_MANAGED, friendly_error, spec_widget, widget_default
@@ -76,7 +83,7 @@ def clip_picker() -> Clip | None:
     else:
         data = upload.getvalue()
         try:
-            info = probe(data, max_pixels=field_spec_default("max_pixels"))
+            info = probe(data, max_pixels=field_spec("max_pixels").default)
         except VideoError as error:
             st.error(f"{upload.name}: {error}")
             st.session_state.pop("video_clip", None)
@@ -88,10 +95,6 @@ def clip_picker() -> Clip | None:
     if clip.info.notice:
         st.info(clip.info.notice, icon=":material/speed:")
     return clip
-
-
-def field_spec_default(name: str) -> Any:
-    return next(spec.default for spec in field_specs() if spec.name == name)
 
 
 def describe(info: VideoInfo) -> str:

@@ -329,3 +329,28 @@ def test_cli_rejects_an_unknown_output_type(tmp_path: Path, style_file: Path) ->
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(make_clip())
     assert main(["video", str(clip), str(style_file), "-o", str(tmp_path / "o.avi")]) == 2
+
+
+# ----- the benchmark -----
+
+
+def test_video_benchmark_compares_both_methods(tmp_path: Path, style: np.ndarray) -> None:
+    from nst.bench_video import format_rows, video_section
+
+    strip = tmp_path / "strip.png"
+    report = video_section(
+        style,
+        size=64,
+        frames=3,
+        config=SMALL,
+        video=VideoConfig(first_frame_steps=3, frame_steps=2),
+        strip=strip,
+    )
+    for name in ("frame_by_frame", "temporal"):
+        run = report[name]
+        assert run["steps"] == ([3, 3, 3] if name == "frame_by_frame" else [3, 2, 2])
+        assert run["temporal_error"] >= 0 and set(run["losses"]) == {"content", "style", "tv"}
+    assert report["frame_by_frame"]["temporal_error"] > report["temporal"]["temporal_error"]
+    rows = format_rows(report)
+    assert any(row[0].startswith("video: temporal error") and row[2] == "≥ 3×" for row in rows)
+    assert Image.open(strip).size == (2 * 160 + 4, 3 * 120 + 8)  # 2 frames x 3 rows
