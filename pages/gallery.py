@@ -15,9 +15,9 @@ if not items:
     st.stop()
 
 st.caption(
-    f"{len(items)} result(s) in this session, newest first. The gallery keeps the "
-    f"{gallery.GALLERY_CAP} newest and is lost when the tab is closed: download what you want "
-    "to keep."
+    f"{len(items)} result(s) in this session, newest first. The gallery keeps at most the "
+    f"{gallery.GALLERY_CAP} newest (fewer when the studio runs short of memory) and is lost "
+    "when the tab is closed: download what you want to keep."
 )
 
 labels = {item.label: item for item in items}

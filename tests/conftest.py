@@ -61,6 +61,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     if FAIL_ON_SKIP and report.skipped and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
+        reason = str(reason).removeprefix("Skipped: ")
         report.longrepr = f"skipped, and NST_FAIL_ON_SKIP is set: {reason}"
 
 
