@@ -16,6 +16,8 @@ command measures trained features (what users get) or random ones (mechanics onl
   largest size that fits in this machine's memory by a linear fit in the pixel count.
 - ``panel``: the defaults on every photo x painting pair of two folders; a contact sheet and
   the figures a person judges (``nst.quality``: edges kept, palette moved).
+- ``queue``: jobs per minute through the in-process queue and through Redis with 1 and 2
+  workers, and the latency from a worker's preview to the page (``nst.bench_queue``).
 - ``video``: the synthetic clip stylized frame by frame and with the temporal method at 256 px
   (``nst.bench_video``): seconds per frame, temporal error, content and style losses.
 
@@ -71,7 +73,7 @@ from nst.config import BACKBONES, StyleConfig
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 DEFAULT_CONTENT = DEFAULT_IMAGES / "content" / "tubingen.jpg"
 DEFAULT_STYLE = DEFAULT_IMAGES / "style" / "starry_night.jpg"
-SECTIONS = ("steps", "quality", "preview", "default", "memory", "panel", "video")
+SECTIONS = ("steps", "quality", "preview", "default", "memory", "panel", "video", "queue")
 # What a plain ``python -m nst.bench`` runs; the panel (minutes per pair) only when asked.
 DEFAULT_SECTIONS = ("steps", "quality", "preview", "default", "memory")
 
@@ -457,7 +459,7 @@ def fast_run(
         "config": {
             key: value for key, value in config.to_dict().items() if value != defaults[key]
         },
-        "precision": resolve_precision(config.precision, config.optimizer),
+        "precision": resolve_precision(config.precision),
         "seconds_to_quality": reached,
         "seconds": result.timings["total"],
         "final_loss": final_loss,
@@ -467,6 +469,20 @@ def fast_run(
     }
 
 
+def reference_seconds_at(reference: dict[str, Any], loss: float) -> float | None:
+    """Seconds the reference took to first reach ``loss`` (linear between its curve's points),
+    or None if it never did."""
+    previous = None
+    for _step, seconds, value in reference["curve"]:
+        if value <= loss:
+            if previous is None or previous[1] == value:
+                return seconds
+            fraction = (previous[1] - loss) / (previous[1] - value)
+            return previous[0] + fraction * (seconds - previous[0])
+        previous = (seconds, value)
+    return reference["seconds"] if reference["loss"] <= loss else None
+
+
 def quality_precisions(config: StyleConfig) -> list[str]:
     """float32 (what every CPU without native bfloat16 runs), then the precision ``config``
     resolves to here, if that is another one."""
@@ -474,7 +490,7 @@ def quality_precisions(config: StyleConfig) -> list[str]:
 
     if config.precision != "auto":
         return [config.precision]
-    chosen = resolve_precision("auto", config.optimizer)
+    chosen = resolve_precision("auto")
     return ["float32"] if chosen == "float32" else ["float32", chosen]
 
 
@@ -499,6 +515,9 @@ def quality_section(
         )
         reached = row["seconds_to_quality"]
         row["time_to_quality_ratio"] = reference["seconds"] / reached if reached else None
+        matched = reference_seconds_at(reference, row["final_loss"])
+        row["reference_seconds_to_match"] = matched
+        row["equal_quality_ratio"] = matched / row["seconds"] if matched else None
         rows.append(row)
     return {
         "size": size,
@@ -585,7 +604,7 @@ def memory_section(
     from nst.images import load_image, working_shape
     from nst.model import resolve_precision
 
-    precision = resolve_precision(precision, optimizer)
+    precision = resolve_precision(precision)
     rows = []
     for size in sizes:
         command = [
@@ -769,6 +788,10 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         from nst.bench_video import video_section
 
         report["video"] = video_section(style, config=base)
+    if "queue" in sections:
+        from nst.bench_queue import queue_section
+
+        report["queue"] = queue_section(content, style, config=base)
     report["machine"]["load_average_end"] = [round(value, 2) for value in os.getloadavg()]
     return report
 
@@ -846,6 +869,13 @@ def format_table(report: dict[str, Any]) -> str:
                 f"{ratio:.1f}×" if ratio else "not reached",
                 f"≥ {target:g}×",
             )
+            matched, equal = fast.get("reference_seconds_to_match"), fast.get("equal_quality_ratio")
+            if matched and equal:
+                row(
+                    f"equal-quality ratio, {fast['precision']}: the reference's time to the "
+                    "default run's final loss, over the default run's time",
+                    f"{matched:.1f} s / {fast['seconds']:.1f} s = {equal:.1f}×",
+                )
     if "first_preview_seconds" in report:
         row(
             "first preview, defaults",
@@ -880,6 +910,11 @@ def format_table(report: dict[str, Any]) -> str:
         from nst.bench_video import format_rows
 
         for name, value, target in format_rows(report["video"]):
+            row(name, value, target)
+    if "queue" in report:
+        from nst.bench_queue import format_rows as queue_rows
+
+        for name, value, target in queue_rows(report["queue"]):
             row(name, value, target)
     return "\n".join(lines)
 

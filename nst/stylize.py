@@ -113,7 +113,7 @@ MEMORY_MARGIN = 1.1  # allocator slack and measurement spread
 def estimate_memory(config: StyleConfig, content_shape: Sequence[int]) -> int:
     """Bytes of memory a run of ``config`` on a content image of ``content_shape`` peaks at."""
     height, width = working_shape(*content_shape[:2], config.size)
-    per_pixel = MEMORY_BYTES_PER_PIXEL[resolve_precision(config.precision, config.optimizer)]
+    per_pixel = MEMORY_BYTES_PER_PIXEL[resolve_precision(config.precision)]
     if config.optimizer == "lbfgs":
         per_pixel += LBFGS_BYTES_PER_PIXEL
     # The style image only goes forward, once, before the first step: about a third of a
@@ -162,7 +162,7 @@ def extractor_for(config: StyleConfig) -> Extractor:
         config.backbone,
         config.pooling,
         tuple(dict.fromkeys(content_layers + style_layers)),
-        resolve_precision(config.precision, config.optimizer),
+        resolve_precision(config.precision),
     )
 
 
@@ -369,6 +369,7 @@ class _Outcome:
     error: str | None = None
     moments: tuple[tf.Tensor, tf.Tensor, int] | None = None
     note: str | None = None
+    line_search_failed: bool = False
 
 
 def stylize(
@@ -433,7 +434,32 @@ def stylize(
             pixels = initial_pixels(problem, config, init_image)
         else:
             pixels = np.clip(resize_to(outcome.carry, *problem.content.shape[:2]), 0.0, 1.0)
+        done_before = len(run.history)
         outcome = yield from optimize(problem, pixels, run, stage, outcome)
+        done = len(run.history) - done_before
+        if (
+            outcome.line_search_failed
+            and problem.extractor.precision == "bfloat16"
+            and config.precision == "auto"
+            and done < stage.steps
+        ):
+            # bfloat16's rounding of the features can leave L-BFGS's line search without a
+            # lower loss to find; float32 resolves it, so the scale goes on there.
+            problem = prepare(
+                content,
+                styles,
+                config.replace(size=stage.size, precision="float32"),
+                mask,
+                extra_loss,
+            )
+            timings["build"] += problem.timings["build"]
+            timings["targets"] += problem.timings["targets"]
+            rest = _Stage(stage.size, stage.steps - done, stage.offset + done, stage.last)
+            outcome = yield from optimize(problem, outcome.carry, run, rest, outcome)
+            notes.append(
+                f"L-BFGS went on in float32 after {done} iterations in bfloat16, whose rounding "
+                "had stopped its line search."
+            )
         if outcome.note:
             notes.append(outcome.note)
         if outcome.stopped or outcome.error:
@@ -689,9 +715,10 @@ def _lbfgs(
     if "exception" in state:
         raise state["exception"]
     stopped = cancel.cancelled and state["iterations"] < stage.steps
-    note = None
+    note, line_search_failed = None, False
     if "scipy" in state and state["iterations"] < stage.steps and not state["error"]:
         note = _lbfgs_note(state["scipy"], state["iterations"], stage)
+        line_search_failed = "ABNORMAL" in str(state["scipy"].message)
     best = state["best"].astype(np.float32)
     carry = best
     if "current" in state:
@@ -703,6 +730,7 @@ def _lbfgs(
         stopped=stopped,
         error=state["error"],
         note=note,
+        line_search_failed=line_search_failed,
     )
 
 

@@ -78,7 +78,10 @@ def test_time_to_quality_against_a_short_reference(images, monkeypatch):
     monkeypatch.setattr("nst.model.cpu_has_bf16", lambda: True)
     fast_config = bench._parse_config("steps=6,optimizer=adam")
     assert bench.quality_precisions(fast_config) == ["float32", "bfloat16"]
-    assert bench.quality_precisions(fast_config.replace(optimizer="lbfgs")) == ["float32"]
+    assert bench.quality_precisions(fast_config.replace(optimizer="lbfgs")) == [
+        "float32",
+        "bfloat16",
+    ]
     assert bench.quality_precisions(fast_config.replace(precision="bfloat16")) == ["bfloat16"]
     quality = bench.quality_section(
         content, style, 64, reference=reference, fast_config=fast_config
@@ -112,7 +115,7 @@ def test_backbone_and_weights_reach_every_section(images):
 
 def test_fast_run_evaluates_the_image_of_every_step(images):
     content, style = images
-    config = bench._parse_config("precision=float32,steps=4")
+    config = bench._parse_config("precision=float32,steps=4,optimizer=adam")
     fast = bench.fast_run(content, style, 64, target_loss=0.0, config=config, stride=1)
     assert [row[0] for row in fast["curve"]] == [1, 2, 3, 4]
     assert fast["seconds_to_quality"] is None
@@ -164,3 +167,12 @@ def _machine():
         "tensorflow": "x",
         "load_average": [0.0],
     }
+
+
+def test_reference_seconds_at_a_loss_interpolates_its_curve():
+    reference = {"curve": [[1, 1.0, 10.0], [10, 10.0, 5.0], [20, 20.0, 3.0]]}
+    reference.update(seconds=25.0, loss=2.5)
+    assert bench.reference_seconds_at(reference, 11.0) == 1.0  # already at the start
+    assert bench.reference_seconds_at(reference, 4.0) == pytest.approx(15.0)  # halfway 10..20
+    assert bench.reference_seconds_at(reference, 2.6) == 25.0  # only its final image
+    assert bench.reference_seconds_at(reference, 2.0) is None  # never

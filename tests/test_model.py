@@ -185,9 +185,6 @@ def test_precision_resolution(monkeypatch):
     assert model.resolve_precision("auto") == "float32"
     monkeypatch.setattr(model, "cpu_has_bf16", lambda: True)
     assert model.resolve_precision("auto") == "bfloat16"
-    # L-BFGS's line search needs float32 losses, whatever the hardware.
-    assert model.resolve_precision("auto", "lbfgs") == "float32"
-    assert model.resolve_precision("bfloat16", "lbfgs") == "bfloat16"  # asked for explicitly
 
 
 @pytest.mark.parametrize(("capability", "expected"), [((7, 5), "float32"), ((8, 0), "bfloat16")])

@@ -373,3 +373,90 @@ def test_sizes_that_do_not_fit_in_memory_are_refused_before_starting(
         prepare(content_image, [style_image], StyleConfig(size=4096))
     with pytest.raises(ValueError, match=message):
         next(stylize(content_image, [style_image], StyleConfig(size=4096)))
+
+
+def test_lbfgs_that_ends_early_says_why_and_keeps_its_best_image(
+    content_image, style_image, monkeypatch
+):
+    import scipy.optimize
+
+    real_minimize = scipy.optimize.minimize
+
+    def short_budget(*args, **kwargs):  # scipy itself stops: 3 evaluations allowed
+        return real_minimize(*args, **{**kwargs, "options": {**kwargs["options"], "maxfun": 3}})
+
+    monkeypatch.setattr(scipy.optimize, "minimize", short_budget)
+    config = SMALL.replace(optimizer="lbfgs", steps=10)
+    result = run_stylize(content_image, [style_image], config)
+    assert 1 <= result.steps_done < 10 and not result.stopped and result.error is None
+    assert result.note == (
+        f"L-BFGS ended after {result.steps_done} of 10 iterations: it used up its budget of loss "
+        "evaluations (two per iteration). The best image so far is kept."
+    )
+    assert result.final_loss < result.initial_loss
+    # A run that does all its iterations has nothing to say.
+    monkeypatch.setattr(scipy.optimize, "minimize", real_minimize)
+    assert run_stylize(content_image, [style_image], config.replace(steps=3)).note is None
+
+
+def test_extra_loss_terms_join_the_objective_and_its_parts(content_image, style_image):
+    config = SMALL.replace(steps=2)
+    plain = prepare(content_image, [style_image], config)
+    brightness = lambda image: {"bright": 3.0 * tf.reduce_mean(image)}  # noqa: E731
+    extended = prepare(content_image, [style_image], config, extra_loss=brightness)
+    image = tf.constant(plain.content[None])
+    total, _ = plain.objective(image)
+    extended_total, extended_parts = extended.objective(image)
+    assert set(extended_parts) == {"content", "style", "tv", "bright"}
+    expected = float(total) + 3.0 * float(tf.reduce_mean(image))
+    assert float(extended_total) == pytest.approx(expected, rel=1e-5)
+    result = run_stylize(content_image, [style_image], config, extra_loss=brightness)
+    assert "bright" in result.history[-1]
+    with pytest.raises(ValueError, match="extra loss terms need a single scale"):
+        run_stylize(
+            content_image, [style_image], config.replace(scales=2, size=192), extra_loss=brightness
+        )
+
+
+def test_lbfgs_goes_on_in_float32_when_bfloat16_stops_its_line_search(
+    content_image, style_image, monkeypatch
+):
+    import scipy.optimize
+
+    import nst.stylize as engine
+
+    real_minimize, calls = scipy.optimize.minimize, []
+
+    def bfloat16_stall(*args, **kwargs):
+        calls.append(kwargs["options"]["maxiter"])
+        if len(calls) > 1:
+            return real_minimize(*args, **kwargs)
+        stalled = real_minimize(*args, **{**kwargs, "options": {**kwargs["options"], "maxiter": 3}})
+        stalled.message = "ABNORMAL: "  # what scipy reports when its line search fails
+        return stalled
+
+    precisions = []
+    real_get_extractor = engine.get_extractor
+
+    def recording(backbone, pooling, layers, precision):
+        precisions.append(precision)
+        return real_get_extractor(backbone, pooling, layers, precision)
+
+    monkeypatch.setattr(scipy.optimize, "minimize", bfloat16_stall)
+    monkeypatch.setattr(engine, "get_extractor", recording)
+    monkeypatch.setattr("nst.model.cpu_has_bf16", lambda: True)
+    config = SMALL.replace(optimizer="lbfgs", steps=8, precision="auto")
+    events = _events(content_image, style_image, config)
+    result = events[-1]
+    assert precisions == ["bfloat16", "float32"] and calls == [8, 5]
+    assert [event.step for event in events[:-1]] == list(range(1, 9))
+    assert result.steps_done == 8 and not result.stopped and result.error is None
+    assert result.note == (
+        "L-BFGS went on in float32 after 3 iterations in bfloat16, whose rounding had stopped "
+        "its line search."
+    )
+    # Asked for bfloat16 explicitly: it is kept, and the run says why it ended.
+    calls.clear()
+    explicit = run_stylize(content_image, [style_image], config.replace(precision="bfloat16"))
+    assert explicit.steps_done == 3 and calls == [8]
+    assert explicit.note.startswith("L-BFGS ended after 3 of 8 iterations: its line search")
