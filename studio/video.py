@@ -212,11 +212,17 @@ def watch(request: Any, name: str, frames: int, video: VideoConfig, stage: Any) 
     A click (Stop, a widget, another page) interrupts this script at its next ``st.*`` call;
     the ``finally`` then cancels the job, waits for the frames done so far and keeps them.
     """
-    from nst.jobs import JobState, get_queue
+    from nst.jobs import JobState, QueueUnavailableError, get_queue
     from nst.video_jobs import steps_done, total_steps
+    from studio.runs import session_owner
 
     queue = get_queue()
-    job_id = queue.submit(request)
+    owner = session_owner()
+    try:
+        job_id = queue.submit(request, owner=owner)
+    except QueueUnavailableError as error:
+        st.error(str(error))
+        return
     started = time.monotonic()
     try:
         with stage.container():
@@ -232,7 +238,7 @@ def watch(request: Any, name: str, frames: int, video: VideoConfig, stage: Any) 
         shown = None
         planned_steps = total_steps(frames, video)
         while True:
-            status = queue.status(job_id)
+            status = queue.status(job_id, owner=owner)
             if status.state is JobState.QUEUED:
                 bar.progress(0.0, text="Waiting for a free slot…")
                 message.info(
@@ -261,26 +267,29 @@ def watch(request: Any, name: str, frames: int, video: VideoConfig, stage: Any) 
             time.sleep(POLL_SECONDS)
     finally:
         # No st.* element calls in here: after an interruption they would raise again.
-        _settle(queue, job_id, name, started)
+        _settle(queue, job_id, owner, name, started)
 
 
-def _settle(queue: Any, job_id: str, name: str, started: float) -> None:
+def _settle(queue: Any, job_id: str, owner: str, name: str, started: float) -> None:
     """Cancel the job if it still runs, wait for its result and keep it in the session."""
-    from nst.jobs import UnknownJobError
+    from nst.jobs import QueueUnavailableError, UnknownJobError
     from nst.video_jobs import VideoResult
 
-    queue.cancel(job_id)
     result = None
     try:
+        queue.cancel(job_id, owner=owner)
         while True:  # a stopped run ends within a step, then encodes its frames
-            status = queue.status(job_id)  # also the heartbeat
-            result = queue.result(job_id)
+            status = queue.status(job_id, owner=owner)  # also the heartbeat
+            result = queue.result(job_id, owner=owner)
             if result is not None or status.state.finished:
                 break
             time.sleep(0.2)
-        queue.forget(job_id)
+        queue.forget(job_id, owner=owner)
     except UnknownJobError:
         st.session_state["video_error"] = "The run was lost; please start it again."
+        return
+    except QueueUnavailableError as error:
+        st.session_state["video_error"] = str(error)
         return
     if not isinstance(result, VideoResult):
         st.session_state["video_error"] = status.error or "The run ended without a clip."
