@@ -14,7 +14,7 @@ from nst.jobs import JobQueue, JobState, job_kind
 from nst.video_jobs import VideoJobRequest, VideoResult
 from tests.video_cases import audio_stream_seconds, make_clip
 
-CONFIG = StyleConfig(size=64, preview_every=1000)
+CONFIG = StyleConfig(size=64, optimizer="adam", preview_every=1000)
 VIDEO = VideoConfig(first_frame_steps=3, frame_steps=2)
 
 
