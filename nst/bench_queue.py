@@ -32,9 +32,9 @@ from nst.config import StyleConfig
 from nst.jobs import JobQueue, JobRequest, JobState
 from nst.jobs.backend import JobBackend
 
-QUEUE_SIZE = 128
-QUEUE_STEPS = 20
-QUEUE_JOBS = 6
+QUEUE_SIZE = 96
+QUEUE_STEPS = 10
+QUEUE_JOBS = 4
 PAGE_POLL_SECONDS = 0.5  # studio.runs.POLL_SECONDS (not imported: it pulls in Streamlit)
 FAST_POLL_SECONDS = 0.02
 ROOT = Path(__file__).resolve().parents[1]
