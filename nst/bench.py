@@ -456,9 +456,7 @@ def fast_run(
         reached = result.timings["total"]
     defaults = base.to_dict()
     return {
-        "config": {
-            key: value for key, value in config.to_dict().items() if value != defaults[key]
-        },
+        "config": {key: value for key, value in config.to_dict().items() if value != defaults[key]},
         "precision": resolve_precision(config.precision),
         "seconds_to_quality": reached,
         "seconds": result.timings["total"],
@@ -657,9 +655,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
 def _images_in(folder: str | Path) -> list[Path]:
-    paths = sorted(
-        path for path in Path(folder).iterdir() if path.suffix.lower() in IMAGE_SUFFIXES
-    )
+    paths = sorted(path for path in Path(folder).iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise ValueError(f"{folder}: no images (.jpg, .png, .webp) in this folder.")
     return paths

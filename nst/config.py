@@ -63,7 +63,12 @@ class StyleConfig:
     # times its content error at block5_conv2; as relative errors it is also style-dominated.
     # Both recipes use TV as a light regulariser, a percent or two of the starting objective:
     # our TV term is the mean per-pixel gradient magnitude, about 0.06 for a photo at any size,
-    # so weight 1 makes it ~1.5% of the default starting objective (style ~4).
+    # so weight 1 makes it a small part of the starting objective. Checked on trained VGG16
+    # features at 512 px (tubingen x starry_night): the photo starts at style 12.4, TV 0.06;
+    # converged (the tutorial's 1000 steps) the parts are content 0.41, style 0.33, TV 0.10, and
+    # the picture keeps the houses under the painting's sky and strokes. The quality panel of
+    # 2 photos x 6 paintings (README, Benchmarks) keeps every subject recognizable with these
+    # weights, so they stay.
     style_weight: float = _knob(
         20.0,
         "Style intensity",

@@ -102,7 +102,7 @@ def _fit(image: np.ndarray, side: int) -> Image.Image:
     return picture
 
 
-def contact_sheet(entries: Sequence[PanelEntry], side: int = 320, text_width: int = 300) -> bytes:
+def contact_sheet(entries: Sequence[PanelEntry], side: int = 320, text_width: int = 420) -> bytes:
     """One PNG: a row per entry with the photo and painting (small), the result and its figures."""
     if not entries:
         raise ValueError("entries: the panel has no runs to show.")
@@ -124,7 +124,7 @@ def contact_sheet(entries: Sequence[PanelEntry], side: int = 320, text_width: in
         left = gap + thumb + gap
         sheet.paste(result, (left, top))
         text_left = left + side + gap
-        title = f"{entry.content_name} × {entry.style_name}"
+        title = f"{entry.content_name} x {entry.style_name}"  # the default font has no ×
         draw.text((text_left, top), title, fill=(43, 33, 24), font=font)
         for number, line in enumerate(entry.lines, start=1):
             draw.text((text_left, top + 20 * number), line, fill=(43, 33, 24), font=font)

@@ -195,7 +195,9 @@ def build_config(values: dict[str, Any]) -> StyleConfig:
 def preview_every_for(size: int) -> int:
     """Steps between previews so that the picture updates about twice a second.
 
-    Based on the measured ~0.6 s per Adam step at 512² on a 2-core CPU, scaling with area.
+    Based on about 0.6 s per step at 512 px on a 2-core CPU with native bfloat16 (an Adam
+    step, or an L-BFGS iteration, on trained VGG16 features), scaling with area; CPUs without
+    bfloat16 are slower, and then every step shows.
     """
     seconds_per_step = 0.6 * (size / 512) ** 2
     limit = int(field_spec("preview_every").default)

@@ -119,7 +119,7 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_last_good_image(
         return tf.where(calls > 3, tf.constant(np.nan), total), parts
 
     monkeypatch.setattr(Problem, "objective", failing)
-    result = run_stylize(content_image, [style_image], SMALL.replace(steps=10))
+    result = run_stylize(content_image, [style_image], SMALL.replace(steps=10, optimizer="adam"))
     assert result.error.startswith("The loss became nan at step 4")
     assert result.steps_done == 3 and np.isfinite(result.image).all()
 
@@ -363,7 +363,7 @@ def test_sizes_that_do_not_fit_in_memory_are_refused_before_starting(
     assert 0 < small < large
     assert engine.estimate_memory(
         StyleConfig(size=1024, optimizer="lbfgs"), content_image.shape
-    ) > engine.estimate_memory(StyleConfig(size=1024), content_image.shape)
+    ) > engine.estimate_memory(StyleConfig(size=1024, optimizer="adam"), content_image.shape)
     monkeypatch.setattr(engine, "available_memory", lambda: 2 * 10**9)
     message = (
         r"^A 4096 px result needs about \d+ GB of memory but only 2 GB are available; "
