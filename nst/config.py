@@ -390,8 +390,13 @@ class StyleConfig:
 
 def field_specs() -> list[FieldSpec]:
     """The presentation and bounds of every ``StyleConfig`` field, in declaration order."""
+    return _specs_of(StyleConfig)
+
+
+def _specs_of(config_class: type) -> list[FieldSpec]:
+    """The ``FieldSpec`` of each field of a config dataclass built with ``_knob``."""
     specs = []
-    for item in dataclasses.fields(StyleConfig):
+    for item in dataclasses.fields(config_class):
         meta = dict(item.metadata)
         specs.append(
             FieldSpec(
@@ -574,18 +579,4 @@ class VideoConfig:
 
 def video_field_specs() -> list[FieldSpec]:
     """The presentation and bounds of every ``VideoConfig`` field, in declaration order."""
-    specs = []
-    for item in dataclasses.fields(VideoConfig):
-        meta = dict(item.metadata)
-        specs.append(
-            FieldSpec(
-                name=item.name,
-                label=meta.pop("label"),
-                help=meta.pop("help"),
-                kind=meta.pop("kind"),
-                group=meta.pop("group"),
-                default=item.default,
-                **meta,
-            )
-        )
-    return specs
+    return _specs_of(VideoConfig)
