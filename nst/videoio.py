@@ -13,6 +13,7 @@ frames at their presentation times; ``VideoInfo.notice`` says so in one sentence
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 from collections.abc import Iterable, Iterator
@@ -26,6 +27,8 @@ import numpy as np
 from PIL import Image
 
 from nst.images import MIN_SIDE, resize_to
+
+logger = logging.getLogger(__name__)
 
 VideoSource = str | os.PathLike | bytes
 
@@ -331,6 +334,7 @@ def _copy_audio(container: Any, stream: Any, output: Any, audio: Any, seconds: f
     rate = audio.codec_context.sample_rate
     resampler = av.AudioResampler(format="fltp", layout="stereo", rate=rate)
     samples_left = round(seconds * rate)
+    wanted = samples_left
     try:
         for frame in container.decode(stream):
             for chunk in resampler.resample(frame):
@@ -346,8 +350,16 @@ def _copy_audio(container: Any, stream: Any, output: Any, audio: Any, seconds: f
                     output.mux(packet)
             if samples_left <= 0:
                 break
-    except av.error.FFmpegError:
-        pass  # a damaged audio tail: keep the sound decoded so far
+    except av.error.FFmpegError as error:
+        # A damaged audio tail must not cost the user the stylized video: the sound decoded
+        # up to the damage is kept, and the log says how much.
+        kept = (wanted - max(samples_left, 0)) / rate
+        logger.warning(
+            "The clip's audio could not be decoded after %.1f s (%s); the result keeps the "
+            "sound up to there.",
+            kept,
+            error,
+        )
     for packet in audio.encode():
         output.mux(packet)
 

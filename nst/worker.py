@@ -42,6 +42,7 @@ from nst.jobs.backend import (
     JobProgress,
     JobState,
     encode_png,
+    final_state,
     history_entry,
     job_kind,
     plain_error,
@@ -128,12 +129,7 @@ class JobRun:
                     self.preview, self.preview_step = item.preview, self.progress.step
                     self.preview_published = False
                 self.publish()
-            if result is None:
-                error = "The run ended without producing an image."
-            elif result.error:
-                error = str(result.error)
-            else:
-                state = JobState.CANCELLED if self.token.cancelled else JobState.DONE
+            state, error = final_state(result, self.token.cancelled)
         except Exception as exc:
             logger.exception("Job %s failed.", self.job_id)
             error = plain_error(exc)

@@ -55,6 +55,7 @@ __all__ = [
     "UnknownJobError",
     "decode_png",
     "encode_png",
+    "final_state",
     "history_entry",
     "job_kind",
     "plain_error",
@@ -333,6 +334,17 @@ def history_entry(progress: Any) -> dict[str, Any]:
     parts = getattr(progress, "parts", None) or {}
     entry.update({str(name): value for name, value in dict(parts).items()})
     return entry
+
+
+def final_state(result: Result | None, cancelled: bool) -> tuple[JobState, str | None]:
+    """How a run's stream ended, as the job's final state and its error sentence (or None).
+
+    A result with an error (e.g. a non-finite loss) still carries the last good image."""
+    if result is None:
+        return JobState.FAILED, "The run ended without producing an image."
+    if result.error:
+        return JobState.FAILED, str(result.error)
+    return (JobState.CANCELLED if cancelled else JobState.DONE), None
 
 
 def plain_error(exc: BaseException) -> str:

@@ -40,6 +40,7 @@ from nst.jobs.backend import (
     Runner,
     UnknownJobError,
     encode_png,
+    final_state,
     history_entry,
     kind_of,
     plain_error,
@@ -351,12 +352,7 @@ class JobQueue:
                     self._reap_locked()
                 if result is not None:
                     break  # the Result is the stream's last item
-            if result is None:
-                error = "The run ended without producing an image."
-            elif result.error:
-                error = str(result.error)  # e.g. a non-finite loss: the image is the last good one
-            else:
-                state = JobState.CANCELLED if job.token.cancelled else JobState.DONE
+            state, error = final_state(result, job.token.cancelled)
         except Exception as exc:
             logger.exception("Job %s failed.", job.job_id)
             error = plain_error(exc)
