@@ -85,6 +85,8 @@ REFERENCE_EPSILON_RATIO = 1e-3  # the tutorial's epsilon relative to its gradien
 # The fast path's images are evaluated every this many steps (then densely where the target is
 # first reached): each evaluation costs about half a step.
 EVALUATION_STRIDE = 5
+# With --pictures, the reference's image is kept every this many steps.
+PICTURE_EVERY = 100
 
 DEFAULTS = StyleConfig()
 
@@ -350,8 +352,13 @@ def reference_run(
     size: int,
     steps: int = REFERENCE_STEPS,
     base: StyleConfig = DEFAULTS,
+    pictures: str | Path | None = None,
 ) -> dict[str, Any]:
     """The TensorFlow tutorial's recipe on the evaluation objective; see the module docstring.
+
+    With ``pictures``, the image every ``PICTURE_EVERY`` steps is written there as
+    ``reference_STEP.png`` after the clock stops (copies are kept in memory meanwhile), to see
+    how much of the loss's tail shows.
 
     The clock starts before the targets are computed (model already built), as for the
     product's run, and excludes only the one-off calibration of epsilon.
@@ -385,13 +392,20 @@ def reference_run(
         image.assign(tf.clip_by_value(image, 0.0, 1.0))
         return total
 
-    curve = []
+    curve, snapshots = [], {}
     for step in range(1, steps + 1):
         loss = float(train_step())
         if step == 1 or step % 10 == 0:
             curve.append([step, time.perf_counter() - started, loss])
+        if pictures is not None and (step % PICTURE_EVERY == 0 or step == steps):
+            snapshots[step] = image[0].numpy()
     seconds = time.perf_counter() - started
     final_loss = float(problem.objective(tf.constant(image.numpy()))[0])
+    if pictures is not None:
+        from nst.images import save_image
+
+        for step, picture in snapshots.items():
+            save_image(picture, Path(pictures) / f"reference_{step}.png")
     return {
         "loss": final_loss,
         "seconds": seconds,
@@ -500,11 +514,12 @@ def quality_section(
     reference: dict[str, Any] | None = None,
     fast_config: StyleConfig | None = None,
     base: StyleConfig = DEFAULTS,
+    pictures: str | Path | None = None,
 ) -> dict[str, Any]:
     """The reference recipe, then the fast path in each of ``quality_precisions``; the ratios.
 
     The last fast row is the one in the default precision (the headline ratio)."""
-    reference = reference or reference_run(content, style, size, reference_steps, base)
+    reference = reference or reference_run(content, style, size, reference_steps, base, pictures)
     config = fast_config or base
     rows = []
     for precision in quality_precisions(config):
@@ -667,6 +682,7 @@ def panel_section(
     size: int,
     output: str | Path,
     base: StyleConfig = DEFAULTS,
+    config: StyleConfig | None = None,
 ) -> dict[str, Any]:
     """The defaults on every content x style pair of two folders: one contact sheet and figures.
 
@@ -681,7 +697,7 @@ def panel_section(
     from nst.images import load_image
     from nst.stylize import prepare, run_stylize
 
-    config = base.replace(size=size)
+    config = (config or base).replace(size=size)
     rows, entries = [], []
     for content_path in _images_in(content_folder):
         photo = load_image(content_path)
@@ -757,7 +773,14 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             reference = json.loads(Path(args.reference).read_text())
         fast_config = _parse_config(args.fast, base) if args.fast else None
         quality = quality_section(
-            content, style, args.size, args.reference_steps, reference, fast_config, base
+            content,
+            style,
+            args.size,
+            args.reference_steps,
+            reference,
+            fast_config,
+            base,
+            args.pictures,
         )
         if args.reference and reference is None:
             Path(args.reference).write_text(json.dumps(quality["reference"]))
@@ -777,8 +800,9 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             args.content, args.style, args.memory_sizes, backbone=args.backbone
         )
     if "panel" in sections:
+        fast_config = _parse_config(args.fast, base) if args.fast else None
         report["panel"] = panel_section(
-            args.panel_content, args.panel_style, args.size, args.panel_out, base
+            args.panel_content, args.panel_style, args.size, args.panel_out, base, fast_config
         )
     if "video" in sections:
         from nst.bench_video import video_section
@@ -932,8 +956,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--reference", help="JSON file: reuse the reference run stored there, or store it there"
     )
     parser.add_argument(
+        "--pictures",
+        help=f"folder: write the reference's image every {PICTURE_EVERY} steps there",
+    )
+    parser.add_argument(
         "--fast",
-        help="time other settings than the defaults against the reference, e.g. "
+        help="time (quality) or show (panel) other settings than the defaults, e.g. "
         "optimizer=adam,steps=300 (precision too, or each of float32 and the default)",
     )
     parser.add_argument(

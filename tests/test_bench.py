@@ -176,3 +176,15 @@ def test_reference_seconds_at_a_loss_interpolates_its_curve():
     assert bench.reference_seconds_at(reference, 4.0) == pytest.approx(15.0)  # halfway 10..20
     assert bench.reference_seconds_at(reference, 2.6) == 25.0  # only its final image
     assert bench.reference_seconds_at(reference, 2.0) is None  # never
+
+
+def test_reference_pictures_are_written_after_the_run(images, tmp_path, monkeypatch):
+    content, style = images
+    monkeypatch.setattr(bench, "PICTURE_EVERY", 2)
+    reference = bench.reference_run(content, style, 64, steps=5, pictures=tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "reference_2.png",
+        "reference_4.png",
+        "reference_5.png",
+    ]
+    assert reference["steps"] == 5

@@ -95,6 +95,11 @@ def test_panel_runs_every_pair_and_writes_sheet_and_figures(tmp_path, content_pa
         assert row["steps"] == 2 and -1.0 <= row["edge_agreement"] <= 1.0
     assert Image.open(tmp_path / "out" / "panel.png").height == 8 + 2 * 328
     assert json.loads((tmp_path / "out" / "panel.json").read_text())["size"] == 64
+    # --fast settings reach the panel: the runs use them, the objective stays the defaults'.
+    other = bench.panel_section(
+        photos, paintings, 64, tmp_path / "other", base, base.replace(steps=3)
+    )
+    assert [row["steps"] for row in other["pairs"]] == [3, 3]
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images"):
         bench.panel_section(tmp_path / "empty", paintings, 64, tmp_path / "again", base)
