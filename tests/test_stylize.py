@@ -346,10 +346,16 @@ def test_coarse_to_fine_numbers_steps_across_scales_and_previews_at_full_size(
     assert result.timings["first_preview"] > 0
 
 
-def test_cancel_during_a_coarse_scale_returns_a_full_size_image(content_image, style_image):
-    config = SMALL.replace(size=192, scales=2, steps=20)
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_cancel_during_a_coarse_scale_returns_a_full_size_image(
+    content_image, style_image, optimizer
+):
+    config = SMALL.replace(size=192, scales=2, steps=20, optimizer=optimizer)
     result = _cancelled_at(2, content_image, style_image, config)
-    assert result.stopped and result.steps_done == 2
+    # Adam stops at the step it was told to; scipy's L-BFGS runs in its own thread and may have
+    # finished one more evaluation by the time the token is read.
+    assert result.stopped
+    assert result.steps_done == 2 if optimizer == "adam" else 2 <= result.steps_done <= 3
     assert result.image.shape == (144, 192, 3) and np.isfinite(result.final_loss)
 
 
