@@ -13,7 +13,7 @@ import contextlib
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,7 +198,45 @@ EXTRACTOR_CACHE_SIZE = 4
 
 _devices_configured = threading.Lock()
 _backbones: BuildCache[keras.Model] = BuildCache(BACKBONE_CACHE_SIZE)
+# Extractors built with no device pinned (TensorFlow places them: the first GPU, else the CPU)
+# and, for each pinned device, extractors whose weights live on that device.
 _extractors: BuildCache[Extractor] = BuildCache(EXTRACTOR_CACHE_SIZE)
+_pinned_extractors: dict[str, BuildCache[Extractor]] = {}
+_pinned_lock = threading.Lock()
+_pinned = threading.local()
+
+
+@contextlib.contextmanager
+def on_device(device: str | None) -> Iterator[None]:
+    """Run this thread's TensorFlow work on ``device`` (e.g. ``"/GPU:1"``); None: TensorFlow's
+    own choice.
+
+    Extractors fetched inside get their own copy of the weights on that device, so runs pinned
+    to different GPUs never share (or copy) weights; the engine's helper threads (L-BFGS) follow
+    the pin of the thread that started the run.
+    """
+    previous = getattr(_pinned, "device", None)
+    _pinned.device = device
+    try:
+        if device is None:
+            yield
+        else:
+            with tf.device(device):
+                yield
+    finally:
+        _pinned.device = previous
+
+
+def pinned_device() -> str | None:
+    """The device this thread is pinned to by ``on_device``, or None."""
+    return getattr(_pinned, "device", None)
+
+
+def _extractor_cache(device: str | None) -> BuildCache[Extractor]:
+    if device is None:
+        return _extractors
+    with _pinned_lock:
+        return _pinned_extractors.setdefault(device, BuildCache(EXTRACTOR_CACHE_SIZE))
 
 
 def load_backbone(backbone: str) -> keras.Model:
@@ -299,17 +337,22 @@ def get_extractor(
     """An extractor for ``layers`` (default: the backbone's content and style layers).
 
     The network is truncated after the deepest requested layer. Built once per
-    (backbone, pooling, layers, precision, weights) and shared by all threads; the
-    ``EXTRACTOR_CACHE_SIZE`` most recently used are kept.
+    (backbone, pooling, layers, precision, weights) and device (see ``on_device``) and shared
+    by all threads; the ``EXTRACTOR_CACHE_SIZE`` most recently used are kept per device.
     """
     if layers is None:
         content, style = default_layers(backbone)
         layers = tuple(dict.fromkeys(content + style))
     spec = os.environ.get("NST_WEIGHTS", "").strip() or "imagenet"
     key = (backbone, pooling, tuple(layers), precision, spec)
-    return _extractors.get(
-        key, lambda: _build_extractor(backbone, pooling, tuple(layers), precision)
-    )
+    device = pinned_device()
+
+    def build() -> Extractor:
+        # The build may run in whichever waiting thread got there first: pin it explicitly.
+        with on_device(device):
+            return _build_extractor(backbone, pooling, tuple(layers), precision)
+
+    return _extractor_cache(device).get(key, build)
 
 
 def _build_extractor(

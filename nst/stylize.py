@@ -25,7 +25,14 @@ from nst import color
 from nst.config import StyleConfig, validate
 from nst.images import MIN_SIDE, check_shape, resize_to, working_shape
 from nst.losses import LossWeights, StyleTarget, gram_matrix, total_loss
-from nst.model import Extractor, default_layers, get_extractor, resolve_precision
+from nst.model import (
+    Extractor,
+    default_layers,
+    get_extractor,
+    on_device,
+    pinned_device,
+    resolve_precision,
+)
 from nst.records import CancelToken, Progress, Result
 
 # Adam. The TensorFlow tutorial uses beta_1 = 0.99; we use 0.9 (Kingma & Ba's default, also
@@ -680,23 +687,29 @@ def _lbfgs(
         image = lambda: current.reshape(pixels.shape).astype(np.float32)  # noqa: E731
         events.put(run.progress(problem, step, total, parts, image))
 
+    def minimize() -> Any:
+        return scipy.optimize.minimize(
+            value,
+            pixels.astype(np.float64).ravel(),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=scipy.optimize.Bounds(0.0, 1.0),
+            callback=on_iteration,
+            # Run the requested iterations: the tolerances only stop a converged run.
+            options={
+                "maxiter": stage.steps,
+                "maxfun": stage.steps * 2,
+                "ftol": 1e-12,
+                "gtol": 1e-12,
+            },
+        )
+
+    device = pinned_device()  # scipy's thread computes where this run is pinned
+
     def worker() -> None:
         try:
-            state["scipy"] = scipy.optimize.minimize(
-                value,
-                pixels.astype(np.float64).ravel(),
-                jac=True,
-                method="L-BFGS-B",
-                bounds=scipy.optimize.Bounds(0.0, 1.0),
-                callback=on_iteration,
-                # Run the requested iterations: the tolerances only stop a converged run.
-                options={
-                    "maxiter": stage.steps,
-                    "maxfun": stage.steps * 2,
-                    "ftol": 1e-12,
-                    "gtol": 1e-12,
-                },
-            )
+            with on_device(device):
+                state["scipy"] = minimize()
         except _Stop:
             pass
         except Exception as error:  # surfaced in the generator's thread

@@ -607,3 +607,131 @@ def test_real_engine_runs_three_jobs_one_at_a_time(queues, content_path, style_p
         assert max(image.shape[:2]) == 64
         assert abs(image.shape[1] / image.shape[0] - width / height) < 0.05
         assert np.isfinite(image).all()
+
+
+@pytest.mark.parametrize(
+    ("gpus", "expected"), [(0, []), (1, []), (3, ["/GPU:0", "/GPU:1", "/GPU:2"])]
+)
+def test_slots_are_pinned_to_gpus_only_when_there_are_several(monkeypatch, gpus, expected) -> None:
+    monkeypatch.setattr(nst.jobs.local, "_gpu_count", lambda: gpus)
+    assert nst.jobs.local.slot_devices() == expected
+
+
+def test_each_running_job_is_pinned_to_its_slots_device(queues) -> None:
+    from nst.model import pinned_device
+
+    together = threading.Barrier(3)
+    pins: dict[float, str | None] = {}
+    base = stepping_runner(steps=2)
+
+    def pinned_runner(req: JobRequest, cancel: CancelToken) -> Iterator[Any]:
+        pins[tag(req)] = pinned_device()  # read in the worker thread, inside the run
+        together.wait(timeout=10)  # all three hold a slot at once
+        yield from base(req, cancel)
+
+    queue = queues(max_running=3, runner=pinned_runner, devices=["/GPU:0", "/GPU:1"])
+    first = [queue.submit(request(value)) for value in (0.1, 0.2, 0.3)]
+    wait_until(lambda: all(queue.status(job_id).state.finished for job_id in first))
+    # Slots 0, 1 and 2 on two GPUs: two jobs share GPU 0, one has GPU 1.
+    assert sorted(pins.values()) == ["/GPU:0", "/GPU:0", "/GPU:1"]
+    # Every slot was given back: a lone later job takes slot 0 again.
+    pins.clear()
+    together = threading.Barrier(1)
+    later = queue.submit(request(0.4))
+    wait_until(lambda: queue.status(later).state.finished)
+    assert pins == {0.4: "/GPU:0"} and pinned_device() is None
+
+
+def test_unpinned_queue_leaves_placement_to_tensorflow(queues) -> None:
+    from nst.model import pinned_device
+
+    pins: list[str | None] = []
+    base = stepping_runner(steps=1)
+
+    def recording_runner(req: JobRequest, cancel: CancelToken) -> Iterator[Any]:
+        pins.append(pinned_device())
+        yield from base(req, cancel)
+
+    queue = queues(max_running=2, runner=recording_runner, devices=[])
+    job_id = queue.submit(request(0.5))
+    wait_until(lambda: queue.status(job_id).state.finished)
+    assert pins == [None]
+
+
+PINNED_RUNS = """
+import json, threading, time
+import numpy as np
+import tensorflow as tf
+
+# Two logical CPU devices stand in for two GPUs: the same placement machinery.
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import nst.stylize
+from nst import model
+from nst.config import StyleConfig
+from nst.jobs.backend import JobRequest, run_image
+from nst.jobs.local import JobQueue
+
+minimize = nst.stylize.scipy.optimize.minimize
+seen = {}
+
+def recording_minimize(*args, **kwargs):  # runs in the engine's L-BFGS thread
+    seen.setdefault("lbfgs", []).append(tf.constant(0.0).device)
+    return minimize(*args, **kwargs)
+
+nst.stylize.scipy.optimize.minimize = recording_minimize
+together = threading.Barrier(2)
+
+def runner(request, token):
+    together.wait(timeout=60)
+    config = request.config
+    extractor = model.get_extractor(config.backbone, config.pooling, None, config.precision)
+    seen.setdefault("weights", []).append(extractor.model.weights[0].value.device)
+    yield from run_image(request, token)
+
+rng = np.random.default_rng(3)
+content = rng.random((48, 64, 3), dtype=np.float32)
+style = rng.random((48, 64, 3), dtype=np.float32)
+queue = JobQueue(2, None, runner, devices=["/CPU:0", "/CPU:1"])
+config = StyleConfig(size=64, steps=4, optimizer="lbfgs", precision="float32")
+ids = [queue.submit(JobRequest(content, (style,), config)) for _ in range(2)]
+while not all(queue.status(job_id).state.finished for job_id in ids):
+    time.sleep(0.05)
+images = [queue.result(job_id).image for job_id in ids]
+print(json.dumps({
+    "states": [str(queue.status(job_id).state) for job_id in ids],
+    "weights": sorted(seen["weights"]),
+    "lbfgs": sorted(seen["lbfgs"]),
+    "difference": float(np.abs(images[0] - images[1]).max()),
+    "cached_on": sorted(model._pinned_extractors),
+    "unpinned_cache": len(model._extractors.cached_keys()),
+}))
+queue.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_pinned_engine_runs_keep_weights_and_l_bfgs_on_their_own_device() -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "NST_WEIGHTS": "random", "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", PINNED_RUNS], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["states"] == ["done", "done"]
+    cpu0, cpu1 = (
+        "/job:localhost/replica:0/task:0/device:CPU:0",
+        "/job:localhost/replica:0/task:0/device:CPU:1",
+    )
+    assert report["weights"] == [cpu0, cpu1]  # one copy of the model per device
+    assert report["lbfgs"] == [cpu0, cpu1]  # scipy's thread computes on its job's device
+    assert report["cached_on"] == ["/CPU:0", "/CPU:1"] and report["unpinned_cache"] == 0
+    assert report["difference"] == 0.0  # the same job gives the same image on either device

@@ -12,6 +12,9 @@ the interface.
   jobs are kept, and a job's request (its input images) is dropped as soon as it finishes.
 - Any exception in a run ends the job as FAILED with a one-sentence error; the last progress
   record and preview are kept, and the last preview becomes the result's image.
+- On a machine with several GPUs each of the K slots is pinned to its own GPU (slot i to GPU
+  i mod the number of GPUs), with its own copy of the model there; with one GPU or none,
+  TensorFlow places the work.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +50,7 @@ from nst.jobs.backend import (
 )
 from nst.records import CancelToken, Result
 
-__all__ = ["JobQueue", "default_concurrency"]
+__all__ = ["JobQueue", "default_concurrency", "slot_devices"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +84,7 @@ class _Job:
     error: str | None = None
     result: Result | None = None
     forget_when_finished: bool = False
+    slot: int | None = None  # which of the max_running slots runs it, while it runs
 
 
 class JobQueue:
@@ -95,6 +99,9 @@ class JobQueue:
             images). Tests pass a fast fake.
         max_finished: how many finished jobs keep their data; the oldest are dropped first.
         clock: the monotonic clock heartbeats are measured with (tests pass a fake one).
+        devices: the TensorFlow devices the slots are pinned to, in turn (slot i runs on
+            ``devices[i % len(devices)]``); by default every GPU when there are two or more,
+            else none (TensorFlow places the work). An empty sequence pins nothing.
     """
 
     remote = False
@@ -107,6 +114,7 @@ class JobQueue:
         *,
         max_finished: int = DEFAULT_MAX_FINISHED,
         clock: Callable[[], float] = time.monotonic,
+        devices: Sequence[str] | None = None,
     ) -> None:
         if max_running is None:
             max_running = default_concurrency()
@@ -123,6 +131,8 @@ class JobQueue:
         self.max_running = max_running
         self.heartbeat_timeout = heartbeat_timeout
         self.max_finished = max_finished
+        self.devices = tuple(slot_devices() if devices is None else devices)
+        self._free_slots = list(range(max_running))
         self._runner = runner
         self._clock = clock
         self._cond = threading.Condition(threading.Lock())
@@ -324,11 +334,26 @@ class JobQueue:
                         job = self._queued.popleft()
                         job.state = JobState.RUNNING
                         job.started_at = time.time()
+                        job.slot = self._free_slots.pop(0)  # the lowest free slot
                         self._running += 1
                     elif not self._cond.wait(IDLE_WORKER_SECONDS) and not self._queued:
                         self._workers.discard(me)
                         return
             self._run(job)
+
+    def _follow(self, job: _Job, stream: Any) -> Result | None:
+        """Record what a run yields until its Result (the stream's last item)."""
+        for item in stream:
+            with self._cond:
+                if isinstance(item, Result):
+                    return item
+                job.progress = JobProgress.from_record(item)
+                job.history.append(history_entry(item))
+                if getattr(item, "preview", None) is not None:
+                    job.preview, job.preview_png = item.preview, None
+                    job.preview_step = job.progress.step
+                self._reap_locked()
+        return None
 
     def _run(self, job: _Job) -> None:
         """Drive one job's runner to its end, recording what it yields."""
@@ -338,20 +363,14 @@ class JobQueue:
         stream: Any = None
         try:
             runner = self._runner or kind_of(job.request).load_runner()
-            stream = iter(runner(job.request, job.token))
-            for item in stream:
-                with self._cond:
-                    if isinstance(item, Result):
-                        result = item
-                    else:
-                        job.progress = JobProgress.from_record(item)
-                        job.history.append(history_entry(item))
-                        if getattr(item, "preview", None) is not None:
-                            job.preview, job.preview_png = item.preview, None
-                            job.preview_step = job.progress.step
-                    self._reap_locked()
-                if result is not None:
-                    break  # the Result is the stream's last item
+            pin = contextlib.nullcontext()
+            if self.devices and job.slot is not None:
+                from nst.model import on_device  # TensorFlow: only where there are devices
+
+                pin = on_device(self.devices[job.slot % len(self.devices)])
+            with pin:
+                stream = iter(runner(job.request, job.token))
+                result = self._follow(job, stream)
             state, error = final_state(result, job.token.cancelled)
         except Exception as exc:
             logger.exception("Job %s failed.", job.job_id)
@@ -383,6 +402,10 @@ class JobQueue:
                     )
                 job.error = error
                 self._running -= 1
+                if job.slot is not None:
+                    self._free_slots.append(job.slot)
+                    self._free_slots.sort()
+                    job.slot = None
                 self._finish_locked(job, state)
                 self._cond.notify_all()
 
@@ -403,6 +426,13 @@ def default_concurrency() -> int:
             raise ValueError(f"{MAX_JOBS_ENV} must be a whole number from 1 to 64, got {raw!r}.")
         return value
     return max(1, _gpu_count())
+
+
+def slot_devices() -> list[str]:
+    """The devices the in-process queue pins its slots to: every GPU when there are two or
+    more (one job per GPU by default), else none."""
+    count = _gpu_count()
+    return [f"/GPU:{index}" for index in range(count)] if count > 1 else []
 
 
 def _gpu_count() -> int:
