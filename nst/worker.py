@@ -16,11 +16,17 @@ built for the first job stays loaded for the next. Run one per GPU (``CUDA_VISIB
 
 SIGTERM or Ctrl-C stops the running job cooperatively (its picture is kept) and then exits.
 When Redis goes away the worker waits for it and carries on, with the model still loaded.
+
+A job that no longer responds to its cancel (a hung run) is ended with RQ's stop command,
+``python -m nst.worker --stop-job <id>``: a ``SimpleWorker`` runs the job in its own process,
+so the worker marks the job FAILED (its last published preview stays the picture so far) and
+exits with status 3, for its supervisor to start a fresh one.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import logging
@@ -53,7 +59,9 @@ from nst.jobs.redis import (
     QUEUE_NAME,
     WORKER_TTL,
     all_keys,
+    connect,
     describe,
+    fail,
     key,
 )
 from nst.records import CancelToken, Result
@@ -64,6 +72,10 @@ HEARTBEAT_SECONDS = 1.0  # how often the worker says it is alive and looks for a
 PUBLISH_SECONDS = 0.5  # progress and history at most this often
 PREVIEW_SECONDS = 1.0  # a preview at most this often (the first and the last always)
 RECONNECT_SECONDS = 5.0
+EXIT_JOB_STOPPED = 3  # the process ended to stop a hung job (RQ's stop-job command)
+STOPPED_BY_OPERATOR = (
+    "This job stopped responding and was ended on its worker; the picture so far is kept."
+)
 
 _running: dict[str, CancelToken] = {}  # the job this process runs, for a cooperative SIGTERM
 
@@ -78,6 +90,22 @@ class StudioWorker(SimpleWorker):
         for token in list(_running.values()):
             token.cancel()
         super().request_stop(signum, frame)
+
+    def kill_horse(self, sig: Any = None) -> None:
+        """RQ's stop-job command. The job runs in this very process (no work horse), so the
+        process ends: the job is marked FAILED first, and the worker leaves RQ's registry."""
+        job_id = self.get_current_job_id()
+        if job_id is None:
+            return
+        logger.warning("Job %s: stop command received; ending this worker process.", job_id)
+        with contextlib.suppress(redis.exceptions.RedisError):
+            pipe = self.connection.pipeline()
+            fail(pipe, job_id, STOPPED_BY_OPERATOR)
+            pipe.execute()
+        with contextlib.suppress(Exception):
+            self.register_death()
+        logging.shutdown()
+        os._exit(EXIT_JOB_STOPPED)
 
 
 def run_job(job_id: str) -> str:
@@ -282,6 +310,34 @@ class JobRun:
             self.connection.delete(*all_keys(self.job_id))
 
 
+def stop_job(url: str, job_id: str) -> int:
+    """Send RQ's stop-job command for a hung job; 0 if a worker was told, 2 otherwise."""
+    from rq.command import send_stop_job_command
+    from rq.exceptions import InvalidJobOperation, NoSuchJobError
+
+    connection = connect(url)
+    try:
+        state = connection.hget(key(job_id), "state")
+        if state is not None and state.decode() != JobState.RUNNING.value:
+            print(
+                f"Job {job_id} is not running ({state.decode()}); only a running job can be "
+                "stopped this way.",
+                file=sys.stderr,
+            )
+            return 2
+        send_stop_job_command(connection, job_id, serializer=JSONSerializer)
+    except (NoSuchJobError, InvalidJobOperation):
+        print(
+            f"No worker is running a job {job_id} in the queue at {describe(url)}.", file=sys.stderr
+        )
+        return 2
+    except redis.exceptions.RedisError:
+        print(f"The job queue at {describe(url)} cannot be reached.", file=sys.stderr)
+        return 2
+    print(f"Told the worker running job {job_id} to stop it; that worker process exits.")
+    return 0
+
+
 def worker_connection(url: str) -> redis.Redis:
     """A client for the worker: like the web tier's, but with room for RQ's blocking dequeue."""
     return redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=60.0)
@@ -335,6 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-preload", action="store_true", help="build the network on the first job"
     )
+    parser.add_argument(
+        "--stop-job",
+        metavar="JOB_ID",
+        help="end a hung job by stopping the worker process that runs it, then exit",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
@@ -343,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     if not url:
         parser.error("set NST_QUEUE (or --url) to the Redis URL the web tier uses.")
+    if args.stop_job:
+        return stop_job(url, args.stop_job)
     if not args.no_preload:
         preload()
     connection = worker_connection(url)

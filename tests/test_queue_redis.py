@@ -7,6 +7,7 @@ Images are 64 px and runs a few steps, with untrained weights.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ import pytest
 from nst.config import StyleConfig
 from nst.jobs import JobRequest, JobState, QueueUnavailableError, UnknownJobError
 from nst.jobs.backend import decode_png
-from nst.jobs.redis import WORKER_LOST, RedisQueue, key
+from nst.jobs.redis import WORKER_LOST, WORKER_LOST_BEFORE_START, RedisQueue, all_keys, key
 from tests.queue_cluster import NEEDS_REDIS, ROOT, RedisServer, Workers, free_port, wait_for
 
 pytestmark = NEEDS_REDIS
@@ -197,6 +198,51 @@ def test_a_queued_job_that_is_cancelled_never_runs(cluster: Cluster) -> None:
         assert queue.status(waiting, owner="me").started_at is None
 
 
+def test_a_job_whose_worker_dies_before_claiming_it_is_reported(cluster: Cluster) -> None:
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    from nst.worker import JobRun
+
+    # A queue no worker listens on; this test plays the worker, with RQ's own dequeue.
+    queue = cluster.queue(queue_name="nst-orphans", worker_ttl=1.0)
+    job_id = queue.submit(request(0), owner="me")
+    assert queue.status(job_id, owner="me").position == 1
+    taken = Queue.dequeue_any(
+        [queue.rq_queue], None, connection=queue.connection, serializer=JSONSerializer
+    )
+    assert taken is not None and taken[0].id == job_id
+    # ... and dies before its claim. Until the grace has passed the job just looks queued.
+    status = queue.status(job_id, owner="me")
+    assert (status.state, status.position) == (JobState.QUEUED, 0)
+    time.sleep(1.2)
+    status = queue.status(job_id, owner="me")
+    assert status.state is JobState.FAILED and status.error == WORKER_LOST_BEFORE_START
+    assert queue.result(job_id, owner="me") is None  # nothing had been made
+    assert not queue.connection.exists(key(job_id, "request"))
+    # A worker that was only slow finds the job settled and leaves it alone.
+    assert JobRun(queue.connection, job_id).claim() is JobState.FAILED
+    assert queue.status(job_id, owner="me").state is JobState.FAILED
+
+
+def test_a_job_taken_and_claimed_in_time_is_not_reported_lost(cluster: Cluster) -> None:
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    from nst.worker import JobRun
+
+    queue = cluster.queue(queue_name="nst-orphans", worker_ttl=1.0)
+    job_id = queue.submit(request(1), owner="me")
+    Queue.dequeue_any(
+        [queue.rq_queue], None, connection=queue.connection, serializer=JSONSerializer
+    )
+    assert queue.status(job_id, owner="me").state is JobState.QUEUED
+    assert JobRun(queue.connection, job_id).claim() is JobState.RUNNING
+    time.sleep(1.2)  # the claim wrote the worker heartbeat: not lost yet
+    assert queue.status(job_id, owner="me").state is JobState.RUNNING
+    queue.connection.delete(*all_keys(job_id))
+
+
 def test_the_stylize_page_runs_on_the_workers(
     cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -233,6 +279,50 @@ def test_the_web_tier_does_not_load_tensorflow_on_redis() -> None:
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=120)
+
+
+def test_a_hung_job_is_ended_with_rqs_stop_command(cluster: Cluster) -> None:
+    from nst.worker import EXIT_JOB_STOPPED, STOPPED_BY_OPERATOR
+
+    queue = cluster.queue()
+    job_id = queue.submit(request(2, steps=1000), owner="me")
+    wait_for(
+        lambda: (
+            queue.status(job_id, owner="me").preview is not None
+            and queue.status(job_id, owner="me").state is JobState.RUNNING
+        ),
+        RUN_SECONDS,
+        "a preview",
+    )
+    pid = int(queue.connection.hget(key(job_id), "worker").decode().rsplit(":", 1)[1])
+    env = {**os.environ, "NST_QUEUE": cluster.server.url}
+    told = subprocess.run(
+        [sys.executable, "-m", "nst.worker", "--stop-job", job_id],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert told.returncode == 0, told.stderr
+    worker = next(process for process in cluster.workers.processes if process.pid == pid)
+    assert worker.wait(30) == EXIT_JOB_STOPPED  # the process that ran the job ends
+    status = queue.status(job_id, owner="me")
+    assert status.state is JobState.FAILED and status.error == STOPPED_BY_OPERATOR
+    result = queue.result(job_id, owner="me")
+    assert result.stopped and result.image.shape == (48, 64, 3)  # the last preview is kept
+    # Asking again, or for a job that does not exist, is one sentence and exit status 2.
+    for unknown in (job_id, "0" * 32):
+        again = subprocess.run(
+            [sys.executable, "-m", "nst.worker", "--stop-job", unknown],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert again.returncode == 2 and again.stderr.count("\n") == 1, again.stderr
+    cluster.workers.ensure(2)  # its supervisor would start a fresh worker
 
 
 def test_a_killed_worker_is_reported_and_its_last_preview_kept(

@@ -53,7 +53,15 @@ from nst.jobs.backend import (
 )
 from nst.records import Result
 
-__all__ = ["JOB_TTL", "QUEUE_NAME", "WORKER_LOST", "WORKER_TTL", "RedisQueue", "connect"]
+__all__ = [
+    "JOB_TTL",
+    "QUEUE_NAME",
+    "WORKER_LOST",
+    "WORKER_LOST_BEFORE_START",
+    "WORKER_TTL",
+    "RedisQueue",
+    "connect",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +75,9 @@ JOB_TIMEOUT = 6 * 3600  # RQ's hard limit for one run (a hung job); cancellation
 WORKER_LOST = (
     "The worker running this job stopped (its process or machine went down); "
     "the picture so far is kept."
+)
+WORKER_LOST_BEFORE_START = (
+    "The worker that took this job stopped before it could start it; please start it again."
 )
 
 T = TypeVar("T")
@@ -123,6 +134,8 @@ class RedisQueue:
         heartbeat_timeout: seconds without a ``status()`` call after which a worker cancels
             the job (its page went away).
         queue_name: the RQ queue the workers listen on.
+        worker_ttl: seconds a job may go without a worker heartbeat (running) or sit taken
+            from the queue but unclaimed (its worker died in between) before it counts as lost.
     """
 
     remote = True
@@ -133,11 +146,13 @@ class RedisQueue:
         heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
         *,
         queue_name: str = QUEUE_NAME,
+        worker_ttl: float = WORKER_TTL,
     ) -> None:
         if not heartbeat_timeout > 0:
             raise ValueError(f"heartbeat_timeout must be positive, got {heartbeat_timeout!r}.")
         self.url = url
         self.heartbeat_timeout = heartbeat_timeout
+        self.worker_ttl = worker_ttl
         self.connection = connect(url)
         self.rq_queue = Queue(queue_name, connection=self.connection, serializer=JSONSerializer)
         self.closed = False
@@ -238,7 +253,10 @@ class RedisQueue:
         pipe.lpos(self.rq_queue.key, job_id)
         _, rows, preview, alive, index = pipe.execute()
         if state is JobState.RUNNING and not alive:
-            fields = self._mark_lost(job_id) or fields
+            fields = self._mark_lost(job_id, JobState.RUNNING, WORKER_LOST) or fields
+            state = JobState(fields["state"])
+        elif state is JobState.QUEUED and index is None:
+            fields = self._unclaimed(job_id, fields)
             state = JobState(fields["state"])
         position = 0
         if state is JobState.QUEUED and index is not None:
@@ -259,29 +277,33 @@ class RedisQueue:
             finished_at=_time(fields.get("finished_at")),
         )
 
-    def _mark_lost(self, job_id: str) -> dict[str, str] | None:
-        """RUNNING without a worker heartbeat: the worker died. Mark the job FAILED, once."""
+    def _unclaimed(self, job_id: str, fields: dict[str, str]) -> dict[str, str]:
+        """QUEUED but no longer in RQ's list: a worker has taken the job and claims it within
+        moments, or died in between. The first status call that sees this notes the time; one
+        ``worker_ttl`` later, the job is lost."""
+        noticed = fields.get("unlisted_at")
+        if noticed is None:
+            self.connection.hsetnx(key(job_id), "unlisted_at", repr(time.time()))
+            return fields
+        if time.time() - float(noticed) < self.worker_ttl:
+            return fields
+        return self._mark_lost(job_id, JobState.QUEUED, WORKER_LOST_BEFORE_START) or fields
+
+    def _mark_lost(self, job_id: str, expected: JobState, error: str) -> dict[str, str] | None:
+        """The job's worker died: mark the job FAILED with ``error``, once, if it is still in
+        the ``expected`` state with no worker heartbeat."""
         with self.connection.pipeline() as pipe:
             try:
                 pipe.watch(key(job_id), key(job_id, "alive"))
                 state = pipe.hget(key(job_id), "state")
-                if state != JobState.RUNNING.value.encode() or pipe.exists(key(job_id, "alive")):
+                if state != expected.value.encode() or pipe.exists(key(job_id, "alive")):
                     return None
                 pipe.multi()
-                pipe.hset(
-                    key(job_id),
-                    mapping={
-                        "state": JobState.FAILED.value,
-                        "error": WORKER_LOST,
-                        "finished_at": repr(time.time()),
-                    },
-                )
-                _expire_all(pipe, job_id, FINISHED_TTL)
-                pipe.delete(key(job_id, "request"))
+                fail(pipe, job_id, error)
                 pipe.execute()
             except redis.exceptions.WatchError:
                 return None  # the worker (or another page) changed it meanwhile
-        logger.warning("Job %s: its worker stopped sending heartbeats.", job_id)
+        logger.warning("Job %s: %s", job_id, error)
         return {
             name.decode(): value.decode()
             for name, value in self.connection.hgetall(key(job_id)).items()
@@ -354,6 +376,21 @@ class RedisQueue:
         if JobState(fields["state"]).finished:
             self.connection.delete(*all_keys(job_id))
         # else: the worker deletes the keys when the run has ended
+
+
+def fail(pipe: Any, job_id: str, error: str) -> None:
+    """Queue on ``pipe`` the commands that end a job as FAILED with ``error`` when its worker
+    is gone; its last preview stays as the picture so far."""
+    pipe.hset(
+        key(job_id),
+        mapping={
+            "state": JobState.FAILED.value,
+            "error": error,
+            "finished_at": repr(time.time()),
+        },
+    )
+    _expire_all(pipe, job_id, FINISHED_TTL)
+    pipe.delete(key(job_id, "request"), key(job_id, "alive"))
 
 
 PARTS = ("", "request", "history", "preview", "result", "cancel", "watched", "alive")
