@@ -59,6 +59,9 @@ class StudioResult:
     stopped: bool
     error: str | None = None
     history: list[dict[str, float]] = field(default_factory=list)
+    # Why a finished run did fewer steps than asked (L-BFGS converged or its line search
+    # stopped); None when it did them all.
+    note: str | None = None
     continued_from: int | None = None
     adjustments: dict[str, float] = field(default_factory=dict)
     # (image, content) fitted within a side, made once per side (see ``fitted``).
@@ -123,6 +126,8 @@ class StudioResult:
                 f"Stopped at step {self.steps_done} of {total} after {took}; "
                 "the image so far is kept."
             )
+        if self.note:
+            return f"Finished in {took}. {self.note}"
         return f"Finished {self.steps_done} steps in {took}."
 
     def settings(self) -> dict[str, Any]:

@@ -128,6 +128,8 @@ def result_panel(record: StudioResult) -> None:
         st.warning(record.status_text, icon=":material/warning:")
     elif record.stopped:
         st.info(record.status_text, icon=":material/stop_circle:")
+    elif record.note:
+        st.info(record.status_text, icon=":material/info:")
     else:
         st.success(record.status_text, icon=":material/check_circle:")
     view, controls = st.columns([3, 2], gap="large")
@@ -178,6 +180,8 @@ def gallery_card(item: StudioResult) -> None:
         st.caption(f":orange[{item.error}]")
     elif item.stopped:
         st.caption(":blue[Stopped early]")
+    elif item.note:
+        st.caption(":blue[Ended early: see its note]")
     config = item.export_config()
     st.caption(
         f"Style intensity {config.style_weight:g} · content {config.content_weight:g} · "

@@ -406,13 +406,14 @@ def _outcome_record(info: RunInfo, status: Any, result: Any) -> StudioResult | N
         image, config, history = result.image, result.config, list(result.history)
         seconds = float(result.timings.get("total", 0.0))
         steps_done, stopped, error = int(result.steps_done), bool(result.stopped), result.error
+        note = result.note
     elif status is not None and status.preview is not None:
         # the run did not hand back its result in time: keep the last preview
         progress = status.progress
         image, config, history = decode_png(status.preview), info.config, list(status.history)
         seconds = float(progress.elapsed) if progress is not None else 0.0
         steps_done = int(status.preview_step)
-        stopped, error = True, status.error
+        stopped, error, note = True, status.error, None
     else:
         return None
     return StudioResult(
@@ -428,6 +429,7 @@ def _outcome_record(info: RunInfo, status: Any, result: Any) -> StudioResult | N
         steps_done=steps_done,
         stopped=stopped,
         error=error,
+        note=note,
         history=history,
         continued_from=info.continued_from,
     )

@@ -506,3 +506,29 @@ def test_settings_come_from_the_link_and_restore_to_defaults() -> None:
     assert not at.exception, at.exception
     assert at.select_slider(key="style_weight").value == StyleConfig().style_weight
     assert at.slider(key="size").value == StyleConfig().size
+
+
+def test_an_lbfgs_run_that_ends_early_says_why(
+    content_path: Path, style_path: Path, monkeypatch
+) -> None:
+    import scipy.optimize
+
+    real_minimize = scipy.optimize.minimize
+
+    def short_budget(*args, **kwargs):  # scipy itself ends the run: 3 evaluations allowed
+        return real_minimize(*args, **{**kwargs, "options": {**kwargs["options"], "maxfun": 3}})
+
+    monkeypatch.setattr(scipy.optimize, "minimize", short_budget)
+    at = _open()
+    _upload(at, content_path.read_bytes(), [("starry_night.jpg", style_path.read_bytes())])
+    assert at.session_state["optimizer"] == "lbfgs"  # the default
+    _stylize(at, steps=6)
+    (record,) = at.session_state["results"]
+    assert not record.stopped and record.error is None and 1 <= record.steps_done < 6
+    (message,) = _texts(at.info)
+    assert message.startswith("Finished in ") and "\n" not in message
+    assert message.endswith(
+        f"L-BFGS ended after {record.steps_done} of 6 iterations: it used up its budget of "
+        "loss evaluations (two per iteration). The best image so far is kept."
+    )
+    assert not at.success and not at.warning

@@ -735,3 +735,27 @@ def test_pinned_engine_runs_keep_weights_and_l_bfgs_on_their_own_device() -> Non
     assert report["lbfgs"] == [cpu0, cpu1]  # scipy's thread computes on its job's device
     assert report["cached_on"] == ["/CPU:0", "/CPU:1"] and report["unpinned_cache"] == 0
     assert report["difference"] == 0.0  # the same job gives the same image on either device
+
+
+def test_an_image_result_crosses_the_job_boundary_with_its_note() -> None:
+    import json
+
+    from nst.jobs.backend import job_kind
+
+    kind = job_kind("image")
+    image = np.linspace(0, 1, 4 * 6 * 3, dtype=np.float32).reshape(4, 6, 3)
+    sent = Result(
+        image,
+        [{"step": 1.0, "loss": 2.0}],
+        {"total": 1.5},
+        CONFIG,
+        steps_done=1,
+        final_loss=2.0,
+        note="L-BFGS ended after 1 of 3 iterations: it converged.",
+    )
+    meta, blobs = kind.encode_result(sent)
+    received = kind.decode_result(json.loads(json.dumps(meta)), blobs)
+    assert received.note == sent.note and received.steps_done == 1 and received.final_loss == 2.0
+    np.testing.assert_allclose(received.image, image, atol=1 / 255)
+    meta.pop("note")  # a result stored by an older worker has no note
+    assert kind.decode_result(meta, blobs).note is None

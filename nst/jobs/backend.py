@@ -398,6 +398,7 @@ def _encode_result(result: Result) -> tuple[dict[str, Any], Blobs]:
         "initial_loss": _json_float(float(result.initial_loss)),
         "final_loss": _json_float(float(result.final_loss)),
         "steps_done": int(result.steps_done),
+        "note": result.note,
     }
     return meta, {"image": encode_png(result.image)}
 
@@ -413,6 +414,7 @@ def _decode_result(meta: dict[str, Any], blobs: Blobs) -> Result:
         initial_loss=_float(meta["initial_loss"]),
         final_loss=_float(meta["final_loss"]),
         steps_done=int(meta["steps_done"]),
+        note=meta.get("note"),
     )
 
 
