@@ -76,6 +76,21 @@ def request(index: int, **settings: Any) -> JobRequest:
     return JobRequest(content_image(index), [style_image()], config)
 
 
+def running_with_a_preview(queue: RedisQueue, job: JobRequest) -> tuple[str, int]:
+    """Submit ``job`` and wait until it runs and has published a preview: (job id, worker pid)."""
+    job_id = queue.submit(job, owner="me")
+    wait_for(
+        lambda: (
+            queue.status(job_id, owner="me").preview is not None
+            and queue.status(job_id, owner="me").state is JobState.RUNNING
+        ),
+        RUN_SECONDS,
+        "a preview",
+    )
+    worker = queue.connection.hget(key(job_id), "worker").decode()
+    return job_id, int(worker.rsplit(":", 1)[1])
+
+
 def wait_finished(queue: RedisQueue, job_id: str, owner: str) -> Any:
     wait_for(lambda: queue.status(job_id, owner=owner).state.finished, RUN_SECONDS, "job end")
     return queue.status(job_id, owner=owner)
@@ -285,25 +300,19 @@ def test_a_hung_job_is_ended_with_rqs_stop_command(cluster: Cluster) -> None:
     from nst.worker import EXIT_JOB_STOPPED, STOPPED_BY_OPERATOR
 
     queue = cluster.queue()
-    job_id = queue.submit(request(2, steps=1000), owner="me")
-    wait_for(
-        lambda: (
-            queue.status(job_id, owner="me").preview is not None
-            and queue.status(job_id, owner="me").state is JobState.RUNNING
-        ),
-        RUN_SECONDS,
-        "a preview",
-    )
-    pid = int(queue.connection.hget(key(job_id), "worker").decode().rsplit(":", 1)[1])
-    env = {**os.environ, "NST_QUEUE": cluster.server.url}
-    told = subprocess.run(
-        [sys.executable, "-m", "nst.worker", "--stop-job", job_id],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    job_id, pid = running_with_a_preview(queue, request(2, steps=1000))
+
+    def stop_job(job_id: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "nst.worker", "--stop-job", job_id],
+            cwd=ROOT,
+            env={**os.environ, "NST_QUEUE": cluster.server.url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    told = stop_job(job_id)
     assert told.returncode == 0, told.stderr
     worker = next(process for process in cluster.workers.processes if process.pid == pid)
     assert worker.wait(30) == EXIT_JOB_STOPPED  # the process that ran the job ends
@@ -313,14 +322,7 @@ def test_a_hung_job_is_ended_with_rqs_stop_command(cluster: Cluster) -> None:
     assert result.stopped and result.image.shape == (48, 64, 3)  # the last preview is kept
     # Asking again, or for a job that does not exist, is one sentence and exit status 2.
     for unknown in (job_id, "0" * 32):
-        again = subprocess.run(
-            [sys.executable, "-m", "nst.worker", "--stop-job", unknown],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        again = stop_job(unknown)
         assert again.returncode == 2 and again.stderr.count("\n") == 1, again.stderr
     cluster.workers.ensure(2)  # its supervisor would start a fresh worker
 
@@ -332,17 +334,8 @@ def test_a_killed_worker_is_reported_and_its_last_preview_kept(
     from studio.runs import RunInfo
 
     queue = cluster.queue()
-    job_id = queue.submit(request(1, steps=1000), owner="me")
-    wait_for(
-        lambda: (
-            queue.status(job_id, owner="me").preview is not None
-            and queue.status(job_id, owner="me").state is JobState.RUNNING
-        ),
-        RUN_SECONDS,
-        "a preview",
-    )
-    worker = queue.connection.hget(key(job_id), "worker").decode()
-    cluster.workers.kill(int(worker.rsplit(":", 1)[1]))
+    job_id, pid = running_with_a_preview(queue, request(1, steps=1000))
+    cluster.workers.kill(pid)
 
     status = wait_finished(queue, job_id, "me")  # within the worker heartbeat's expiry
     assert status.state is JobState.FAILED
