@@ -59,13 +59,16 @@ def test_rows_name_the_setting_and_the_units() -> None:
         "redis_2_jobs_per_minute": 12.0,
         "preview_latency_page_seconds": 0.25,
         "preview_latency_fast_seconds": 0.0123,
+        "preview_latency_fast_samples": 14,
     }
     rows = {name: value for name, value, _ in format_rows(report)}
     assert rows["queue throughput, in-process, 2 slots (128 px, 20 steps, 6 jobs)"] == (
         "12.5 jobs/min"
     )
     assert rows["queue throughput, Redis, 1 worker (128 px, 20 steps, 6 jobs)"] == "9.8 jobs/min"
-    assert rows["preview latency, worker to client (polling every 20 ms)"] == "0.012 s"
+    assert (
+        rows["preview latency, worker to client (polling every 20 ms), median of 14"] == "0.012 s"
+    )
     skipped = {**report, "redis": "skipped: install redis-server"}
     for key in list(skipped):
         if key.startswith(("redis_", "preview")):
