@@ -339,6 +339,7 @@ class _Run:
     output_shape: tuple[int, int]
     history: list[dict[str, float]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    initial_loss: float | None = None  # the objective of the starting image
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -491,7 +492,7 @@ def stylize(
         config=config,
         stopped=outcome.stopped,
         error=outcome.error,
-        initial_loss=history[0]["loss"] if history else final_loss,
+        initial_loss=run.initial_loss if run.initial_loss is not None else final_loss,
         final_loss=final_loss,
         steps_done=len(history),
         note=" ".join(notes) or None,
@@ -611,6 +612,7 @@ def _adam(
         total = float(total_tensor)
         if step == 1:
             run.timings["first_step"] = time.perf_counter() - step_started
+            run.initial_loss = total  # Adam's loss is that of the image before its update
         if not np.isfinite(total):
             error = _NUMERIC_ERROR.format(value=total, step=step)
             return _Outcome(best, best, best_loss, error=error)
@@ -647,7 +649,8 @@ def _lbfgs(
         image = tf.reshape(flat, shape)
         with tf.GradientTape() as tape:
             tape.watch(image)
-            total, parts = problem.objective(image)
+            # The loss sees the pixels clipped to [0, 1], so scipy needs no bounds (below).
+            total, parts = problem.objective(tf.clip_by_value(image, 0.0, 1.0))
         return total, parts, tf.reshape(tape.gradient(total, image), [-1])
 
     events: queue.Queue = queue.Queue()
@@ -670,6 +673,7 @@ def _lbfgs(
         state["evaluations"] += 1
         if state["evaluations"] == 1 and stage.offset == 0:
             run.timings["first_step"] = time.perf_counter() - evaluation_started
+            run.initial_loss = total  # scipy evaluates the start first
         if not np.isfinite(total):
             step = stage.offset + state["iterations"] + 1
             state["error"] = _NUMERIC_ERROR.format(value=total, step=step)
@@ -693,7 +697,11 @@ def _lbfgs(
             pixels.astype(np.float64).ravel(),
             jac=True,
             method="L-BFGS-B",
-            bounds=scipy.optimize.Bounds(0.0, 1.0),
+            # No bounds: scipy turns box bounds into Python lists, element by element, on every
+            # call (2.7 s at 512x384, 12 s at 1024x768, before the first iteration). The loss
+            # of the clipped pixels serves instead: on trained VGG16 at 512 px, 100 iterations
+            # reached 1.0024 against 1.0156 with bounds, 8% faster, the first preview 2.5 s
+            # sooner (python -m nst.bench).
             callback=on_iteration,
             # Run the requested iterations: the tolerances only stop a converged run.
             options={
@@ -732,10 +740,11 @@ def _lbfgs(
     if "scipy" in state and state["iterations"] < stage.steps and not state["error"]:
         note = _lbfgs_note(state["scipy"], state["iterations"], stage)
         line_search_failed = "ABNORMAL" in str(state["scipy"].message)
-    best = state["best"].astype(np.float32)
+    # scipy's pixels may stray outside [0, 1]; the loss only ever saw them clipped.
+    best = np.clip(state["best"], 0.0, 1.0).astype(np.float32)
     carry = best
     if "current" in state:
-        carry = state["current"].reshape(pixels.shape).astype(np.float32)
+        carry = np.clip(state["current"].reshape(pixels.shape), 0.0, 1.0).astype(np.float32)
     return _Outcome(
         best,
         carry if not stage.last else best,
