@@ -17,6 +17,6 @@ Session state used here (all per browser session):
 - ``current_id``: the result shown on the Stylize page;
 - ``inputs``: the decoded content and style uploads, so reruns do not decode them again;
 - ``mailbox``: a ``RunMailbox`` through which an interrupted run hands over its image;
-- ``run_error`` / ``run_notice`` / ``dropped``: one-off messages and the number of results
-  dropped by the cap.
+- ``run_error`` / ``run_notice``: one-off messages of the last run (the count of results the
+  cap removed lives on the session's gallery, ``studio.gallery``).
 """
