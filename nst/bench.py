@@ -547,11 +547,12 @@ def quality_section(
 def first_preview_seconds(
     content: np.ndarray, style: np.ndarray, size: int, base: StyleConfig = DEFAULTS
 ) -> float:
-    """Seconds from pressing go (model built) to the first preview, at default settings."""
+    """Seconds from pressing go (model built) to the first preview, at default settings, with
+    the sketch the studio's image jobs start with (``nst.jobs.backend.run_image``)."""
     from nst.stylize import Progress, stylize
 
     started = time.perf_counter()
-    events = stylize(content, [style], base.replace(size=size))
+    events = stylize(content, [style], base.replace(size=size), sketch=True)
     try:
         for event in events:
             if isinstance(event, Progress) and event.preview is not None:

@@ -28,10 +28,14 @@ class CancelToken:
 
 @dataclass(frozen=True)
 class Progress:
-    """One optimization step.
+    """One optimization step, or the run's sketch.
+
+    The sketch (``step`` 0, only when ``stylize`` is asked for one) comes before the first
+    step: a quick low-resolution run whose image, upsampled, is the first preview. Its loss is
+    NaN and it has no parts: it is not a step of the run and has no place in its history.
 
     Attributes:
-        step: steps done so far (1-based). total: steps planned.
+        step: steps done so far (1-based; 0 for the sketch). total: steps planned.
         loss: weighted objective of the image before this step; parts: its named terms.
         elapsed: seconds since the run started. preview: the current image, every
             ``preview_every`` steps, at the first and at the last step, else None.
@@ -46,7 +50,10 @@ class Progress:
 
     @property
     def seconds_left(self) -> float:
-        return self.elapsed / max(self.step, 1) * (self.total - self.step)
+        """Estimated from the steps so far; NaN for the sketch (no step done yet)."""
+        if self.step < 1:
+            return float("nan")
+        return self.elapsed / self.step * (self.total - self.step)
 
 
 @dataclass(frozen=True)

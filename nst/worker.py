@@ -152,7 +152,8 @@ class JobRun:
                     result = item
                     break
                 self.progress = JobProgress.from_record(item)
-                self.rows.append(json.dumps(history_entry(item)))
+                if item.step >= 1:  # the sketch (step 0) is not a step of the run
+                    self.rows.append(json.dumps(history_entry(item)))
                 if getattr(item, "preview", None) is not None:
                     self.preview, self.preview_step = item.preview, self.progress.step
                     self.preview_published = False

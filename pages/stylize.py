@@ -10,15 +10,7 @@ st.caption(
     "Stylize and watch it being painted. Stop whenever it looks right."
 )
 
-photo_column, style_column = st.columns(2, gap="large")
-with photo_column:
-    st.subheader("1 · Your photo", anchor=False)
-    content = inputs.content_picker()
-with style_column:
-    st.subheader("2 · A painting", anchor=False)
-    styles = inputs.style_picker()
-
-st.subheader("3 · Settings", anchor=False)
+content, styles = inputs.inputs_row("Your photo", inputs.content_picker)
 values, mask = widgets.settings_panel()
 
 start = st.button("Stylize", type="primary", icon=":material/brush:", key="stylize")

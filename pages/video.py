@@ -11,15 +11,7 @@ st.caption(
     "them as a shorter clip."
 )
 
-clip_column, style_column = st.columns(2, gap="large")
-with clip_column:
-    st.subheader("1 · Your clip", anchor=False)
-    clip = video.clip_picker()
-with style_column:
-    st.subheader("2 · A painting", anchor=False)
-    styles = inputs.style_picker()
-
-st.subheader("3 · Settings", anchor=False)
+clip, styles = inputs.inputs_row("Your clip", video.clip_picker)
 style_values, video_values = video.settings_panel()
 
 start = st.button("Stylize clip", type="primary", icon=":material/movie:", key="video_start")

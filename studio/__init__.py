@@ -4,7 +4,8 @@ Pages stay thin: they lay out sections and call these helpers, one concern per m
 
 - ``records``: the session's records (``InputImage``, ``StudioResult``) and image sizing;
 - ``widgets``: config fields as widgets (kept in the link), the settings panel, ``build_config``;
-- ``inputs``: the photo, painting and mask pickers, upload decoding, the sample styles;
+- ``inputs``: the photo, painting and mask pickers, the pages' input row, upload decoding and
+  the sample styles;
 - ``network``: the shared backbone cache and the demo-weights banner;
 - ``gallery``: the session's results (capped), and "continue from this result" requests;
 - ``runs``: starting a job on the process-wide queue (``nst.jobs``) and watching it live;

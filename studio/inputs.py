@@ -7,10 +7,10 @@ do not decode them again.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import streamlit as st
 
@@ -24,6 +24,8 @@ from nst.images import (
     to_uint8,
 )
 from studio.records import THUMB_SIDE, InputImage
+
+Picked = TypeVar("Picked")
 
 STYLE_DIR = Path(__file__).resolve().parents[1] / "assets" / "styles"
 
@@ -183,3 +185,19 @@ def mask_picker() -> InputImage | None:
     if picture is not None:
         st.image(picture.thumbnail, caption=picture.caption, width=120)
     return picture
+
+
+def inputs_row(
+    first_title: str, first_picker: Callable[[], Picked]
+) -> tuple[Picked, list[InputImage]]:
+    """The two numbered input columns a page starts with, the user's own media (``first_picker``)
+    and the painting, then the settings heading; returns (what was picked, the paintings)."""
+    first_column, style_column = st.columns(2, gap="large")
+    with first_column:
+        st.subheader(f"1 · {first_title}", anchor=False)
+        first = first_picker()
+    with style_column:
+        st.subheader("2 · A painting", anchor=False)
+        styles = style_picker()
+    st.subheader("3 · Settings", anchor=False)
+    return first, styles

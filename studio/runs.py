@@ -253,53 +253,21 @@ def watch_job(request: Any, info: RunInfo, stage: Any) -> StudioResult | None:
     seen: list[JobStatus] = []  # the latest status: what is kept if the queue goes away
     try:
         with stage.container():
-            bar_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
-            bar = bar_column.empty()
-            stop_column.button("Stop", key="stop_run", icon=":material/stop_circle:")
-            st.caption(
+            bar, message = live_header(
+                "stop_run",
                 "Stop keeps the picture so far. Changing a setting or leaving the page also "
-                "stops the run."
+                "stops the run.",
             )
-            message = st.empty()
             preview_column, chart_column = st.columns(2)
             preview_slot = preview_column.empty()
             chart_slot = chart_column.empty()
         shown_step: int | None = None
         chart_drawn = 0.0
-        lost_since: float | None = None
-        workers_checked, no_workers = -math.inf, False
-        while True:
-            try:
-                status = queue.status(job_id, owner=info.owner)
-            except QueueUnavailableError as error:
-                lost_since = lost_since or time.monotonic()
-                if time.monotonic() - lost_since > UNREACHABLE_SECONDS:
-                    break  # settle_job keeps the last preview and says why
-                message.warning(f"{error} Retrying…", icon=":material/cloud_off:")
-                time.sleep(POLL_SECONDS * 2)
-                continue
-            if lost_since is not None:
-                lost_since = None
-                message.empty()
+        poller = StatusPoller(queue, job_id, info.owner, message)
+        while (status := poller.next()) is not None:
             seen[:] = [status]
             if status.state is JobState.QUEUED:
-                bar.progress(0.0, text="Waiting for a free slot…")
-                if time.monotonic() - workers_checked >= WORKERS_SECONDS:
-                    workers_checked, no_workers = time.monotonic(), _no_workers(queue)
-                if no_workers:
-                    message.warning(
-                        "No worker is connected to the job queue right now; your run starts "
-                        "as soon as one is.",
-                        icon=":material/hourglass_disabled:",
-                    )
-                elif status.position:
-                    message.info(
-                        f"The studio is busy: your run is number {status.position} in the "
-                        "queue and starts as soon as a slot is free.",
-                        icon=":material/hourglass_top:",
-                    )
-                else:
-                    message.info("Your run is starting…", icon=":material/hourglass_top:")
+                poller.show_waiting(status, bar, "run")
             elif status.state is JobState.RUNNING:
                 progress = status.progress
                 if progress is None:
@@ -314,7 +282,9 @@ def watch_job(request: Any, info: RunInfo, stage: Any) -> StudioResult | None:
                     shown_step = status.preview_step
                     preview_slot.image(
                         _display_bytes(status.preview),
-                        caption=f"Preview at step {shown_step}",
+                        caption=f"Preview at step {shown_step}"
+                        if shown_step
+                        else "A quick sketch at low resolution; the full-size painting follows",
                         width="stretch",
                     )
                 if status.history and time.monotonic() - chart_drawn >= CHART_SECONDS:
@@ -333,6 +303,64 @@ def watch_job(request: Any, info: RunInfo, stage: Any) -> StudioResult | None:
             outcome = Outcome(error="The run ended unexpectedly; please try again.")
         mailbox.deliver(job_id, outcome)
     return collect_runs()  # only reached when the run ended by itself
+
+
+def live_header(stop_key: str, caption: str) -> tuple[Any, Any]:
+    """A live view's top, inside its container: the progress bar with a Stop button beside it,
+    ``caption`` under them, then a slot for messages; returns (bar, message)."""
+    bar_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
+    bar = bar_column.empty()
+    stop_column.button("Stop", key=stop_key, icon=":material/stop_circle:")
+    st.caption(caption)
+    return bar, st.empty()
+
+
+class StatusPoller:
+    """The live views' status calls on one job: a queue that cannot be reached is retried with
+    a warning in ``message`` for up to ``UNREACHABLE_SECONDS``; a waiting job shows its place in
+    line, or that no worker is connected."""
+
+    def __init__(self, queue: Any, job_id: str, owner: str, message: Any) -> None:
+        self.queue, self.job_id, self.owner, self.message = queue, job_id, owner, message
+        self.workers_checked, self.no_workers = -math.inf, False
+
+    def next(self) -> JobStatus | None:
+        """The job's status (also its heartbeat); None once the queue stayed unreachable."""
+        lost_since: float | None = None
+        while True:
+            try:
+                status = self.queue.status(self.job_id, owner=self.owner)
+            except QueueUnavailableError as error:
+                lost_since = lost_since or time.monotonic()
+                if time.monotonic() - lost_since > UNREACHABLE_SECONDS:
+                    return None  # the caller's settling step keeps what it has and says why
+                self.message.warning(f"{error} Retrying…", icon=":material/cloud_off:")
+                time.sleep(POLL_SECONDS * 2)
+                continue
+            if lost_since is not None:
+                self.message.empty()
+            return status
+
+    def show_waiting(self, status: JobStatus, bar: Any, what: str) -> None:
+        """A queued job: an empty bar and where it stands (``what``: "run", "clip")."""
+        bar.progress(0.0, text="Waiting for a free slot…")
+        if time.monotonic() - self.workers_checked >= WORKERS_SECONDS:
+            self.workers_checked = time.monotonic()
+            self.no_workers = _no_workers(self.queue)
+        if self.no_workers:
+            self.message.warning(
+                f"No worker is connected to the job queue right now; your {what} starts as "
+                "soon as one is.",
+                icon=":material/hourglass_disabled:",
+            )
+        elif status.position:
+            self.message.info(
+                f"The studio is busy: your {what} is number {status.position} in the queue and "
+                "starts as soon as a slot is free.",
+                icon=":material/hourglass_top:",
+            )
+        else:
+            self.message.info(f"Your {what} is starting…", icon=":material/hourglass_top:")
 
 
 def _no_workers(queue: Any) -> bool:
@@ -354,6 +382,8 @@ def _display_bytes(png: bytes) -> Any:
 
 
 def _progress_text(progress: Any) -> str:
+    if progress.step < 1:  # the sketch came first
+        return f"Sketched; starting the {progress.total} full-size steps…"
     text = f"Step {progress.step} of {progress.total}"
     if getattr(progress, "frames", None):
         text = f"Frame {progress.frame} of {progress.frames} · {text.lower()}"
@@ -402,12 +432,14 @@ def settle_job(job_id: str, info: RunInfo, last_seen: JobStatus | None = None) -
 
 def _outcome_record(info: RunInfo, status: Any, result: Any) -> StudioResult | None:
     """A gallery record (id still 0) from a job's result, or else from its last preview."""
+    if result is not None and result.stopped and not result.error and result.steps_done < 1:
+        return None  # stopped before its first step: nothing was painted (the notice says so)
     if result is not None:
         image, config, history = result.image, result.config, list(result.history)
         seconds = float(result.timings.get("total", 0.0))
         steps_done, stopped, error = int(result.steps_done), bool(result.stopped), result.error
         note = result.note
-    elif status is not None and status.preview is not None:
+    elif status is not None and status.preview is not None and status.preview_step >= 1:
         # the run did not hand back its result in time: keep the last preview
         progress = status.progress
         image, config, history = decode_png(status.preview), info.config, list(status.history)

@@ -29,7 +29,7 @@ from studio.widgets import APP_MANAGED, friendly_error, spec_widget, widget_defa
 logger = logging.getLogger(__name__)
 
 CLIP_TYPES = ["mp4", "mov", "m4v", "webm", "mkv", "gif"]
-POLL_SECONDS = 0.5
+
 # Settings the Video page does not offer: each frame's steps are the video ones, and frames
 # are stylized at one scale after the first.
 NOT_FOR_VIDEO = frozenset({"steps", "scales", "final_share"}) | APP_MANAGED
@@ -214,37 +214,30 @@ def watch(request: Any, name: str, frames: int, video: VideoConfig, stage: Any) 
     """
     from nst.jobs import JobState, QueueUnavailableError, get_queue
     from nst.video_jobs import steps_done, total_steps
-    from studio.runs import session_owner
+    from studio.runs import POLL_SECONDS, StatusPoller, live_header, session_owner
 
     queue = get_queue()
     owner = session_owner()
     try:
         job_id = queue.submit(request, owner=owner)
     except QueueUnavailableError as error:
-        st.error(str(error))
+        st.error(str(error), icon=":material/cloud_off:")
         return
     started = time.monotonic()
     try:
         with stage.container():
-            bar_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
-            bar = bar_column.empty()
-            stop_column.button("Stop", key="video_stop", icon=":material/stop_circle:")
-            st.caption(
+            bar, message = live_header(
+                "video_stop",
                 "Stop keeps the frames finished so far as a shorter clip. Changing a setting or "
-                "leaving the page also stops the run."
+                "leaving the page also stops the run.",
             )
-            message = st.empty()
             frame_slot = st.empty()
         shown = None
         planned_steps = total_steps(frames, video)
-        while True:
-            status = queue.status(job_id, owner=owner)
+        poller = StatusPoller(queue, job_id, owner, message)
+        while (status := poller.next()) is not None:
             if status.state is JobState.QUEUED:
-                bar.progress(0.0, text="Waiting for a free slot…")
-                message.info(
-                    f"The studio is busy: your clip is number {status.position} in the queue.",
-                    icon=":material/hourglass_top:",
-                )
+                poller.show_waiting(status, bar, "clip")
             elif status.state is JobState.RUNNING:
                 message.empty()
                 progress = status.progress

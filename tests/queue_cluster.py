@@ -65,6 +65,7 @@ class RedisServer:
                 "--requirepass", self.password,
                 "--save", "",
                 "--appendonly", "no",
+                "--dir", str(self.log_dir),  # where an explicit SAVE writes
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -532,3 +532,27 @@ def test_an_lbfgs_run_that_ends_early_says_why(
         "loss evaluations (two per iteration). The best image so far is kept."
     )
     assert not at.success and not at.warning
+
+
+def test_a_sketch_is_shown_as_such_and_a_stop_before_step_one_keeps_nothing() -> None:
+    from nst.jobs.backend import JobProgress, JobState, JobStatus, encode_png
+    from nst.records import Result
+    from studio.runs import RunInfo, _outcome_record, _progress_text
+
+    sketched = JobProgress(step=0, total=100, loss=float("nan"), parts={}, elapsed=0.9)
+    assert _progress_text(sketched) == "Sketched; starting the 100 full-size steps…"
+    config = StyleConfig(size=64)
+    info = RunInfo(config, np.zeros((6, 8, 3), np.float32), "photo", "k", ("s",))
+    photo = np.zeros((6, 8, 3), np.float32)
+    status = JobStatus(
+        job_id="j",
+        state=JobState.CANCELLED,
+        progress=sketched,
+        preview=encode_png(np.full((6, 8, 3), 0.5, np.float32)),
+        preview_step=0,
+    )
+    stopped = Result(photo, [], {}, config, stopped=True, steps_done=0)
+    assert _outcome_record(info, status, stopped) is None  # the page says so in a notice
+    assert _outcome_record(info, status, None) is None  # the sketch is not a result either
+    one_step = Result(photo, [{"step": 1.0, "loss": 1.0}], {}, config, stopped=True, steps_done=1)
+    assert _outcome_record(info, status, one_step).steps_done == 1

@@ -759,3 +759,26 @@ def test_an_image_result_crosses_the_job_boundary_with_its_note() -> None:
     np.testing.assert_allclose(received.image, image, atol=1 / 255)
     meta.pop("note")  # a result stored by an older worker has no note
     assert kind.decode_result(meta, blobs).note is None
+
+
+def test_a_sketch_is_the_first_preview_but_not_a_step_of_the_history(queues) -> None:
+    released = threading.Event()
+
+    def sketching_runner(req: JobRequest, cancel: CancelToken) -> Iterator[Any]:
+        sketch = np.full_like(req.content, 0.25)
+        yield Progress(0, 2, float("nan"), {}, 0.5, sketch)
+        released.wait(10)
+        yield progress(1, 2)
+        yield progress(2, 2, preview=req.content)
+        yield result(req, req.content, 2, stopped=False)
+
+    queue = queues(max_running=1, runner=sketching_runner)
+    job_id = queue.submit(request(0.5))
+    wait_until(lambda: queue.status(job_id).preview is not None)
+    status = queue.status(job_id)
+    assert status.state is JobState.RUNNING and status.preview_step == 0 and not status.history
+    assert status.progress.step == 0 and np.isnan(status.progress.seconds_left)
+    np.testing.assert_allclose(decode_png(status.preview), 0.25, atol=1 / 255)
+    released.set()
+    wait_until(lambda: queue.status(job_id).state.finished)
+    assert [row["step"] for row in queue.status(job_id).history] == [1, 2]

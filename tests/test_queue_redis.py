@@ -258,6 +258,70 @@ def test_a_job_taken_and_claimed_in_time_is_not_reported_lost(cluster: Cluster) 
     queue.connection.delete(*all_keys(job_id))
 
 
+class Slot:
+    """Stands in for a Streamlit placeholder: records what the page would show."""
+
+    def __init__(self) -> None:
+        self.shown: list[tuple[str, str]] = []
+
+    def warning(self, text: str, **_: Any) -> None:
+        self.shown.append(("warning", text))
+
+    def info(self, text: str, **_: Any) -> None:
+        self.shown.append(("info", text))
+
+    def progress(self, value: float, text: str = "") -> None:
+        self.shown.append(("progress", text))
+
+    def empty(self) -> None:
+        self.shown.append(("empty", ""))
+
+
+def test_the_live_view_rides_out_a_short_redis_outage_and_reports_a_long_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import studio.runs
+    from studio.runs import StatusPoller
+
+    monkeypatch.setattr(studio.runs, "POLL_SECONDS", 0.05)
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        queue = RedisQueue(server.url)
+        job_id = queue.submit(request(0), owner="me")  # no worker: it waits
+        message, bar = Slot(), Slot()
+        poller = StatusPoller(queue, job_id, "me", message)
+        status = poller.next()
+        assert status is not None and status.state is JobState.QUEUED
+        poller.show_waiting(status, bar, "clip")
+        assert bar.shown == [("progress", "Waiting for a free slot…")]
+        assert message.shown == [
+            ("warning", "No worker is connected to the job queue right now; your clip starts "
+             "as soon as one is."),
+        ]  # fmt: skip
+
+        # A restart of Redis (its data saved) within the window: the view waits and goes on.
+        queue.connection.save()
+        server.stop()
+        message.shown.clear()
+        restart = threading.Timer(1.5, server.start)
+        restart.start()
+        status = poller.next()
+        restart.join()
+        assert status is not None and status.state is JobState.QUEUED
+        kinds = [kind for kind, _ in message.shown]
+        assert kinds[0] == "warning" and kinds[-1] == "empty"
+        assert "cannot be reached" in message.shown[0][1]
+        assert message.shown[0][1].endswith("Retrying…")
+
+        # Redis stays away longer than the window: the view gives up (the page then settles).
+        monkeypatch.setattr(studio.runs, "UNREACHABLE_SECONDS", 0.5)
+        server.stop()
+        assert poller.next() is None
+    finally:
+        server.stop()
+
+
 def test_the_stylize_page_runs_on_the_workers(
     cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -466,3 +466,59 @@ def test_lbfgs_goes_on_in_float32_when_bfloat16_stops_its_line_search(
     explicit = run_stylize(content_image, [style_image], config.replace(precision="bfloat16"))
     assert explicit.steps_done == 3 and calls == [8]
     assert explicit.note.startswith("L-BFGS ended after 3 of 8 iterations: its line search")
+
+
+def test_a_sketch_comes_first_and_leaves_the_run_unchanged(content_image, style_image):
+    config = StyleConfig(size=264, steps=2, precision="float32", preview_every=100)
+    events = _events(content_image, style_image, config, sketch=True)
+    sketch, steps, result = events[0], events[1:-1], events[-1]
+    assert isinstance(sketch, Progress) and sketch.step == 0 and sketch.total == 2
+    assert np.isnan(sketch.loss) and sketch.parts == {} and np.isnan(sketch.seconds_left)
+    assert sketch.preview.shape == result.image.shape == (198, 264, 3)  # at the output size
+    photo = resize_to(content_image, 198, 264)
+    assert np.abs(sketch.preview - photo).mean() > 0.01  # the style has started to show
+    assert [e.step for e in steps] == [1, 2] and len(result.history) == 2
+    assert result.timings["first_preview"] <= steps[0].elapsed
+    plain = run_stylize(content_image, [style_image], config)
+    np.testing.assert_array_equal(result.image, plain.image)  # the sketch is only a preview
+
+
+def test_no_sketch_for_small_outputs_warm_starts_or_extra_terms(content_image, style_image):
+    config = SMALL.replace(size=256, steps=1)  # not over twice the sketch's side
+    assert _events(content_image, style_image, config, sketch=True)[0].step == 1
+    larger = config.replace(size=264)
+    warm = _events(content_image, style_image, larger, sketch=True, init_image=content_image)
+    assert warm[0].step == 1
+    nothing = lambda image: {"zero": 0.0 * tf.reduce_sum(image)}  # noqa: E731
+    extra = _events(content_image, style_image, larger, sketch=True, extra_loss=nothing)
+    assert extra[0].step == 1
+
+
+def test_a_sketch_over_its_time_budget_stops_after_its_minimum(
+    content_image, style_image, monkeypatch
+):
+    import scipy.optimize
+
+    from nst import stylize as engine
+
+    iterations: list[int] = []
+    real_minimize = scipy.optimize.minimize
+
+    def counting_minimize(fun, x0, *args, callback, **kwargs):
+        iterations.append(0)
+
+        def counted(x):
+            iterations[-1] += 1
+            return callback(x)
+
+        return real_minimize(fun, x0, *args, callback=counted, **kwargs)
+
+    monkeypatch.setattr(engine.scipy.optimize, "minimize", counting_minimize)
+    monkeypatch.setattr(engine, "SKETCH_SECONDS", 0.0)  # spent before it starts
+    config = SMALL.replace(size=264, steps=1)
+    events = _events(content_image, style_image, config, sketch=True)
+    assert events[0].step == 0 and events[0].preview is not None
+    sketch_iterations = iterations[0]
+    # The minimum, plus at most the one L-BFGS had under way when it was told to stop.
+    assert engine.SKETCH_MIN_STEPS <= sketch_iterations <= engine.SKETCH_MIN_STEPS + 1
+    assert iterations[1:] == [1]  # the run itself

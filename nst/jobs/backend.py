@@ -155,7 +155,10 @@ class JobProgress:
 
     @property
     def seconds_left(self) -> float:
-        return self.elapsed / max(self.step, 1) * (self.total - self.step)
+        """Estimated from the steps so far; NaN before the first (the sketch)."""
+        if self.step < 1:
+            return float("nan")
+        return self.elapsed / self.step * (self.total - self.step)
 
     @classmethod
     def from_record(cls, record: Any) -> JobProgress:
@@ -429,6 +432,7 @@ def run_image(request: JobRequest, cancel: CancelToken) -> Iterable[Any]:
         mask=request.mask,
         init_image=request.init_image,
         cancel=cancel,
+        sketch=True,  # every view of an image job shows previews
     )
 
 

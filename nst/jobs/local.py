@@ -348,7 +348,8 @@ class JobQueue:
                 if isinstance(item, Result):
                     return item
                 job.progress = JobProgress.from_record(item)
-                job.history.append(history_entry(item))
+                if item.step >= 1:  # the sketch (step 0) is not a step of the run
+                    job.history.append(history_entry(item))
                 if getattr(item, "preview", None) is not None:
                     job.preview, job.preview_png = item.preview, None
                     job.preview_step = job.progress.step
