@@ -504,7 +504,7 @@ class VideoConfig:
     # values in [0, 1]) there. Measured on trained VGG16 (``python -m nst.bench --only video``,
     # 10 frames at 256x192, starry_night): weight 50 cut the temporal error 20x but raised the
     # content and style losses per frame by 25% and 34% (the frames stiffen and blur); weight
-    # 5 cuts it 10x with both losses within 5% of frame by frame.
+    # 5 cuts it 9-10x with both losses within 6% of frame by frame.
     temporal_weight: float = _knob(
         5.0,
         "Steadiness",
