@@ -73,7 +73,8 @@ def _requests(content: np.ndarray, style: np.ndarray, config: StyleConfig, count
     return [JobRequest(content, [style], config.replace(seed=seed)) for seed in range(count)]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -83,7 +84,7 @@ class _Cluster:
     """A throw-away redis-server and worker processes."""
 
     def __init__(self, logs: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.logs = logs
         self.processes: list[subprocess.Popen[bytes]] = []

@@ -10,7 +10,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,18 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from nst.bench_queue import free_port
+
 REDIS_SERVER = shutil.which("redis-server")
 NEEDS_REDIS = pytest.mark.skipif(
     REDIS_SERVER is None, reason="install redis-server (apt-get install -y redis-server)"
 )
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_SECONDS = 300  # a worker imports TensorFlow and builds the network first
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
+from nst.bench_queue import free_port
 from nst.images import read_settings
 from tests.system import requires
 
@@ -42,15 +42,9 @@ TIMEOUT_MS = 90_000
 pytestmark = [pytest.mark.browser, requires(str(CHROMIUM), "chromium")]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
     env = {**os.environ, "NST_WEIGHTS": "random", "NST_MAX_JOBS": "1"}
     command = [

@@ -258,8 +258,9 @@ def test_a_job_taken_and_claimed_in_time_is_not_reported_lost(cluster: Cluster) 
     queue.connection.delete(*all_keys(job_id))
 
 
-class Slot:
-    """Stands in for a Streamlit placeholder: records what the page would show."""
+class RecordingSlot:
+    """Collects the calls the poller makes on a page placeholder (warning, info, progress,
+    empty), in order, so the test can read what the page would show."""
 
     def __init__(self) -> None:
         self.shown: list[tuple[str, str]] = []
@@ -289,7 +290,7 @@ def test_the_live_view_rides_out_a_short_redis_outage_and_reports_a_long_one(
     try:
         queue = RedisQueue(server.url)
         job_id = queue.submit(request(0), owner="me")  # no worker: it waits
-        message, bar = Slot(), Slot()
+        message, bar = RecordingSlot(), RecordingSlot()
         poller = StatusPoller(queue, job_id, "me", message)
         status = poller.next()
         assert status is not None and status.state is JobState.QUEUED

@@ -132,7 +132,7 @@ class JobQueue:
         self.heartbeat_timeout = heartbeat_timeout
         self.max_finished = max_finished
         self.devices = tuple(slot_devices() if devices is None else devices)
-        self._free_slots = list(range(max_running))
+        self._free_slots = set(range(max_running))
         self._runner = runner
         self._clock = clock
         self._cond = threading.Condition(threading.Lock())
@@ -334,7 +334,8 @@ class JobQueue:
                         job = self._queued.popleft()
                         job.state = JobState.RUNNING
                         job.started_at = time.time()
-                        job.slot = self._free_slots.pop(0)  # the lowest free slot
+                        job.slot = min(self._free_slots)  # the lowest free slot
+                        self._free_slots.remove(job.slot)
                         self._running += 1
                     elif not self._cond.wait(IDLE_WORKER_SECONDS) and not self._queued:
                         self._workers.discard(me)
@@ -404,8 +405,7 @@ class JobQueue:
                 job.error = error
                 self._running -= 1
                 if job.slot is not None:
-                    self._free_slots.append(job.slot)
-                    self._free_slots.sort()
+                    self._free_slots.add(job.slot)
                     job.slot = None
                 self._finish_locked(job, state)
                 self._cond.notify_all()
