@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect, sync_playwright
 
 from nst.bench_queue import free_port
@@ -151,6 +152,26 @@ def _start_run(
     page.get_by_role("button", name="Stylize").click()
 
 
+def _status_text(page: object) -> str:
+    """The page's visible text, one line, for a failure message."""
+    return " | ".join(page.locator("body").inner_text().split("\n"))[-1500:]
+
+
+def _first_text(page: object, texts: list[str], timeout_ms: int = TIMEOUT_MS) -> str:
+    """Wait until one of ``texts`` shows on the page and return the first that does; on a
+    timeout, fail with what the page showed instead."""
+    try:
+        page.wait_for_function(
+            "texts => texts.some(text => document.body.innerText.includes(text))",
+            arg=texts,
+            timeout=timeout_ms,
+        )
+    except PlaywrightTimeoutError:
+        pytest.fail(f"none of {texts} showed within {timeout_ms} ms: {_status_text(page)}")
+    body = page.locator("body").inner_text()
+    return next(text for text in texts if text in body)
+
+
 def _download(page: object, label: str) -> tuple[bytes, str]:
     with page.expect_download() as download_info:
         page.get_by_role("button", name=label).click()
@@ -201,8 +222,8 @@ def test_stylize_watch_preview_and_download(
     page.get_by_text(f"#1 · {content_path.name} × {style_path.name}").wait_for()
 
 
-# Shorter than the queue's 15 s heartbeat: a run still going after its page was left or closed
-# would hold the only slot for longer than this.
+# Shorter than the queue's 15 s heartbeat: the run of a closed tab must end when the tab goes,
+# not when its heartbeat runs out.
 FREED_WITHIN_MS = 12_000
 
 
@@ -237,7 +258,8 @@ def test_stop_adjust_continue_and_leave_mid_run(
     other = _new_page(browser)  # the slot is free at once: nothing is left running
     try:
         _start_run(other, app_url, content_path, style_path, size=64, steps=20)
-        other.get_by_text("Finished 20 steps").wait_for(timeout=FREED_WITHIN_MS)
+        shown = _first_text(other, ["in the queue", "Finished 20 steps"])
+        assert shown == "Finished 20 steps", f"the new run waited in line: {_status_text(other)}"
     finally:
         other.context.close()
 
@@ -255,7 +277,8 @@ def test_queue_position_and_a_closed_tab_frees_the_slot(
         second.get_by_text("your run is number 1 in the queue").wait_for()
 
         first.context.close()  # the tab goes away mid-run: its job must end, not linger
-        second.get_by_text("Finished 20 steps").wait_for(timeout=FREED_WITHIN_MS)
+        shown = _first_text(second, ["Finished 20 steps"], timeout_ms=FREED_WITHIN_MS)
+        assert shown == "Finished 20 steps"
     finally:
         for page in (first, second):
             page.context.close()
