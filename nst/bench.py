@@ -322,12 +322,13 @@ def steps_section(
     for row in rows:
         if "gflops" in row:
             row["ceiling_fraction"] = row["gflops"] / ceiling[row["precision"]]
-    adam_default = [
+    # The throughput target reads the step users run: the default optimizer and precision.
+    default_steps = [
         row
         for row in rows
-        if row["optimizer"] == "adam" and row["precision"] == default and "gflops" in row
+        if row["optimizer"] == base.optimizer and row["precision"] == default and "gflops" in row
     ]
-    largest = max(adam_default, key=lambda row: row["size"]) if adam_default else None
+    largest = max(default_steps, key=lambda row: row["size"]) if default_steps else None
     return {
         "build_seconds": builds,
         "ceiling_gflops": ceiling,
@@ -608,8 +609,8 @@ def memory_section(
     content_path: str | Path,
     style_path: str | Path,
     sizes: Sequence[int],
-    precision: str = "auto",
-    optimizer: str = "adam",
+    precision: str = DEFAULTS.precision,
+    optimizer: str = DEFAULTS.optimizer,
     backbone: str = DEFAULTS.backbone,
 ) -> dict[str, Any]:
     """Peak RSS per size (each in a fresh process) and the largest size that fits here."""

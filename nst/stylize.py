@@ -118,13 +118,16 @@ class Problem:
 
 
 # Peak memory of a run, measured with ``python -m nst.bench --only memory`` (a fresh process
-# per size, VGG19 to block5_conv2, Adam): TensorFlow and building the model peak at 2.5 GB
-# (512x384 and 1024x768 both peaked there in bfloat16), plus a part proportional to the working
-# image's pixels (2048x1536: 6.2-6.3 GB in bfloat16, 7.8 GB in float32). L-BFGS keeps float64
-# copies and 10 correction pairs.
-MEMORY_BASE_BYTES = 2.5e9
+# per size at 512, 1024 and 2048 px, VGG19 to block5_conv2; untrained weights, which take the
+# same memory as trained ones). A straight line in the working image's pixels fits each
+# optimizer and precision; its intercept, TensorFlow and the model, was 0.98-1.08 GB:
+#   Adam     float32 2138 B/pixel, bfloat16 1710 B/pixel (2048x1536: 7.79 and 6.35 GB)
+#   L-BFGS   float32 2622 B/pixel, bfloat16 2150 B/pixel (2048x1536: 9.32 and 7.78 GB)
+# L-BFGS adds scipy's float64 copies and its 10 correction pairs, allocated before the first
+# iteration: 440-484 B/pixel.
+MEMORY_BASE_BYTES = 1.2e9
 MEMORY_BYTES_PER_PIXEL = {"float32": 2150.0, "bfloat16": 1750.0}
-LBFGS_BYTES_PER_PIXEL = 1100.0
+LBFGS_BYTES_PER_PIXEL = 500.0
 MEMORY_MARGIN = 1.1  # allocator slack and measurement spread
 
 

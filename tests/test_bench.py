@@ -6,7 +6,7 @@ import math
 import pytest
 
 from nst import bench
-from nst.model import preload
+from nst.model import preload, resolve_precision
 from nst.stylize import run_stylize
 
 
@@ -45,20 +45,28 @@ def test_matmul_ceiling_is_positive():
 
 def test_steps_section_reports_speed_and_throughput(images):
     content, style = images
-    report = bench.steps_section(
-        content, style, [64], optimizers=("adam",), steps=3, matmul_size=128
-    )
+    report = bench.steps_section(content, style, [64], steps=3, matmul_size=128)
     assert set(report["ceiling_gflops"]) == {"float32", "bfloat16"}
     assert all(_positive(value) for value in report["ceiling_gflops"].values())
     assert all(_positive(value) for value in report["build_seconds"].values())
-    assert len(report["steps"]) == 2
+    assert {(row["precision"], row["optimizer"]) for row in report["steps"]} == {
+        (precision, optimizer)
+        for precision in ("float32", "bfloat16")
+        for optimizer in ("adam", "lbfgs")
+    }
     for row in report["steps"]:
-        assert row["size"] == 64 and row["optimizer"] == "adam"
-        assert row["shape"] == [48, 64]
+        assert row["size"] == 64 and row["shape"] == [48, 64]
         for key in ("seconds_per_step", "gflop_per_step", "gflops", "ceiling_fraction"):
             assert _positive(row[key]), key
         assert _positive(row["targets_seconds"])
-    assert _positive(report["throughput_fraction"])
+    # The target reads the step users run: the default optimizer in the default precision.
+    (default_step,) = [
+        row
+        for row in report["steps"]
+        if row["optimizer"] == bench.DEFAULTS.optimizer
+        and row["precision"] == resolve_precision("auto")
+    ]
+    assert report["throughput_fraction"] == default_step["ceiling_fraction"]
     assert _positive(report["forward_backward_ratio"])
     json.dumps(report)
 
