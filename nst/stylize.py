@@ -26,6 +26,7 @@ from nst.config import StyleConfig, validate
 from nst.images import MIN_SIDE, check_shape, resize_to, working_shape
 from nst.losses import LossWeights, StyleTarget, gram_matrix, total_loss
 from nst.model import (
+    BuildCache,
     Extractor,
     default_layers,
     get_extractor,
@@ -53,11 +54,12 @@ MIN_SCALE_SIZE = 128
 CARRY_MOMENTS = True
 
 # The sketch: before a run at a larger size starts, up to SKETCH_STEPS L-BFGS iterations at
-# SKETCH_SIDE give a first preview, stopping early once the run is SKETCH_SECONDS old (after at
-# least SKETCH_MIN_STEPS), so a slow CPU gets a rougher sketch rather than a later one. On
-# trained VGG16 at 512 px (native bfloat16) 8 iterations take 1.6 s from the start of the run
-# (0.7 s of it the targets and tracing) and already show the painting's palette and strokes;
-# 4 show much less. The first full-size iterate would come after about 3 s.
+# SKETCH_SIDE give a first preview. It ends early (after at least SKETCH_MIN_STEPS) when the
+# iteration under way would end more than SKETCH_SECONDS after the run's start, so a slow CPU
+# gets a rougher sketch rather than a later one. On trained VGG16 at 512 px, once the
+# objective's trace is cached, the targets take 0.25 s and an iteration 0.12 s in bfloat16
+# (native), 0.2 s in float32 with oneDNN held to AVX2: 8 iterations end 1.3 s after the start
+# and show the painting's palette and strokes; 4 show much less.
 SKETCH_SIDE = 128
 SKETCH_STEPS = 8
 SKETCH_MIN_STEPS = 2
@@ -86,35 +88,122 @@ class Problem:
     extra_loss: ExtraLoss | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.inputs = _loss_inputs(self)
+
     def compose(self, pixels: tf.Tensor) -> tf.Tensor:
         """The image the loss sees: optimized pixels, or pixels inside the mask over content."""
-        if self.pixel_mask is None:
-            return pixels
-        return self.pixel_mask * pixels + (1.0 - self.pixel_mask) * self.content[None]
+        return _compose(pixels, self.inputs)
 
     def objective(self, pixels: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        image = self.compose(pixels)
-        features = self.extractor(image)
-        if self.extractor.precision == "bfloat16":
-            # Gram matrices of the bfloat16 features rather than of float32 copies: a step at
-            # 512 px is about 2% faster (0.483 s against 0.494 s, nst.bench's step timing).
-            features = {
-                name: value if name in self.content_targets else tf.cast(value, tf.bfloat16)
-                for name, value in features.items()
-            }
-        total, parts = total_loss(
-            image, features, self.content_targets, self.style_targets, self.weights
-        )
-        if self.extra_loss is not None:
-            extra = self.extra_loss(image)
-            parts = {**parts, **extra}
-            total = total + tf.add_n(list(extra.values()))
-        return total, parts
+        return _objective(self.extractor, pixels, self.inputs, self.extra_loss)
 
     def finish(self, pixels: np.ndarray) -> np.ndarray:
         """The user-facing image: composed with the content and colour-restored."""
         composed = self.compose(tf.constant(pixels[None], tf.float32))[0].numpy()
         return self.postprocess(np.clip(composed, 0.0, 1.0))
+
+
+LossInputs = dict[str, Any]
+
+
+def _loss_inputs(problem: Problem) -> LossInputs:
+    """The run's targets, weights and masks as one nested structure of tensors: the same
+    traced objective then serves every run whose shapes match (see ``_traced_objective``)."""
+    scalar = lambda value: tf.constant(value, tf.float32)  # noqa: E731
+    masked = problem.pixel_mask is not None
+    return {
+        "content": tf.constant(problem.content[None], tf.float32) if masked else None,
+        "pixel_mask": problem.pixel_mask,
+        "content_targets": dict(problem.content_targets),
+        "styles": [
+            {
+                "grams": dict(target.grams),
+                "layer_weights": {name: scalar(w) for name, w in target.layer_weights.items()},
+                "masks": dict(target.masks) if target.masks is not None else None,
+                "weight": scalar(target.weight),
+            }
+            for target in problem.style_targets
+        ],
+        "weights": [scalar(getattr(problem.weights, name)) for name in ("content", "style", "tv")],
+    }
+
+
+def _compose(pixels: tf.Tensor, inputs: LossInputs) -> tf.Tensor:
+    if inputs["pixel_mask"] is None:
+        return pixels
+    mask = inputs["pixel_mask"]
+    return mask * pixels + (1.0 - mask) * inputs["content"]
+
+
+def _objective(
+    extractor: Extractor, pixels: tf.Tensor, inputs: LossInputs, extra_loss: ExtraLoss | None
+) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """The weighted loss of ``pixels`` (1, h, w, 3) and its named parts."""
+    image = _compose(pixels, inputs)
+    features = extractor(image)
+    content_targets = inputs["content_targets"]
+    if extractor.precision == "bfloat16":
+        # Gram matrices of the bfloat16 features rather than of float32 copies: a step at
+        # 512 px is about 2% faster (0.483 s against 0.494 s, nst.bench's step timing).
+        features = {
+            name: value if name in content_targets else tf.cast(value, tf.bfloat16)
+            for name, value in features.items()
+        }
+    style_targets = [StyleTarget(**style) for style in inputs["styles"]]
+    total, parts = total_loss(
+        image, features, content_targets, style_targets, LossWeights(*inputs["weights"])
+    )
+    if extra_loss is not None:
+        extra = extra_loss(image)
+        parts = {**parts, **extra}
+        total = total + tf.add_n(list(extra.values()))
+    return total, parts
+
+
+def _value_and_gradient(
+    extractor: Extractor,
+    flat: tf.Tensor,
+    shape: tuple[int, ...],
+    inputs: LossInputs,
+    extra_loss: ExtraLoss | None = None,
+) -> tuple[tf.Tensor, dict[str, tf.Tensor], tf.Tensor]:
+    """L-BFGS's objective on flat pixels: the loss of the pixels clipped to [0, 1] (so scipy
+    needs no bounds, see ``_lbfgs``), its parts and the flat gradient."""
+    image = tf.reshape(flat, shape)
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        total, parts = _objective(extractor, tf.clip_by_value(image, 0.0, 1.0), inputs, extra_loss)
+    return total, parts, tf.reshape(tape.gradient(total, image), [-1])
+
+
+# Tracing L-BFGS's objective takes 0.5-0.7 s (trained VGG16, 128 and 512 px), paid before the
+# first preview of every run. Runs without an extra loss pass their targets as arguments, so
+# one trace per extractor, image shape and target structure serves them all; the most recently
+# used are kept (each holds a graph and keeps its extractor alive).
+TRACED_CACHE_SIZE = 6
+_traced: BuildCache[tuple[Extractor, Callable[..., Any]]] = BuildCache(TRACED_CACHE_SIZE)
+
+
+def _traced_objective(problem: Problem, shape: tuple[int, ...]) -> Callable[[tf.Tensor], Any]:
+    """``flat pixels -> (total, parts, flat gradient)`` for ``problem``, traced once per shape."""
+    extractor, inputs, extra_loss = problem.extractor, problem.inputs, problem.extra_loss
+
+    def trace() -> tuple[Extractor, Callable[..., Any]]:
+        function = tf.function(
+            lambda flat, inputs: _value_and_gradient(extractor, flat, shape, inputs, extra_loss)
+        )
+        return extractor, function  # the extractor stays alive while its trace is cached
+
+    if extra_loss is not None:  # a Python callable: traced for this run alone
+        function = trace()[1]
+    else:
+        structure = tf.nest.map_structure(
+            lambda value: None if value is None else (tuple(value.shape), value.dtype.name),
+            inputs,
+        )
+        function = _traced.get((id(extractor), shape, repr(structure)), trace)[1]
+    return lambda flat: function(flat, inputs)
 
 
 # Peak memory of a run, measured with ``python -m nst.bench --only memory`` (a fresh process
@@ -545,13 +634,18 @@ def _sketch(
     scratch = _Run(small, enough, run.started, problem.content.shape[:2])
     stage = _Stage(SKETCH_SIDE, SKETCH_STEPS, 0, True)
     events = _lbfgs(problem, initial_pixels(problem, small), scratch, stage, None)
+    previous = run.elapsed()
     while True:  # its own progress records are not the run's steps
         try:
             event = next(events)
         except StopIteration as finished:
             outcome = finished.value
             break
-        over_budget = event.step >= SKETCH_MIN_STEPS and run.elapsed() > SKETCH_SECONDS
+        # scipy's thread has begun the next iteration: it ends about one iteration from now.
+        now = run.elapsed()
+        next_ends = now + (now - previous)
+        previous = now
+        over_budget = event.step >= SKETCH_MIN_STEPS and next_ends > SKETCH_SECONDS
         if run.cancel.cancelled or over_budget:
             enough.cancel()
     if run.cancel.cancelled or outcome.error or not scratch.history:
@@ -706,14 +800,7 @@ def _lbfgs(
     shape = (1, *pixels.shape)
     cancel = run.cancel
 
-    @tf.function(input_signature=[tf.TensorSpec([int(np.prod(shape))], tf.float32)])
-    def value_and_gradient(flat: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor], tf.Tensor]:
-        image = tf.reshape(flat, shape)
-        with tf.GradientTape() as tape:
-            tape.watch(image)
-            # The loss sees the pixels clipped to [0, 1], so scipy needs no bounds (below).
-            total, parts = problem.objective(tf.clip_by_value(image, 0.0, 1.0))
-        return total, parts, tf.reshape(tape.gradient(total, image), [-1])
+    value_and_gradient = _traced_objective(problem, shape)
 
     events: queue.Queue = queue.Queue()
     abandoned = threading.Event()
