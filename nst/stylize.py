@@ -178,31 +178,31 @@ def _value_and_gradient(
 
 
 # Tracing L-BFGS's objective takes 0.5-0.7 s (trained VGG16, 128 and 512 px), paid before the
-# first preview of every run. Runs without an extra loss pass their targets as arguments, so
-# one trace per extractor, image shape and target structure serves them all; the most recently
-# used are kept (each holds a graph and keeps its extractor alive).
+# first preview of every run. The run's targets and weights are the traced function's
+# arguments, so one trace per extractor, extra loss, image shape and target layout serves every
+# run; the most recently used are kept (each holds a graph and keeps its extractor alive).
+# An extra loss is traced once per callable object, so what changes between its runs must be
+# read from ``tf.Variable``s, as the video's temporal loss does.
 TRACED_CACHE_SIZE = 6
-_traced: BuildCache[tuple[Extractor, Callable[..., Any]]] = BuildCache(TRACED_CACHE_SIZE)
+_traced: BuildCache[tuple[Any, ...]] = BuildCache(TRACED_CACHE_SIZE)
 
 
 def _traced_objective(problem: Problem, shape: tuple[int, ...]) -> Callable[[tf.Tensor], Any]:
     """``flat pixels -> (total, parts, flat gradient)`` for ``problem``, traced once per shape."""
     extractor, inputs, extra_loss = problem.extractor, problem.inputs, problem.extra_loss
 
-    def trace() -> tuple[Extractor, Callable[..., Any]]:
+    def trace() -> tuple[Any, ...]:
         function = tf.function(
             lambda flat, inputs: _value_and_gradient(extractor, flat, shape, inputs, extra_loss)
         )
-        return extractor, function  # the extractor stays alive while its trace is cached
+        # The extractor and the extra loss stay alive (their ids unique) while this is cached.
+        return function, extractor, extra_loss
 
-    if extra_loss is not None:  # a Python callable: traced for this run alone
-        function = trace()[1]
-    else:
-        structure = tf.nest.map_structure(
-            lambda value: None if value is None else (tuple(value.shape), value.dtype.name),
-            inputs,
-        )
-        function = _traced.get((id(extractor), shape, repr(structure)), trace)[1]
+    structure = tf.nest.map_structure(
+        lambda value: None if value is None else (tuple(value.shape), value.dtype.name), inputs
+    )
+    key = (id(extractor), id(extra_loss), shape, repr(structure))
+    function = _traced.get(key, trace)[0]
     return lambda flat: function(flat, inputs)
 
 

@@ -139,6 +139,8 @@ class TemporalLoss:
         self.weight = float(weight)
         self.target = tf.Variable(tf.zeros((1, height, width, 3)), trainable=False)
         self.mask = tf.Variable(tf.zeros((1, height, width, 1)), trainable=False)
+        # One callable for every frame: the engine traces its objective once per extra loss.
+        self._loss = tf.autograph.experimental.do_not_convert(self.__call__)
 
     def assign(self, target: np.ndarray, mask: np.ndarray) -> None:
         self.target.assign(target[None].astype(np.float32))
@@ -148,11 +150,11 @@ class TemporalLoss:
         """The ``extra_loss`` function for the engine.
 
         Kept out of autograph (no Python control flow on tensors here): converting a callable
-        object's method inside the engine's ``tf.function`` resolved the wrong method.
+        object's method inside the engine's ``tf.function`` resolved the wrong method. The same
+        object for every frame, so the engine's traced objective serves them all (the target and
+        mask are read from their variables at each call).
         """
-        import tensorflow as tf
-
-        return tf.autograph.experimental.do_not_convert(self.__call__)
+        return self._loss
 
     def __call__(self, image: Any) -> dict[str, Any]:
         import tensorflow as tf

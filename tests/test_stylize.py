@@ -533,7 +533,7 @@ def test_lbfgs_runs_share_one_trace_that_reads_each_runs_own_targets(content_ima
     first = run_stylize(content_image, [style_image], config)
     second = run_stylize(content_image, [negative], config)
     (key,) = engine._traced.cached_keys()  # one trace served both runs
-    _, function = engine._traced.get(key, lambda: pytest.fail("the trace was not cached"))
+    function = engine._traced.get(key, lambda: pytest.fail("the trace was not cached"))[0]
     assert function.experimental_get_tracing_count() == 1
 
     engine._traced.clear()
