@@ -415,6 +415,12 @@ def settle_job(job_id: str, info: RunInfo, last_seen: JobStatus | None = None) -
             time.sleep(0.05)
         if status.state.finished:
             result = queue.result(job_id, owner=info.owner)
+        else:
+            logger.warning(
+                "Job %s still ran %s s after it was cancelled; its last preview is kept.",
+                job_id,
+                SETTLE_SECONDS,
+            )
         queue.forget(job_id, owner=info.owner)
     except UnknownJobError:
         pass

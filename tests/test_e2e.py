@@ -39,6 +39,7 @@ FLAGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 90_000
+SERVER_LOG: dict[str, Path] = {}  # the app server's output, for failure messages
 
 pytestmark = [pytest.mark.browser, requires(str(CHROMIUM), "chromium")]
 
@@ -47,6 +48,7 @@ pytestmark = [pytest.mark.browser, requires(str(CHROMIUM), "chromium")]
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    SERVER_LOG["path"] = log_path
     env = {**os.environ, "NST_WEIGHTS": "random", "NST_MAX_JOBS": "1"}
     command = [
         sys.executable,
@@ -153,8 +155,10 @@ def _start_run(
 
 
 def _status_text(page: object) -> str:
-    """The page's visible text, one line, for a failure message."""
-    return " | ".join(page.locator("body").inner_text().split("\n"))[-1500:]
+    """The page's visible text, one line, and the end of the server's log, for a failure."""
+    text = " | ".join(page.locator("body").inner_text().split("\n"))[-1500:]
+    log = SERVER_LOG["path"].read_text()[-3000:] if "path" in SERVER_LOG else ""
+    return f"{text}\nserver log:\n{log}"
 
 
 def _first_text(page: object, texts: list[str], timeout_ms: int = TIMEOUT_MS) -> str:

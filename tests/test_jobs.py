@@ -215,6 +215,20 @@ def test_waiting_jobs_see_their_place_and_start_in_order(queues) -> None:
     assert started == [0.0, 0.1, 0.2, 0.3]
 
 
+def test_jobs_that_free_slots_wait_for_are_not_shown_in_line(queues, monkeypatch) -> None:
+    queue = queues(max_running=2, runner=stepping_runner(steps=1))
+    start_workers = queue._ensure_workers_locked
+    monkeypatch.setattr(queue, "_ensure_workers_locked", lambda: None)  # no hand-over yet
+    jobs = [queue.submit(request(value)) for value in (0.1, 0.2, 0.3)]
+
+    assert all(queue.status(job_id).state is JobState.QUEUED for job_id in jobs)
+    assert [queue.status(job_id).position for job_id in jobs] == [0, 0, 1]
+    with queue._cond:
+        start_workers()
+    for job_id in jobs:
+        wait_until(lambda job_id=job_id: queue.status(job_id).state is JobState.DONE)
+
+
 def test_cancelling_a_queued_job_means_it_never_runs(queues) -> None:
     release = threading.Event()
     ran: list[float] = []

@@ -177,7 +177,10 @@ class JobQueue:
             job.last_seen = self._clock()
             position = 0
             if job.state is JobState.QUEUED:
-                position = next(i for i, queued in enumerate(self._queued, 1) if queued is job)
+                # The first jobs in line that free slots wait for are being handed to a worker
+                # (0): "number 1 in the queue" would say the studio is busy when it is not.
+                place = next(i for i, queued in enumerate(self._queued, 1) if queued is job)
+                position = max(0, place - len(self._free_slots))
             preview = job.preview
         png = job.preview_png
         if preview is not None and png is None:  # encode outside the lock: it takes a while
