@@ -26,6 +26,14 @@ class CancelToken:
         return self._event.is_set()
 
 
+def seconds_left(elapsed: float, step: int, total: int) -> float:
+    """Seconds a run still needs at the pace of its steps so far; NaN before the first step
+    (the sketch)."""
+    if step < 1:
+        return float("nan")
+    return elapsed / step * (total - step)
+
+
 @dataclass(frozen=True)
 class Progress:
     """One optimization step, or the run's sketch.
@@ -50,10 +58,7 @@ class Progress:
 
     @property
     def seconds_left(self) -> float:
-        """Estimated from the steps so far; NaN for the sketch (no step done yet)."""
-        if self.step < 1:
-            return float("nan")
-        return self.elapsed / self.step * (self.total - self.step)
+        return seconds_left(self.elapsed, self.step, self.total)
 
 
 @dataclass(frozen=True)

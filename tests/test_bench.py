@@ -59,6 +59,10 @@ def test_steps_section_reports_speed_and_throughput(images):
         for key in ("seconds_per_step", "gflop_per_step", "gflops", "ceiling_fraction"):
             assert _positive(row[key]), key
         assert _positive(row["targets_seconds"])
+        if row["optimizer"] == "lbfgs":  # scipy's own part of the step, below the whole step
+            assert 0 < row["scipy_seconds_per_step"] < row["seconds_per_step"]
+        else:
+            assert "scipy_seconds_per_step" not in row
     # The target reads the step users run: the default optimizer in the default precision.
     (default_step,) = [
         row

@@ -259,8 +259,8 @@ def test_a_job_taken_and_claimed_in_time_is_not_reported_lost(cluster: Cluster) 
 
 
 class RecordingSlot:
-    """Collects the calls the poller makes on a page placeholder (warning, info, progress,
-    empty), in order, so the test can read what the page would show."""
+    """Records, in order, what the poller writes into the page slot it is given (``st.empty()``
+    on a page): warnings, infos, progress text and clearing, so the test reads what was shown."""
 
     def __init__(self) -> None:
         self.shown: list[tuple[str, str]] = []

@@ -41,7 +41,7 @@ from PIL import Image
 
 from nst.config import StyleConfig
 from nst.images import load_image, to_uint8
-from nst.records import CancelToken, Result
+from nst.records import CancelToken, Result, seconds_left
 
 __all__ = [
     "JobBackend",
@@ -155,10 +155,7 @@ class JobProgress:
 
     @property
     def seconds_left(self) -> float:
-        """Estimated from the steps so far; NaN before the first (the sketch)."""
-        if self.step < 1:
-            return float("nan")
-        return self.elapsed / self.step * (self.total - self.step)
+        return seconds_left(self.elapsed, self.step, self.total)
 
     @classmethod
     def from_record(cls, record: Any) -> JobProgress:
