@@ -26,7 +26,6 @@ from nst.config import StyleConfig, validate
 from nst.images import MIN_SIDE, check_shape, resize_to, working_shape
 from nst.losses import LossWeights, StyleTarget, gram_matrix, total_loss
 from nst.model import (
-    BuildCache,
     Extractor,
     default_layers,
     get_extractor,
@@ -56,10 +55,9 @@ CARRY_MOMENTS = True
 # The sketch: before a run at a larger size starts, up to SKETCH_STEPS L-BFGS iterations at
 # SKETCH_SIDE give a first preview. It ends early (after at least SKETCH_MIN_STEPS) when the
 # iteration under way would end more than SKETCH_SECONDS after the run's start, so a slow CPU
-# gets a rougher sketch rather than a later one. On trained VGG16 at 512 px, once the
-# objective's trace is cached, the targets take 0.25 s and an iteration 0.12 s in bfloat16
-# (native), 0.2 s in float32 with oneDNN held to AVX2: 8 iterations end 1.3 s after the start
-# and show the painting's palette and strokes; 4 show much less.
+# gets a rougher sketch rather than a later one. On trained VGG16 at 512 px (native bfloat16)
+# 8 iterations take 1.6 s from the start of the run (0.7 s of it the targets and tracing) and
+# already show the painting's palette and strokes; 4 show much less.
 SKETCH_SIDE = 128
 SKETCH_STEPS = 8
 SKETCH_MIN_STEPS = 2
@@ -178,34 +176,19 @@ def _value_and_gradient(
     return total, parts, tf.reshape(tape.gradient(total, image), [-1])
 
 
-# Tracing L-BFGS's objective takes 0.5-0.7 s (trained VGG16, 128 and 512 px, a CPU with native
-# bfloat16), paid before the
-# first preview of every run. The run's targets and weights are the traced function's
-# arguments, so one trace per extractor, extra loss, image shape and target layout serves every
-# run; the most recently used are kept (each holds a graph and keeps its extractor alive).
-# An extra loss is traced once per callable object, so what changes between its runs must be
-# read from ``tf.Variable``s, as the video's temporal loss does.
-TRACED_CACHE_SIZE = 6
-_traced: BuildCache[tuple[Any, ...]] = BuildCache(TRACED_CACHE_SIZE)
-
-
 def _traced_objective(problem: Problem, shape: tuple[int, ...]) -> Callable[[tf.Tensor], Any]:
-    """``flat pixels -> (total, parts, flat gradient)`` for ``problem``, traced once per shape."""
+    """``flat pixels -> (total, parts, flat gradient)`` for ``problem``, traced for this run.
+
+    One trace per run, made in the run's own scipy thread. Sharing traces between runs (the
+    targets as arguments) saved 0.5-0.7 s before each run's first iteration, but a job run
+    after a cancelled one once failed inside a Conv2D of such a shared trace, so it is not
+    done until that is understood.
+    """
     extractor, inputs, extra_loss = problem.extractor, problem.inputs, problem.extra_loss
-
-    def trace() -> tuple[Any, ...]:
-        function = tf.function(
-            lambda flat, inputs: _value_and_gradient(extractor, flat, shape, inputs, extra_loss)
-        )
-        # The extractor and the extra loss stay alive (their ids unique) while this is cached.
-        return function, extractor, extra_loss
-
-    structure = tf.nest.map_structure(
-        lambda value: None if value is None else (tuple(value.shape), value.dtype.name), inputs
+    return tf.function(
+        lambda flat: _value_and_gradient(extractor, flat, shape, inputs, extra_loss),
+        input_signature=[tf.TensorSpec([int(np.prod(shape))], tf.float32)],
     )
-    key = (id(extractor), id(extra_loss), shape, repr(structure))
-    function = _traced.get(key, trace)[0]
-    return lambda flat: function(flat, inputs)
 
 
 # Peak memory of a run, measured with ``python -m nst.bench --only memory`` (a fresh process

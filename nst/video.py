@@ -139,7 +139,7 @@ class TemporalLoss:
         self.weight = float(weight)
         self.target = tf.Variable(tf.zeros((1, height, width, 3)), trainable=False)
         self.mask = tf.Variable(tf.zeros((1, height, width, 1)), trainable=False)
-        # One callable for every frame: the engine traces its objective once per extra loss.
+        # One callable for every frame of the clip.
         self._loss = tf.autograph.experimental.do_not_convert(self.__call__)
 
     def assign(self, target: np.ndarray, mask: np.ndarray) -> None:
@@ -151,8 +151,7 @@ class TemporalLoss:
 
         Kept out of autograph (no Python control flow on tensors here): converting a callable
         object's method inside the engine's ``tf.function`` resolved the wrong method. The same
-        object for every frame, so the engine's traced objective serves them all (the target and
-        mask are read from their variables at each call).
+        object for every frame: the target and mask are read from their variables at each call.
         """
         return self._loss
 

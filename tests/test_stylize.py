@@ -522,22 +522,3 @@ def test_a_sketch_over_its_time_budget_stops_after_its_minimum(
     # The minimum, plus at most the one L-BFGS had under way when it was told to stop.
     assert engine.SKETCH_MIN_STEPS <= sketch_iterations <= engine.SKETCH_MIN_STEPS + 1
     assert iterations[1:] == [1]  # the run itself
-
-
-def test_lbfgs_runs_share_one_trace_that_reads_each_runs_own_targets(content_image, style_image):
-    from nst import stylize as engine
-
-    config = SMALL.replace(optimizer="lbfgs", steps=3)
-    negative = 1.0 - style_image  # other targets of the same shapes
-    engine._traced.clear()
-    first = run_stylize(content_image, [style_image], config)
-    second = run_stylize(content_image, [negative], config)
-    (key,) = engine._traced.cached_keys()  # one trace served both runs
-    function = engine._traced.get(key, lambda: pytest.fail("the trace was not cached"))[0]
-    assert function.experimental_get_tracing_count() == 1
-
-    engine._traced.clear()
-    fresh = run_stylize(content_image, [negative], config)  # traced anew for this run
-    np.testing.assert_array_equal(second.image, fresh.image)
-    assert second.final_loss == fresh.final_loss
-    assert np.abs(first.image - second.image).mean() > 1e-3  # the targets really differ

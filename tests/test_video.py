@@ -355,25 +355,3 @@ def test_video_benchmark_compares_both_methods(tmp_path: Path, style: np.ndarray
     rows = format_rows(report)
     assert any(row[0].startswith("video: temporal error") and row[2] == "≥ 3×" for row in rows)
     assert Image.open(strip).size == (2 * 160 + 4, 3 * 120 + 8)  # 2 frames x 3 rows
-
-
-def test_later_frames_share_one_traced_objective(style: np.ndarray) -> None:
-    from nst import stylize as engine
-
-    frames = synthetic_frames(4, 48, 64)
-    engine._traced.clear()
-    done = [
-        event
-        for event in stylize_video(
-            frames, [style], SMALL.replace(optimizer="lbfgs"), FAST, frame_count=4
-        )
-        if isinstance(event, FrameDone)
-    ]
-    assert [frame.steps for frame in done] == [8, 4, 4, 4]
-    assert all("temporal" in frame.parts for frame in done[1:])
-    # One trace for the first frame, one for the three later frames with their temporal term.
-    traces = [
-        engine._traced.get(key, lambda: pytest.fail("not cached"))[0]
-        for key in engine._traced.cached_keys()
-    ]
-    assert [function.experimental_get_tracing_count() for function in traces] == [1, 1]
