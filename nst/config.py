@@ -1,7 +1,10 @@
-"""Every knob of the engine, with its default, bounds and help text: the one source of truth.
+"""Every knob, with its default, bounds and help text: the one source of truth.
 
-The command line (``nst.cli``) and the app's sliders (``pages/``) are both generated from
-``StyleConfig``'s field metadata, so a default or a bound is changed here and nowhere else.
+``StyleConfig`` holds the engine's settings of a run; ``Adjustments`` the colour adjustments
+applied after it; ``ServerLimits`` what a server accepts; ``VideoConfig`` the temporal side of a
+clip. The command line (``nst.cli``) and the studio's widgets (``studio.widgets``,
+``studio.video``) are generated from their field metadata (``FieldSpec``), so a default or a
+bound is changed here and nowhere else.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 Optimizer = Literal["adam", "lbfgs"]
 
@@ -20,6 +23,8 @@ POOLINGS = ("max", "avg")
 BACKBONES = ("vgg19", "vgg16", "resnet50")
 PRECISIONS = ("auto", "float32", "bfloat16")
 COLOR_MODES = ("none", "luminance", "histogram")
+
+Record = TypeVar("Record", bound="Knobs")
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ class FieldSpec:
     help: str
     default: Any
     kind: str  # "float", "int", "choice", "floats", "strings"
-    group: str  # "main", "advanced", "color", "adjust"
+    group: str  # "main", "advanced", "color", "adjust", "limits", "video", "video-limits"
     minimum: float | None = None
     maximum: float | None = None
     step: float | None = None
@@ -45,12 +50,33 @@ def _knob(default: Any, label: str, help: str, kind: str, group: str = "advanced
     return field(default=default, metadata=metadata)
 
 
+class Knobs:
+    """What every record of knobs does: coerce and check each field against its ``FieldSpec``
+    on construction, copy with changes, and turn into plain JSON-safe values."""
+
+    def __post_init__(self) -> None:
+        for spec in specs_of(type(self)):
+            object.__setattr__(self, spec.name, _checked(spec, getattr(self, spec.name)))
+
+    def replace(self: Record, **changes: Any) -> Record:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable values (tuples become lists)."""
+        return {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in dataclasses.asdict(self).items()
+        }
+
+
 @dataclass(frozen=True)
-class StyleConfig:
+class StyleConfig(Knobs):
     """All settings of one style-transfer run. Construct it with keywords; it validates itself.
 
-    Loss weights are relative: the engine normalises every loss term (see ``nst.losses``) so
-    that a value means the same at any image size and with any backbone.
+    Loss weights are relative: the engine normalises every loss term (see
+    ``nst.engine.losses``) so that a value means the same at any image size and with any
+    backbone.
     """
 
     # How the defaults were chosen (not tuned on random features). Our content and style terms
@@ -59,16 +85,12 @@ class StyleConfig:
     # (content 5, style 100, TV 1e-3) uses per-element means for both features and Grams, which
     # puts its two terms on a comparable footing, so its style:content ratio of 20:1 carries
     # over directly: style 20, content 1. The TensorFlow tutorial's raw weights (style 1e-2,
-    # content 1e4) look 1e6 apart only because its unnormalised Gram entries are about 1e6
-    # times its content error at block5_conv2; as relative errors it is also style-dominated.
-    # Both recipes use TV as a light regulariser, a percent or two of the starting objective:
-    # our TV term is the mean per-pixel gradient magnitude, about 0.06 for a photo at any size,
-    # so weight 1 makes it a small part of the starting objective. Checked on trained VGG16
-    # features at 512 px (tubingen x starry_night): the photo starts at style 12.4, TV 0.06;
-    # converged (the tutorial's 1000 steps) the parts are content 0.41, style 0.33, TV 0.10, and
-    # the picture keeps the houses under the painting's sky and strokes. The quality panel of
-    # 2 photos x 6 paintings (README, Benchmarks) keeps every subject recognizable with these
-    # weights, so they stay.
+    # content 1e4) look far apart only because its unnormalised Gram entries dwarf its content
+    # error; as relative errors it is also style-dominated. Both recipes use TV as a light
+    # regulariser, a small part of the starting objective: our TV term is the mean per-pixel
+    # gradient magnitude, small for a photo at any size, so weight 1 keeps it light. Checked on
+    # trained features and by the quality panel (docs/benchmarks.md): every subject stays
+    # recognizable with these weights, so they stay.
     style_weight: float = _knob(
         20.0,
         "Style intensity",
@@ -140,14 +162,11 @@ class StyleConfig:
         maximum=1.0,
         step=0.05,
     )
-    # L-BFGS in float32 by default, measured on trained (ImageNet) VGG16 features at 512 px,
-    # tubingen x starry_night (README, Benchmarks): after 200 iterations its loss is 0.919, the
-    # tutorial's Adam needs about 480 steps for that, and Adam at rate 0.1 ends at 0.958 with a
-    # curve that jumps by up to 40% between steps. L-BFGS also keeps the photo: the edge
-    # agreement with the photo (nst.quality) is 0.67 against 0.34 for Adam at 0.1, with more of
-    # the painting's palette (0.59 against 0.44). Adam in bfloat16 at rate 0.03 matches
-    # L-BFGS at equal time where bfloat16 is native, but most CPUs only have float32, where an
-    # Adam step costs about what an L-BFGS iteration does and gains less.
+    # L-BFGS by default: on trained features it reaches a given loss in far fewer iterations
+    # than the tutorial's Adam needs steps, with a smooth curve, and keeps more of the photo's
+    # edges and more of the painting's palette (nst.quality; docs/benchmarks.md). Adam in
+    # bfloat16 can match it at equal time where bfloat16 is native, but most CPUs only have
+    # float32, where an Adam step costs about what an L-BFGS iteration does and gains less.
     optimizer: str = _knob(
         "lbfgs",
         "Optimizer",
@@ -156,11 +175,10 @@ class StyleConfig:
         "choice",
         choices=OPTIMIZERS,
     )
-    # Adam's rate and its decay. On trained VGG16 features at 512 px a rate of 0.1 (chosen on
-    # random features) swamps the photo: the loss jumps between steps and the subject fades
-    # (edge agreement 0.34). At 0.03 the curve is smooth and the photo stays (0.64), and 200
-    # steps in bfloat16 end at 0.998 against 0.958. The cosine over the last 30% of the steps
-    # settles the pixels at the end (measured on random features; kept).
+    # Adam's rate and its decay. On trained features a rate of 0.1 (chosen on random features)
+    # swamps the photo: the loss jumps between steps and the subject fades. At 0.03 the curve
+    # is smooth and the photo stays (docs/benchmarks.md). The cosine at the end settles the
+    # pixels.
     learning_rate: float = _knob(
         0.03,
         "Learning rate",
@@ -190,9 +208,8 @@ class StyleConfig:
         maximum=1.0,
         step=0.01,
     )
-    # From the photo: on trained VGG16 at 512 px (100 L-BFGS iterations, bfloat16) the loss
-    # ends at 1.009 with the photo's edges kept (edge agreement 0.74); from noise at 1.456 with
-    # none of them (0.01), a starry texture over a ghost of the scene.
+    # From the photo: on trained features it ends at a lower loss with the photo's edges kept;
+    # from noise, a texture over a ghost of the scene (docs/benchmarks.md).
     init: str = _knob(
         "content",
         "Start from",
@@ -282,6 +299,59 @@ class StyleConfig:
         maximum=4.0,
         step=0.05,
     )
+    precision: str = _knob(
+        "auto",
+        "Precision",
+        "auto: bfloat16 where the hardware computes it natively, else float32.",
+        "choice",
+        choices=PRECISIONS,
+    )
+    preview_every: int = _knob(
+        10,
+        "Preview every",
+        "Emit a preview image every this many steps (and always after the first).",
+        "int",
+        minimum=1,
+        maximum=1000,
+        step=1,
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.backbone == "resnet50" and self.pooling != "max":
+            raise ValueError(
+                "pooling: 'avg' is only available for the VGG backbones (vgg19, vgg16)."
+            )
+        if (
+            self.style_layer_weights
+            and self.style_layers
+            and len(self.style_layer_weights) != len(self.style_layers)
+        ):
+            raise ValueError(
+                f"style_layer_weights: expected {len(self.style_layers)} values, one per style "
+                f"layer, got {len(self.style_layer_weights)}."
+            )
+        if self.style_blend and sum(self.style_blend) <= 0:
+            raise ValueError("style_blend: at least one weight must be greater than 0.")
+        if self.style_layer_weights and sum(self.style_layer_weights) <= 0:
+            raise ValueError("style_layer_weights: at least one weight must be greater than 0.")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> StyleConfig:
+        """Build from settings as written by ``to_dict``; unknown keys are ignored."""
+        known = {spec.name for spec in field_specs()}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+
+@dataclass(frozen=True)
+class Adjustments(Knobs):
+    """The colour adjustments applied after a run (``nst.color.adjust``): instant, no
+    optimization, so they are not the engine's settings. The studio's sliders under a result and
+    the command line's flags come from these fields."""
+
     hue: float = _knob(
         0.0,
         "Hue shift (degrees)",
@@ -322,81 +392,38 @@ class StyleConfig:
         maximum=1.0,
         step=0.05,
     )
-    precision: str = _knob(
-        "auto",
-        "Precision",
-        "auto: bfloat16 where the hardware computes it natively, else float32.",
-        "choice",
-        choices=PRECISIONS,
-    )
-    preview_every: int = _knob(
-        10,
-        "Preview every",
-        "Emit a preview image every this many steps (and always after the first).",
-        "int",
-        minimum=1,
-        maximum=1000,
-        step=1,
-    )
+
+    def apply(self, image: Any, content: Any = None) -> Any:
+        """``image`` (float RGB in [0, 1]) adjusted; ``content`` (the photo) is needed when
+        ``strength`` < 1."""
+        from nst.color import adjust  # nst.color imports nst.images, which imports this module
+
+        return adjust(image, content=content, **self.to_dict())
+
+
+@dataclass(frozen=True)
+class ServerLimits(Knobs):
+    """What a server accepts, whoever asks: never a visitor's setting (the studio keeps the
+    defaults; the command line has flags)."""
+
     max_pixels: int = _knob(
         50_000_000,
         "Pixel cap",
         "Images with more pixels than this are refused before decoding.",
         "int",
+        "limits",
         minimum=1_000_000,
         maximum=200_000_000,
         step=1_000_000,
     )
 
-    def __post_init__(self) -> None:
-        for spec in field_specs():
-            value = getattr(self, spec.name)
-            object.__setattr__(self, spec.name, _checked(spec, value))
-        if self.backbone == "resnet50" and self.pooling != "max":
-            raise ValueError(
-                "pooling: 'avg' is only available for the VGG backbones (vgg19, vgg16)."
-            )
-        if (
-            self.style_layer_weights
-            and self.style_layers
-            and len(self.style_layer_weights) != len(self.style_layers)
-        ):
-            raise ValueError(
-                f"style_layer_weights: expected {len(self.style_layers)} values, one per style "
-                f"layer, got {len(self.style_layer_weights)}."
-            )
-        if self.style_blend and sum(self.style_blend) <= 0:
-            raise ValueError("style_blend: at least one weight must be greater than 0.")
-        if self.style_layer_weights and sum(self.style_layer_weights) <= 0:
-            raise ValueError("style_layer_weights: at least one weight must be greater than 0.")
-
-    def replace(self, **changes: Any) -> StyleConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable settings (tuples become lists)."""
-        return {
-            name: list(value) if isinstance(value, tuple) else value
-            for name, value in dataclasses.asdict(self).items()
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> StyleConfig:
-        """Build from settings as written by ``to_dict``; unknown keys are ignored."""
-        known = {spec.name for spec in field_specs()}
-        return cls(**{key: value for key, value in values.items() if key in known})
-
 
 def field_specs() -> list[FieldSpec]:
     """The presentation and bounds of every ``StyleConfig`` field, in declaration order."""
-    return _specs_of(StyleConfig)
+    return specs_of(StyleConfig)
 
 
-def _specs_of(config_class: type) -> list[FieldSpec]:
+def specs_of(config_class: type) -> list[FieldSpec]:
     """The ``FieldSpec`` of each field of a config dataclass built with ``_knob``."""
     specs = []
     for item in dataclasses.fields(config_class):
@@ -415,9 +442,19 @@ def _specs_of(config_class: type) -> list[FieldSpec]:
     return specs
 
 
+def adjustment_specs() -> list[FieldSpec]:
+    """The presentation and bounds of every ``Adjustments`` field, in declaration order."""
+    return specs_of(Adjustments)
+
+
+def limit_specs() -> list[FieldSpec]:
+    """The presentation and bounds of every ``ServerLimits`` field, in declaration order."""
+    return specs_of(ServerLimits)
+
+
 def field_spec(name: str) -> FieldSpec:
-    """The spec of one field by name."""
-    for spec in field_specs():
+    """The spec of one field of ``StyleConfig``, ``Adjustments`` or ``ServerLimits`` by name."""
+    for spec in [*field_specs(), *adjustment_specs(), *limit_specs()]:
         if spec.name == name:
             return spec
     raise KeyError(name)
@@ -470,7 +507,7 @@ def validate(config: StyleConfig, style_count: int, has_mask: bool) -> None:
     """Check the settings against the inputs of a run; raise ``ValueError`` with one sentence.
 
     The checks that need more than the settings: how many style images there are and whether a
-    mask is given. The engine (``nst.stylize.prepare``) and the studio both call this.
+    mask is given. The engine calls this once per run (``nst.engine.run.check_run``).
     """
     if style_count < 1:
         raise ValueError("Give at least one style image.")
@@ -494,7 +531,7 @@ _STILL_DEFAULTS = StyleConfig()
 
 
 @dataclass(frozen=True)
-class VideoConfig:
+class VideoConfig(Knobs):
     """Settings of a video run (Ruder, Dosovitskiy & Brox 2016) on top of a ``StyleConfig``.
 
     ``StyleConfig.steps`` is not used for video: the first frame gets ``first_frame_steps``
@@ -504,10 +541,9 @@ class VideoConfig:
 
     # The temporal term is the mean squared difference over reliable pixels divided by
     # nst.video.TEMPORAL_SCALE, so it is about 1 when the frames differ by 0.1 (RMS, pixel
-    # values in [0, 1]) there. Measured on trained VGG16 (``python -m nst.bench --only video``,
-    # 10 frames at 256x192, starry_night): weight 50 cut the temporal error 20x but raised the
-    # content and style losses per frame by 25% and 34% (the frames stiffen and blur); weight
-    # 5 cuts it 9-10x with both losses within 6% of frame by frame.
+    # values in [0, 1]) there. A much larger weight stiffens and blurs the frames (their content
+    # and style losses rise); this one cuts most of the flicker while the frames stay close to
+    # frame-by-frame quality (``python -m nst.bench --only video``, docs/benchmarks.md).
     temporal_weight: float = _knob(
         5.0,
         "Steadiness",
@@ -571,18 +607,7 @@ class VideoConfig:
         step=1,
     )
 
-    def __post_init__(self) -> None:
-        for spec in video_field_specs():
-            object.__setattr__(self, spec.name, _checked(spec, getattr(self, spec.name)))
-
-    def replace(self, **changes: Any) -> VideoConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 def video_field_specs() -> list[FieldSpec]:
     """The presentation and bounds of every ``VideoConfig`` field, in declaration order."""
-    return _specs_of(VideoConfig)
+    return specs_of(VideoConfig)

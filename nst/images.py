@@ -25,7 +25,7 @@ MIN_SIDE = 32  # the backbones pool 4-5 times; narrower inputs have no deep feat
 
 ImageSource = bytes | bytearray | str | os.PathLike | BinaryIO
 
-# Our own pixel cap (``StyleConfig.max_pixels``) is checked from the header before anything
+# Our own pixel cap (``ServerLimits.max_pixels``) is checked from the header before anything
 # else, so the user hears the image's size and our limit. Pillow's own, process-wide bomb guard
 # (``Image.MAX_IMAGE_PIXELS``) stays as it is, for every decode in the process: an image within
 # our cap but beyond Pillow's hard limit (2 x MAX_IMAGE_PIXELS, 179 megapixels by default) is
@@ -44,7 +44,7 @@ def load_image(
     Args:
         source: the encoded file. Paths must exist; bytes may be anything (they are validated).
         max_pixels: refuse images with more pixels than this before decoding them (default:
-            ``StyleConfig.max_pixels``'s default).
+            ``ServerLimits.max_pixels``'s default).
         max_bytes: refuse files larger than this (e.g. the app's upload limit); None: no limit.
 
     Returns:
@@ -190,6 +190,12 @@ def check_shape(image: np.ndarray, *, what: str = "image") -> None:
             f"The {what} is {width}×{height} pixels, a more extreme aspect ratio than 32:1; "
             "please crop it closer to a rectangle."
         )
+
+
+def style_side(size: int, style_scale: float) -> int:
+    """The longest side a style image is measured at: ``size * style_scale`` (the brush size),
+    at least ``2 * MIN_SIDE`` and at most 4096 px."""
+    return int(np.clip(round(size * style_scale), MIN_SIDE * 2, 4096))
 
 
 def working_shape(height: int, width: int, size: int) -> tuple[int, int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,22 @@ def seconds_left(elapsed: float, step: int, total: int) -> float:
     if step < 1:
         return float("nan")
     return elapsed / step * (total - step)
+
+
+def history_row(record: Any) -> dict[str, Any]:
+    """One loss-chart row from a progress record (``Progress``, a job's or a video frame's):
+    step, loss, elapsed, the frame where there is one, then the named parts."""
+    row: dict[str, Any] = {
+        "step": getattr(record, "step", None),
+        "loss": getattr(record, "loss", None),
+        "elapsed": getattr(record, "elapsed", None),
+    }
+    frame = getattr(record, "frame", None)
+    if frame is not None:
+        row["frame"] = frame
+    parts = getattr(record, "parts", None) or {}
+    row.update({str(name): value for name, value in dict(parts).items()})
+    return row
 
 
 @dataclass(frozen=True)

@@ -168,9 +168,9 @@ class TemporalLoss:
 
 @dataclass(frozen=True)
 class FrameStep:
-    """One optimization step of one frame (``frame`` is 0-based)."""
+    """One optimization step of one frame (``index`` is 0-based, like ``FrameDone.index``)."""
 
-    frame: int
+    index: int
     frames: int
     progress: Progress
 
@@ -181,7 +181,7 @@ class FrameDone:
 
     Attributes:
         image: the stylized frame, float32 RGB in [0, 1] at the working size, before the
-            colour adjustments (``nst.color.adjust``).
+            colour adjustments (``nst.config.Adjustments``).
         parts: the loss terms of its last step. reliable: share of pixels the temporal loss
             covered (0 for the first frame). seconds: time spent on it.
     """
@@ -222,9 +222,10 @@ def stylize_video(
     ``temporal=False`` every frame is stylized on its own from ``config.init`` with
     ``first_frame_steps`` (frame by frame, the baseline). When ``cancel`` is set, the frame in
     progress is dropped and the loop ends; ``outcome`` (if given) collects the finished frames,
-    ``stopped`` and any numerical ``error``.
+    ``stopped`` and any numerical ``error``. The run is checked once, at its first frame
+    (every frame has the same shape and settings but for the step counts).
     """
-    from nst.stylize import stylize
+    from nst.engine import check_run, optimize
 
     cancel = cancel or CancelToken()
     outcome = outcome if outcome is not None else VideoOutcome()
@@ -257,8 +258,10 @@ def stylize_video(
         else:
             steps = video.first_frame_steps
             frame_config = config.replace(size=size, steps=steps)
+        if index == 0:
+            check_run(content, styles, frame_config)
         result: Result | None = None
-        for event in stylize(
+        for event in optimize(
             content,
             styles,
             frame_config,
@@ -295,20 +298,6 @@ def stylize_video(
         outcome.frames.append(done)
         yield done
         previous = (content, result.image)
-
-
-def adjusted(frame: FrameDone, config: StyleConfig) -> np.ndarray:
-    """The frame with the config's colour adjustments (hue, saturation, ...) applied."""
-    from nst.color import adjust
-
-    return adjust(
-        frame.image,
-        hue=config.hue,
-        saturation=config.saturation,
-        brightness=config.brightness,
-        strength=config.strength,
-        content=frame.content,
-    )
 
 
 def estimate_pixels(frames: int, shape: tuple[int, int]) -> int:

@@ -2,7 +2,7 @@
 
 Pages stay thin: they lay out sections and call these helpers, one concern per module:
 
-- ``records``: the session's records (``InputImage``, ``StudioResult``) and image sizing;
+- ``session``: what a session keeps (``InputImage``, ``StudioResult``) and image sizing;
 - ``widgets``: config fields as widgets (kept in the link), the settings panel, ``build_config``;
 - ``inputs``: the photo, painting and mask pickers, the pages' input row, upload decoding and
   the sample styles;

@@ -1,6 +1,6 @@
 """The "How it works" illustrations: the engine's own losses, on features small enough to show.
 
-The content, style and smoothness numbers come from ``nst.losses`` (the functions every run
+The content, style and smoothness numbers come from ``nst.engine.losses`` (the functions every run
 uses); only the features differ: simple colour-and-edge responses stand in for the network's.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from nst import losses
+from nst.engine import losses
 from nst.images import resize_to
 from studio.inputs import sample_styles
 from studio.widgets import list_text, specs_in

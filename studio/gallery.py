@@ -19,7 +19,7 @@ from typing import Any
 
 import streamlit as st
 
-from studio.records import DISPLAY_SIDE, THUMB_SIDE, StudioResult
+from studio.session import DISPLAY_SIDE, THUMB_SIDE, StudioResult
 
 GALLERY_CAP = 12  # results kept per session
 # All galleries of the process together; the oldest results go first.

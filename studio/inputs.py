@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from nst.config import field_spec
+from nst.config import ServerLimits, field_spec
 from nst.images import (
     SUPPORTED_FORMATS,
     ImageError,
@@ -23,7 +23,7 @@ from nst.images import (
     resize_longest,
     to_uint8,
 )
-from studio.records import THUMB_SIDE, InputImage
+from studio.session import THUMB_SIDE, InputImage
 
 Picked = TypeVar("Picked")
 
@@ -41,7 +41,7 @@ def _forget(slot: str) -> None:
 
 def decode(data: bytes, *, key: str, name: str, what: str) -> InputImage:
     """Decode, check and downscale an upload; raises ImageError with one plain sentence."""
-    limit = int(field_spec("max_pixels").default)
+    limit = ServerLimits().max_pixels
     max_bytes = int(st.get_option("server.maxUploadSize")) * 2**20
     pixels = load_image(data, max_pixels=limit, max_bytes=max_bytes)
     check_shape(pixels, what=what)

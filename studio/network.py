@@ -16,8 +16,7 @@ from nst.config import StyleConfig
 def ensure_model(config: StyleConfig) -> None:
     """Build the extractor the run needs (the engine keeps it for every session of the
     process); raises ``WeightsError``, or ``ValueError`` for a layer the network lacks."""
-    from nst.model import weights_mode
-    from nst.stylize import extractor_for
+    from nst.engine.model import extractor_for, weights_mode
 
     if weights_mode() == "imagenet":
         message = (
@@ -34,12 +33,12 @@ def weights_banner() -> None:
     """A visible banner when the network runs with untrained (random) weights.
 
     With a remote backend the web tier reads ``NST_WEIGHTS`` itself (the workers of a
-    deployment share its environment file; importing ``nst.model`` would load TensorFlow).
+    deployment share its environment file; importing ``nst.engine.model`` would load TensorFlow).
     """
     if _remote_backend():
         random = os.environ.get("NST_WEIGHTS", "").strip() == "random"
     else:
-        from nst.model import weights_mode
+        from nst.engine.model import weights_mode
 
         random = weights_mode() == "random"
     if random:

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from nst.config import StyleConfig, field_spec, field_specs
+from nst.config import Adjustments, StyleConfig, adjustment_specs, field_spec, field_specs
 from nst.images import resize_to
 from studio.gallery import delete_result, request_continue
-from studio.records import DISPLAY_SIDE, StudioResult, format_seconds, to_float
+from studio.session import DISPLAY_SIDE, StudioResult, format_seconds, to_float
 from studio.widgets import APP_MANAGED, list_text, spec_widget, specs_in
 
 CHART_POINTS = 300
@@ -154,13 +154,15 @@ def result_panel(record: StudioResult) -> None:
             loss_chart(record.history)
 
 
-def settings_table(config: StyleConfig) -> pd.DataFrame:
+def settings_table(config: StyleConfig, adjustments: Adjustments) -> pd.DataFrame:
     """Label → value for every user-facing field (for the gallery's settings view)."""
     rows = []
-    for spec in field_specs():
+    fields = [(config, spec) for spec in field_specs()]
+    fields += [(adjustments, spec) for spec in adjustment_specs()]
+    for record, spec in fields:
         if spec.name in APP_MANAGED:
             continue
-        value = getattr(config, spec.name)
+        value = getattr(record, spec.name)
         if isinstance(value, tuple):
             value = list_text(value) or "default"
         rows.append({"setting": spec.label, "value": str(value)})
@@ -182,13 +184,13 @@ def gallery_card(item: StudioResult) -> None:
         st.caption(":blue[Stopped early]")
     elif item.note:
         st.caption(":blue[Ended early: see its note]")
-    config = item.export_config()
+    config = item.config
     st.caption(
         f"Style intensity {config.style_weight:g} · content {config.content_weight:g} · "
         f"smoothness {config.tv_weight:g}"
     )
     with st.expander("All settings"):
-        st.dataframe(settings_table(config), width="stretch")
+        st.dataframe(settings_table(config, item.adjustment_record()), width="stretch")
     download_buttons(item, key_prefix="gallery", stacked=True)
     st.button(
         "Delete",
@@ -205,7 +207,8 @@ def _comparison_column(item: StudioResult) -> pd.Series:
         [item.styles_text, item.content_name, str(item.steps_done), format_seconds(item.seconds)],
         index=["Styles", "Photo", "Steps done", "Time"],
     )
-    return pd.concat([facts, settings_table(item.export_config())["value"]])
+    settings = settings_table(item.config, item.adjustment_record())
+    return pd.concat([facts, settings["value"]])
 
 
 def compare_results(first: StudioResult, second: StudioResult) -> None:

@@ -33,12 +33,13 @@ from nst.jobs import (
     JobStatus,
     QueueUnavailableError,
     UnknownJobError,
-    get_queue,
+    get_backend,
 )
-from nst.jobs.backend import decode_png
+from nst.jobs.backend import PAGE_POLL_SECONDS, decode_png
 from studio.gallery import add_result, find_result, next_result_id, results
 from studio.network import ensure_model
-from studio.records import (
+from studio.results import loss_chart
+from studio.session import (
     DISPLAY_SIDE,
     InputImage,
     StudioResult,
@@ -46,12 +47,11 @@ from studio.records import (
     format_seconds,
     to_float,
 )
-from studio.results import loss_chart
 from studio.widgets import build_config
 
 logger = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.5  # how often the page asks the queue for news while a run is going
+POLL_SECONDS = PAGE_POLL_SECONDS  # how often the page asks the queue for news during a run
 CHART_SECONDS = 1.0  # how often the live loss chart is redrawn
 SETTLE_SECONDS = 10.0  # how long a stopped run may take to hand back its image
 UNREACHABLE_SECONDS = 10.0  # how long the page keeps retrying a queue it cannot reach
@@ -106,7 +106,7 @@ def start_run(
         return None
     try:
         validate(config, len(styles), mask is not None)
-        backend = get_queue()
+        backend = get_backend()
     except ValueError as error:  # a combination that cannot run, or a malformed NST_QUEUE
         st.error(str(error))
         return None
@@ -144,8 +144,8 @@ def start_run(
 def _ready_here(config: StyleConfig, content_shape: tuple[int, ...]) -> bool:
     """In-process runs only: build the network and check this machine's memory now, so a
     problem is one sentence before the run rather than a failure in its middle."""
-    from nst.model import WeightsError
-    from nst.stylize import check_memory
+    from nst.engine.memory import check_memory
+    from nst.engine.model import WeightsError
 
     try:
         ensure_model(config)
@@ -157,7 +157,7 @@ def _ready_here(config: StyleConfig, content_shape: tuple[int, ...]) -> bool:
 
 
 @dataclass
-class Outcome:
+class RunOutcome:
     """How one watched job ended: a gallery record (id still 0 until kept) or a message."""
 
     record: StudioResult | None = None
@@ -178,13 +178,13 @@ class RunMailbox:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._pending: set[str] = set()
-        self._outcomes: list[Outcome] = []
+        self._outcomes: list[RunOutcome] = []
 
     def begin(self, job_id: str) -> None:
         with self._lock:
             self._pending.add(job_id)
 
-    def deliver(self, job_id: str, outcome: Outcome) -> None:
+    def deliver(self, job_id: str, outcome: RunOutcome) -> None:
         with self._changed:
             self._pending.discard(job_id)
             self._outcomes.append(outcome)
@@ -195,11 +195,11 @@ class RunMailbox:
         with self._changed:
             self._changed.wait_for(lambda: not self._pending, timeout)
 
-    def peek(self) -> list[Outcome]:
+    def peek(self) -> list[RunOutcome]:
         with self._lock:
             return list(self._outcomes)
 
-    def discard(self, outcomes: Iterable[Outcome]) -> None:
+    def discard(self, outcomes: Iterable[RunOutcome]) -> None:
         with self._lock:
             done = {id(outcome) for outcome in outcomes}
             self._outcomes = [item for item in self._outcomes if id(item) not in done]
@@ -242,7 +242,7 @@ def watch_job(request: Any, info: RunInfo, stage: Any) -> StudioResult | None:
     script at its next ``st.*`` call; the ``finally`` then cancels the job (within a step) and
     posts the image so far to the mailbox, from where the next run puts it in the gallery.
     """
-    queue = get_queue()
+    queue = get_backend()
     mailbox = session_mailbox()
     try:
         job_id = queue.submit(request, owner=info.owner)
@@ -300,7 +300,7 @@ def watch_job(request: Any, info: RunInfo, stage: Any) -> StudioResult | None:
             outcome = settle_job(job_id, info, seen[0] if seen else None)
         except Exception:  # never leave the next run waiting for this one
             logger.exception("Settling job %s failed.", job_id)
-            outcome = Outcome(error="The run ended unexpectedly; please try again.")
+            outcome = RunOutcome(error="The run ended unexpectedly; please try again.")
         mailbox.deliver(job_id, outcome)
     return collect_runs()  # only reached when the run ended by itself
 
@@ -394,14 +394,14 @@ def _progress_text(progress: Any) -> str:
     return text
 
 
-def settle_job(job_id: str, info: RunInfo, last_seen: JobStatus | None = None) -> Outcome:
+def settle_job(job_id: str, info: RunInfo, last_seen: JobStatus | None = None) -> RunOutcome:
     """End a job (cancel it if it still runs, wait up to a step) and say how it ended.
 
     Uses only the backend, never Streamlit, so it is safe in a ``finally`` after an
     interruption. If the backend cannot be reached, ``last_seen`` (the page's latest status)
     provides the picture so far.
     """
-    queue = get_queue()
+    queue = get_backend()
     status = last_seen
     result = None
     unreachable: str | None = None
@@ -430,10 +430,10 @@ def settle_job(job_id: str, info: RunInfo, last_seen: JobStatus | None = None) -
     if record is not None and unreachable and record.error is None:
         record.error = unreachable
     if record is not None or status is None:
-        return Outcome(record=record, error=None if record is not None else unreachable)
+        return RunOutcome(record=record, error=None if record is not None else unreachable)
     if unreachable or status.error:
-        return Outcome(error=unreachable or status.error)
-    return Outcome(notice="The run was stopped before its first step.")
+        return RunOutcome(error=unreachable or status.error)
+    return RunOutcome(notice="The run was stopped before its first step.")
 
 
 def _outcome_record(info: RunInfo, status: Any, result: Any) -> StudioResult | None:

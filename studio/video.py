@@ -15,15 +15,17 @@ from typing import Any
 import streamlit as st
 
 from nst.config import (
+    Adjustments,
     FieldSpec,
+    ServerLimits,
     StyleConfig,
     VideoConfig,
-    field_spec,
+    adjustment_specs,
     field_specs,
     video_field_specs,
 )
 from nst.videoio import VideoError, VideoInfo, probe
-from studio.records import InputImage, format_seconds
+from studio.session import InputImage, format_seconds
 from studio.widgets import APP_MANAGED, friendly_error, spec_widget, widget_default
 
 logger = logging.getLogger(__name__)
@@ -83,7 +85,7 @@ def clip_picker() -> Clip | None:
     else:
         data = upload.getvalue()
         try:
-            info = probe(data, max_pixels=field_spec("max_pixels").default)
+            info = probe(data, max_pixels=ServerLimits().max_pixels)
         except VideoError as error:
             st.error(f"{upload.name}: {error}")
             st.session_state.pop("video_clip", None)
@@ -117,7 +119,9 @@ def _widgets(specs: list[FieldSpec], columns: int) -> dict[str, Any]:
 
 def settings_panel() -> tuple[dict[str, Any], dict[str, Any]]:
     """Sliders from ``StyleConfig`` and ``VideoConfig``; returns (style values, video values)."""
-    style_specs = [spec for spec in field_specs() if spec.name not in NOT_FOR_VIDEO]
+    style_specs = [
+        spec for spec in [*field_specs(), *adjustment_specs()] if spec.name not in NOT_FOR_VIDEO
+    ]
     video_specs = [spec for spec in video_field_specs() if spec.name not in VIDEO_MANAGED]
     main = [spec for spec in style_specs if spec.group == "main"]
     style_values = _widgets(main, 3)
@@ -138,17 +142,22 @@ def settings_panel() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _reset() -> None:
-    for spec in [*field_specs(), *video_field_specs()]:
+    for spec in [*field_specs(), *adjustment_specs(), *video_field_specs()]:
         if KEY_PREFIX + spec.name in st.session_state:
             st.session_state[KEY_PREFIX + spec.name] = widget_default(spec)
 
 
 def build_configs(
     style_values: dict[str, Any], video_values: dict[str, Any]
-) -> tuple[StyleConfig, VideoConfig]:
-    """Validated configs; a ValueError names the setting by its label."""
+) -> tuple[StyleConfig, VideoConfig, Adjustments]:
+    """Validated configs and adjustments; a ValueError names the setting by its label."""
+    adjusting = {spec.name for spec in adjustment_specs()}
     try:
-        config = StyleConfig(**style_values, preview_every=1000)
+        adjustments = Adjustments(
+            **{name: value for name, value in style_values.items() if name in adjusting}
+        )
+        engine_values = {k: v for k, v in style_values.items() if k not in adjusting}
+        config = StyleConfig(**engine_values, preview_every=1000)
     except (TypeError, ValueError) as error:
         raise ValueError(friendly_error(error)) from None
     try:
@@ -157,7 +166,7 @@ def build_configs(
         name, _, rest = str(error).partition(": ")
         labels = {spec.name: spec.label for spec in video_field_specs()}
         raise ValueError(f"{labels.get(name, name)}: {rest}" if rest else str(error)) from None
-    return config, video
+    return config, video, adjustments
 
 
 def run_video(
@@ -171,8 +180,8 @@ def run_video(
 
     Problems are one ``st.error`` sentence each; the previous result stays.
     """
-    from nst.model import WeightsError
-    from nst.video_jobs import VideoJobRequest, plan
+    from nst.engine.model import WeightsError
+    from nst.jobs.video import VideoJobRequest, plan
     from studio.network import ensure_model
 
     if clip is None:
@@ -182,7 +191,7 @@ def run_video(
         st.error("Choose a style first: upload a painting or pick one of the sample styles.")
         return
     try:
-        config, video = build_configs(style_values, video_values)
+        config, video, adjustments = build_configs(style_values, video_values)
         planned = plan(clip.data, config, video)
         if config.style_blend and len(config.style_blend) != len(styles):
             raise ValueError(
@@ -202,6 +211,7 @@ def run_video(
         styles=tuple(style.as_float() for style in styles),
         config=config,
         video=video,
+        adjustments=adjustments,
     )
     watch(request, clip.name, planned.frames, video, stage)
 
@@ -212,11 +222,11 @@ def watch(request: Any, name: str, frames: int, video: VideoConfig, stage: Any) 
     A click (Stop, a widget, another page) interrupts this script at its next ``st.*`` call;
     the ``finally`` then cancels the job, waits for the frames done so far and keeps them.
     """
-    from nst.jobs import JobState, QueueUnavailableError, get_queue
-    from nst.video_jobs import steps_done, total_steps
+    from nst.jobs import JobState, QueueUnavailableError, get_backend
+    from nst.jobs.video import steps_done, total_steps
     from studio.runs import POLL_SECONDS, StatusPoller, live_header, session_owner
 
-    queue = get_queue()
+    queue = get_backend()
     owner = session_owner()
     try:
         job_id = queue.submit(request, owner=owner)
@@ -266,7 +276,7 @@ def watch(request: Any, name: str, frames: int, video: VideoConfig, stage: Any) 
 def _settle(queue: Any, job_id: str, owner: str, name: str, started: float) -> None:
     """Cancel the job if it still runs, wait for its result and keep it in the session."""
     from nst.jobs import QueueUnavailableError, UnknownJobError
-    from nst.video_jobs import VideoResult
+    from nst.jobs.video import VideoResult
 
     result = None
     try:

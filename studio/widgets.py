@@ -13,19 +13,21 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from nst.config import FieldSpec, StyleConfig, field_spec, field_specs
+from nst.config import FieldSpec, StyleConfig, adjustment_specs, field_spec, field_specs
 from studio.inputs import mask_picker
-from studio.records import InputImage
+from studio.session import InputImage
 
-# Fields the app sets itself: a visitor must not lift the server's pixel cap, and the preview
-# rate follows the output size so that the picture updates about twice a second.
-APP_MANAGED = frozenset({"max_pixels", "preview_every"})
+# Fields the app sets itself: the preview rate follows the output size so that the picture
+# updates about twice a second. (The server's pixel cap, ``ServerLimits``, has no widget.)
+APP_MANAGED = frozenset({"preview_every"})
 _NICE_MANTISSAS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
 
 
 def specs_in(group: str) -> list[FieldSpec]:
-    """The user-facing config fields of one group, in declaration order."""
-    return [spec for spec in field_specs() if spec.group == group and spec.name not in APP_MANAGED]
+    """The user-facing fields of one group (of ``StyleConfig`` or ``Adjustments``), in
+    declaration order."""
+    specs = [*field_specs(), *adjustment_specs()]
+    return [spec for spec in specs if spec.group == group and spec.name not in APP_MANAGED]
 
 
 def list_text(values: Iterable[Any]) -> str:
@@ -137,7 +139,7 @@ def _settings_widgets(specs: Iterable[FieldSpec], columns: int) -> dict[str, Any
 def _layer_hint(spec: FieldSpec) -> str:
     if spec.name not in ("content_layers", "style_layers"):
         return ""
-    from nst.model import default_layers
+    from nst.engine.model import default_layers
 
     backbone = st.session_state.get("backbone", field_spec("backbone").default)
     content, style = default_layers(backbone)
@@ -192,13 +194,17 @@ def build_config(values: dict[str, Any]) -> StyleConfig:
         raise ValueError(friendly_error(error)) from None
 
 
+# A step at 512 px on the fastest CPUs the studio runs on (native bfloat16; docs/benchmarks.md,
+# ``python -m nst.bench --only steps``): slower machines then simply show every step.
+FAST_STEP_SECONDS_AT_512 = 0.6
+
+
 def preview_every_for(size: int) -> int:
     """Steps between previews so that the picture updates about twice a second.
 
-    Based on about 0.6 s per step at 512 px on a 2-core CPU with native bfloat16 (an Adam
-    step, or an L-BFGS iteration, on trained VGG16 features), scaling with area; CPUs without
-    bfloat16 are slower, and then every step shows.
+    A step's time scales with the area from ``FAST_STEP_SECONDS_AT_512``; on slower CPUs every
+    step shows.
     """
-    seconds_per_step = 0.6 * (size / 512) ** 2
+    seconds_per_step = FAST_STEP_SECONDS_AT_512 * (size / 512) ** 2
     limit = int(field_spec("preview_every").default)
     return int(np.clip(round(0.5 / max(seconds_per_step, 1e-3)), 1, limit))

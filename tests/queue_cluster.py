@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from nst.bench_queue import free_port
+from nst.benchmarks.queueing import free_port
 
 REDIS_SERVER = shutil.which("redis-server")
 NEEDS_REDIS = pytest.mark.skipif(

@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from nst.config import StyleConfig, field_specs
 from nst.images import read_settings
 from studio.gallery import GALLERY_CAP
-from studio.records import StudioResult
+from studio.session import StudioResult
 from studio.widgets import APP_MANAGED
 from tests.upload_cases import CASES
 
@@ -315,7 +315,7 @@ def _sized_result(result_id: int, side: int, history_rows: int = 0) -> StudioRes
 
 
 def test_result_bytes_count_display_copies_and_history() -> None:
-    from studio.records import DISPLAY_SIDE, THUMB_SIDE, history_bytes
+    from studio.session import DISPLAY_SIDE, THUMB_SIDE, history_bytes
 
     record = _sized_result(1, 2000, history_rows=500)
     full = 2 * 2000 * 2000 * 3
@@ -451,7 +451,7 @@ def _interrupted_run_handover(record: object) -> None:
     if "posted" not in st.session_state:
         st.session_state["posted"] = True
         mailbox.begin("job-1")
-        later = threading.Timer(0.5, mailbox.deliver, ("job-1", runs.Outcome(record=record)))
+        later = threading.Timer(0.5, mailbox.deliver, ("job-1", runs.RunOutcome(record=record)))
         later.start()
     kept = runs.collect_runs()
     st.write(f"kept {kept.result_id if kept else None}")
@@ -487,9 +487,9 @@ def test_missing_weights_are_one_actionable_sentence(
 def test_a_size_that_cannot_fit_is_refused_before_starting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import nst.stylize
+    import nst.engine.memory
 
-    monkeypatch.setattr(nst.stylize, "available_memory", lambda: 2 * 10**9)
+    monkeypatch.setattr(nst.engine.memory, "available_memory", lambda: 2 * 10**9)
     at = _open()
     _upload(at, _jpeg(), [("a.jpg", _jpeg(seed=1))])
     _stylize(at, size=4096, steps=1)

@@ -5,9 +5,10 @@ import math
 
 import pytest
 
-from nst import bench
-from nst.model import preload, resolve_precision
-from nst.stylize import run_stylize
+from nst.benchmarks import cli, common, memory, steps, time_to_quality
+from nst.benchmarks.report import format_table
+from nst.engine import run_stylize
+from nst.engine.model import preload, resolve_precision
 
 
 def _positive(value) -> bool:
@@ -18,13 +19,13 @@ def _positive(value) -> bool:
 def images(content_path, style_path):
     from nst.images import resize_longest
 
-    content, style = bench.load_inputs(content_path, style_path)
+    content, style = common.load_inputs(content_path, style_path)
     return resize_longest(content, 128), resize_longest(style, 128)
 
 
 def test_conv_flops_match_the_vgg19_formula_and_scale_with_pixels():
     model = preload(precision="float32").model
-    flops = bench.conv_flops(model, 64, 64)
+    flops = steps.conv_flops(model, 64, 64)
     # VGG19 up to block5_conv2: 2 x multiply-adds of each 3x3 'same' convolution.
     blocks = [(64, [(3, 64), (64, 64)])]
     blocks += [(32, [(64, 128), (128, 128)])]
@@ -35,17 +36,17 @@ def test_conv_flops_match_the_vgg19_formula_and_scale_with_pixels():
         2 * side * side * 9 * cin * cout for side, layers in blocks for cin, cout in layers
     )
     assert flops == expected
-    assert bench.conv_flops(model, 128, 128) == 4 * flops
+    assert steps.conv_flops(model, 128, 128) == 4 * flops
 
 
 def test_matmul_ceiling_is_positive():
-    assert _positive(bench.matmul_gflops("float32", size=128, repeats=2))
-    assert _positive(bench.matmul_gflops("bfloat16", size=128, repeats=2))
+    assert _positive(steps.matmul_gflops("float32", size=128, repeats=2))
+    assert _positive(steps.matmul_gflops("bfloat16", size=128, repeats=2))
 
 
 def test_steps_section_reports_speed_and_throughput(images):
     content, style = images
-    report = bench.steps_section(content, style, [64], steps=3, matmul_size=128)
+    report = steps.steps_section(content, style, [64], steps=3, matmul_size=128)
     assert set(report["ceiling_gflops"]) == {"float32", "bfloat16"}
     assert all(_positive(value) for value in report["ceiling_gflops"].values())
     assert all(_positive(value) for value in report["build_seconds"].values())
@@ -67,7 +68,7 @@ def test_steps_section_reports_speed_and_throughput(images):
     (default_step,) = [
         row
         for row in report["steps"]
-        if row["optimizer"] == bench.DEFAULTS.optimizer
+        if row["optimizer"] == common.DEFAULTS.optimizer
         and row["precision"] == resolve_precision("auto")
     ]
     assert report["throughput_fraction"] == default_step["ceiling_fraction"]
@@ -77,25 +78,27 @@ def test_steps_section_reports_speed_and_throughput(images):
 
 def test_lbfgs_step_speed(images):
     content, style = images
-    row = bench.step_speed(content, style, 64, "float32", "lbfgs", steps=3)
+    row = steps.step_speed(content, style, 64, "float32", "lbfgs", steps=3)
     assert _positive(row["seconds_per_step"]) and row["optimizer"] == "lbfgs"
 
 
 def test_time_to_quality_against_a_short_reference(images, monkeypatch):
     content, style = images
-    reference = bench.reference_run(content, style, 64, steps=5)
+    reference = time_to_quality.reference_run(content, style, 64, steps=5)
     assert reference["steps"] == 5 and _positive(reference["seconds"])
     assert _positive(reference["loss"]) and _positive(reference["epsilon"])
     # Where bfloat16 is native the default run is timed in float32 and in bfloat16.
-    monkeypatch.setattr("nst.model.cpu_has_bf16", lambda: True)
-    fast_config = bench._parse_config("steps=6,optimizer=adam")
-    assert bench.quality_precisions(fast_config) == ["float32", "bfloat16"]
-    assert bench.quality_precisions(fast_config.replace(optimizer="lbfgs")) == [
+    monkeypatch.setattr("nst.engine.model.cpu_has_bf16", lambda: True)
+    fast_config = common.parse_config("steps=6,optimizer=adam")
+    assert time_to_quality.quality_precisions(fast_config) == ["float32", "bfloat16"]
+    assert time_to_quality.quality_precisions(fast_config.replace(optimizer="lbfgs")) == [
         "float32",
         "bfloat16",
     ]
-    assert bench.quality_precisions(fast_config.replace(precision="bfloat16")) == ["bfloat16"]
-    quality = bench.quality_section(
+    assert time_to_quality.quality_precisions(fast_config.replace(precision="bfloat16")) == [
+        "bfloat16"
+    ]
+    quality = time_to_quality.quality_section(
         content, style, 64, reference=reference, fast_config=fast_config
     )
     assert [fast["precision"] for fast in quality["fast"]] == ["float32", "bfloat16"]
@@ -106,7 +109,7 @@ def test_time_to_quality_against_a_short_reference(images, monkeypatch):
         assert (ratio is None) == (reached is None)
         assert reached is None or ratio == pytest.approx(reference["seconds"] / reached)
     assert quality["time_to_quality_ratio"] == quality["fast"][-1]["time_to_quality_ratio"]
-    table = bench.format_table({"machine": _machine(), "time_to_quality": quality})
+    table = format_table({"machine": _machine(), "time_to_quality": quality})
     assert "| time-to-quality ratio, float32 |" in table and "| ≥ 10× |" in table
     assert "| time-to-quality ratio, bfloat16 |" in table and "| ≥ 20× |" in table
     json.dumps(quality)
@@ -115,20 +118,22 @@ def test_time_to_quality_against_a_short_reference(images, monkeypatch):
 def test_backbone_and_weights_reach_every_section(images):
     """--backbone picks the network of the reference and of the default run alike."""
     content, style = images
-    base = bench.StyleConfig(backbone="vgg16")
-    assert bench.evaluation_config(64, base).backbone == "vgg16"
-    reference = bench.reference_run(content, style, 64, steps=2, base=base)
-    vgg19 = bench.reference_run(content, style, 64, steps=2)
+    base = common.StyleConfig(backbone="vgg16")
+    assert time_to_quality.evaluation_config(64, base).backbone == "vgg16"
+    reference = time_to_quality.reference_run(content, style, 64, steps=2, base=base)
+    vgg19 = time_to_quality.reference_run(content, style, 64, steps=2)
     assert reference["loss"] != pytest.approx(vgg19["loss"], rel=1e-3)
-    fast = bench.fast_run(content, style, 64, reference["loss"], base.replace(steps=2), base=base)
+    fast = time_to_quality.fast_run(
+        content, style, 64, reference["loss"], base.replace(steps=2), base=base
+    )
     assert "backbone" not in fast["config"]  # the defaults of this run are vgg16's
-    assert bench.build_parser().parse_args(["--backbone", "vgg16"]).backbone == "vgg16"
+    assert cli.build_parser().parse_args(["--backbone", "vgg16"]).backbone == "vgg16"
 
 
 def test_fast_run_evaluates_the_image_of_every_step(images):
     content, style = images
-    config = bench._parse_config("precision=float32,steps=4,optimizer=adam")
-    fast = bench.fast_run(content, style, 64, target_loss=0.0, config=config, stride=1)
+    config = common.parse_config("precision=float32,steps=4,optimizer=adam")
+    fast = time_to_quality.fast_run(content, style, 64, target_loss=0.0, config=config, stride=1)
     assert [row[0] for row in fast["curve"]] == [1, 2, 3, 4]
     assert fast["seconds_to_quality"] is None
     # In float32 the evaluation objective is the run's own: the image after step k is the
@@ -139,7 +144,9 @@ def test_fast_run_evaluates_the_image_of_every_step(images):
     )
     # Sparse evaluation: images 1 and 4, then 2 and 3 before the first that reached the target.
     target = fast["curve"][3][2] * (1 + 1e-6)
-    sparse = bench.fast_run(content, style, 64, target_loss=target, config=config, stride=3)
+    sparse = time_to_quality.fast_run(
+        content, style, 64, target_loss=target, config=config, stride=3
+    )
     assert [row[0] for row in sparse["curve"]] == [1, 2, 3, 4]
     first = next(row[0] for row in fast["curve"] if row[2] <= target)
     assert sparse["seconds_to_quality"] == sparse["curve"][first - 1][1]
@@ -148,25 +155,25 @@ def test_fast_run_evaluates_the_image_of_every_step(images):
 def test_command_line_json_and_table(images, content_path, style_path, capsys):
     args = ["--content", str(content_path), "--style", str(style_path), "--size", "64"]
     args += ["--only", "preview,default", "--repeats", "1"]
-    assert bench.main([*args, "--json"]) == 0
+    assert cli.main([*args, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert _positive(report["first_preview_seconds"])
     assert _positive(report["default_run_seconds"])
     assert report["default_run"]["steps"] >= 1
     assert report["machine"]["cores"] >= 1
-    table = bench.format_table(report)
+    table = format_table(report)
     assert "| first preview, defaults |" in table
     assert f"| {report['default_run_seconds']:.2f} s | ≤ 60 s |" in table
-    assert bench.main(["--only", "nonsense"]) == 2
+    assert cli.main(["--only", "nonsense"]) == 2
 
 
 def test_memory_section_runs_fresh_processes_and_fits_a_line(content_path, style_path):
-    report = bench.memory_section(content_path, style_path, [64, 96])
+    report = memory.memory_section(content_path, style_path, [64, 96])
     runs = report["runs"]
     assert [run["size"] for run in runs] == [64, 96]
     assert all(_positive(run["peak_rss_bytes"]) for run in runs)
     assert set(report["largest"]) >= {"longest_side", "square_side", "bytes_per_pixel"}
-    assert "peak RSS" in bench.format_table({"machine": _machine(), "memory": report})
+    assert "peak RSS" in format_table({"machine": _machine(), "memory": report})
 
 
 def _machine():
@@ -184,16 +191,18 @@ def _machine():
 def test_reference_seconds_at_a_loss_interpolates_its_curve():
     reference = {"curve": [[1, 1.0, 10.0], [10, 10.0, 5.0], [20, 20.0, 3.0]]}
     reference.update(seconds=25.0, loss=2.5)
-    assert bench.reference_seconds_at(reference, 11.0) == 1.0  # already at the start
-    assert bench.reference_seconds_at(reference, 4.0) == pytest.approx(15.0)  # halfway 10..20
-    assert bench.reference_seconds_at(reference, 2.6) == 25.0  # only its final image
-    assert bench.reference_seconds_at(reference, 2.0) is None  # never
+    assert time_to_quality.reference_seconds_at(reference, 11.0) == 1.0  # already at the start
+    assert time_to_quality.reference_seconds_at(reference, 4.0) == pytest.approx(
+        15.0
+    )  # halfway 10..20
+    assert time_to_quality.reference_seconds_at(reference, 2.6) == 25.0  # only its final image
+    assert time_to_quality.reference_seconds_at(reference, 2.0) is None  # never
 
 
 def test_reference_pictures_are_written_after_the_run(images, tmp_path, monkeypatch):
     content, style = images
-    monkeypatch.setattr(bench, "PICTURE_EVERY", 2)
-    reference = bench.reference_run(content, style, 64, steps=5, pictures=tmp_path)
+    monkeypatch.setattr(time_to_quality, "PICTURE_EVERY", 2)
+    reference = time_to_quality.reference_run(content, style, 64, steps=5, pictures=tmp_path)
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "reference_2.png",
         "reference_4.png",

@@ -22,7 +22,7 @@ from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect, sync_playwright
 
-from nst.bench_queue import free_port
+from nst.benchmarks.queueing import free_port
 from nst.images import read_settings
 from tests.system import requires
 

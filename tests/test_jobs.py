@@ -24,7 +24,7 @@ from nst.jobs import (
     JobState,
     UnknownJobError,
     default_concurrency,
-    get_queue,
+    get_backend,
 )
 from nst.jobs.backend import decode_png
 from nst.records import CancelToken, Progress, Result
@@ -564,7 +564,7 @@ def test_get_queue_is_one_queue_for_all_threads(monkeypatch) -> None:
 
     def look() -> None:
         start.wait()
-        found.append(get_queue())
+        found.append(get_backend())
 
     threads = [threading.Thread(target=look) for _ in range(8)]
     for thread in threads:
@@ -574,23 +574,23 @@ def test_get_queue_is_one_queue_for_all_threads(monkeypatch) -> None:
     assert len(found) == 8
     assert all(queue is found[0] for queue in found)
     found[0].shutdown()
-    assert get_queue() is not found[0]  # a shut-down queue is replaced
-    get_queue().shutdown()
+    assert get_backend() is not found[0]  # a shut-down queue is replaced
+    get_backend().shutdown()
 
 
 def test_nst_queue_selects_the_backend(monkeypatch) -> None:
     from nst.jobs.redis import RedisQueue
 
     monkeypatch.setenv("NST_QUEUE", "redis://:secret@127.0.0.1:1/0")  # never connected to
-    remote = get_queue()
+    remote = get_backend()
     assert isinstance(remote, RedisQueue) and remote.remote
     monkeypatch.setenv("NST_QUEUE", "")
-    local = get_queue()
+    local = get_backend()
     assert isinstance(local, JobQueue) and not local.remote
     local.shutdown()
     monkeypatch.setenv("NST_QUEUE", "http://example.com")
     with pytest.raises(ValueError, match=r"NST_QUEUE must be empty .* or a Redis URL"):
-        get_queue()
+        get_backend()
 
 
 @pytest.mark.slow
@@ -632,7 +632,7 @@ def test_slots_are_pinned_to_gpus_only_when_there_are_several(monkeypatch, gpus,
 
 
 def test_each_running_job_is_pinned_to_its_slots_device(queues) -> None:
-    from nst.model import pinned_device
+    from nst.engine.model import pinned_device
 
     together = threading.Barrier(3)
     pins: dict[float, str | None] = {}
@@ -657,7 +657,7 @@ def test_each_running_job_is_pinned_to_its_slots_device(queues) -> None:
 
 
 def test_unpinned_queue_leaves_placement_to_tensorflow(queues) -> None:
-    from nst.model import pinned_device
+    from nst.engine.model import pinned_device
 
     pins: list[str | None] = []
     base = stepping_runner(steps=1)
@@ -681,20 +681,20 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-import nst.stylize
-from nst import model
+import nst.engine.lbfgs
+from nst.engine import model
 from nst.config import StyleConfig
-from nst.jobs.backend import JobRequest, run_image
+from nst.jobs.image import JobRequest, run_image
 from nst.jobs.local import JobQueue
 
-minimize = nst.stylize.scipy.optimize.minimize
+minimize = nst.engine.lbfgs.scipy.optimize.minimize
 seen = {}
 
 def recording_minimize(*args, **kwargs):  # runs in the engine's L-BFGS thread
     seen.setdefault("lbfgs", []).append(tf.constant(0.0).device)
     return minimize(*args, **kwargs)
 
-nst.stylize.scipy.optimize.minimize = recording_minimize
+nst.engine.lbfgs.scipy.optimize.minimize = recording_minimize
 together = threading.Barrier(2)
 
 def runner(request, token):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nst.losses import (
+from nst.engine.losses import (
     LossWeights,
     StyleTarget,
     content_loss,

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from keras.src.legacy.saving import legacy_h5_format
 
-from nst import model
+from nst.engine import model
 
 
 def test_weights_mode(monkeypatch):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst import bench, quality
+from nst import quality
+from nst.benchmarks import panel
 
 
 def _scene(height: int = 96, width: int = 128) -> np.ndarray:
@@ -83,8 +84,8 @@ def test_panel_runs_every_pair_and_writes_sheet_and_figures(tmp_path, content_pa
     for name in ("first", "second"):
         shutil.copy(style_path, paintings / f"{name}{style_path.suffix}")
     (paintings / "notes.txt").write_text("not an image")
-    base = bench.StyleConfig(steps=2, precision="float32")
-    summary = bench.panel_section(photos, paintings, 64, tmp_path / "out" / "panel", base)
+    base = panel.StyleConfig(steps=2, precision="float32")
+    summary = panel.panel_section(photos, paintings, 64, tmp_path / "out" / "panel", base)
     assert [(row["content"], row["style"]) for row in summary["pairs"]] == [
         (f"photo{content_path.suffix}", f"first{style_path.suffix}"),
         (f"photo{content_path.suffix}", f"second{style_path.suffix}"),
@@ -96,10 +97,10 @@ def test_panel_runs_every_pair_and_writes_sheet_and_figures(tmp_path, content_pa
     assert Image.open(tmp_path / "out" / "panel.png").height == 8 + 2 * 328
     assert json.loads((tmp_path / "out" / "panel.json").read_text())["size"] == 64
     # --fast settings reach the panel: the runs use them, the objective stays the defaults'.
-    other = bench.panel_section(
+    other = panel.panel_section(
         photos, paintings, 64, tmp_path / "other", base, base.replace(steps=3)
     )
     assert [row["steps"] for row in other["pairs"]] == [3, 3]
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images"):
-        bench.panel_section(tmp_path / "empty", paintings, 64, tmp_path / "again", base)
+        panel.panel_section(tmp_path / "empty", paintings, 64, tmp_path / "again", base)

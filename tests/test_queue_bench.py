@@ -1,4 +1,4 @@
-"""``nst.bench_queue``: the throughput measure and its table rows (fast fake runners)."""
+"""``nst.benchmarks.queueing``: the throughput measure and its table rows (fast fake runners)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nst.bench_queue import format_rows, throughput
+from nst.benchmarks.queueing import format_rows, throughput
 from nst.config import StyleConfig
 from nst.jobs import JobQueue, JobRequest
 from nst.records import CancelToken, Progress, Result

@@ -217,7 +217,7 @@ def test_a_job_whose_worker_dies_before_claiming_it_is_reported(cluster: Cluster
     from rq import Queue
     from rq.serializers import JSONSerializer
 
-    from nst.worker import JobRun
+    from nst.jobs.worker import JobRun
 
     # A queue no worker listens on; this test plays the worker, with RQ's own dequeue.
     queue = cluster.queue(queue_name="nst-orphans", worker_ttl=1.0)
@@ -244,7 +244,7 @@ def test_a_job_taken_and_claimed_in_time_is_not_reported_lost(cluster: Cluster) 
     from rq import Queue
     from rq.serializers import JSONSerializer
 
-    from nst.worker import JobRun
+    from nst.jobs.worker import JobRun
 
     queue = cluster.queue(queue_name="nst-orphans", worker_ttl=1.0)
     job_id = queue.submit(request(1), owner="me")
@@ -362,7 +362,7 @@ def test_the_web_tier_does_not_load_tensorflow_on_redis() -> None:
 
 
 def test_a_hung_job_is_ended_with_rqs_stop_command(cluster: Cluster) -> None:
-    from nst.worker import EXIT_JOB_STOPPED, STOPPED_BY_OPERATOR
+    from nst.jobs.worker import EXIT_JOB_STOPPED, STOPPED_BY_OPERATOR
 
     queue = cluster.queue()
     job_id, pid = running_with_a_preview(queue, request(2, steps=1000))
@@ -411,7 +411,7 @@ def test_a_killed_worker_is_reported_and_its_last_preview_kept(
     assert result.steps_done >= 1
 
     # The page's settling step puts that picture in the gallery with the sentence.
-    monkeypatch.setattr(studio.runs, "get_queue", lambda: queue)
+    monkeypatch.setattr(studio.runs, "get_backend", lambda: queue)
     info = RunInfo(StyleConfig(size=64), content_image(1), "photo", "k", ("s",), owner="me")
     outcome = studio.runs.settle_job(job_id, info)
     assert outcome.record is not None

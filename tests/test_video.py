@@ -336,7 +336,7 @@ def test_cli_rejects_an_unknown_output_type(tmp_path: Path, style_file: Path) ->
 
 
 def test_video_benchmark_compares_both_methods(tmp_path: Path, style: np.ndarray) -> None:
-    from nst.bench_video import format_rows, video_section
+    from nst.benchmarks.video import format_rows, video_section
 
     strip = tmp_path / "strip.png"
     report = video_section(

@@ -11,7 +11,7 @@ import pytest
 
 from nst.config import StyleConfig, VideoConfig
 from nst.jobs import JobQueue, JobState, job_kind
-from nst.video_jobs import VideoJobRequest, VideoResult
+from nst.jobs.video import VideoJobRequest, VideoResult
 from tests.video_cases import audio_stream_seconds, make_clip
 
 CONFIG = StyleConfig(size=64, optimizer="adam", preview_every=1000)

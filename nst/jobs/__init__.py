@@ -1,13 +1,14 @@
 """Style-transfer jobs behind one interface, run in this process or on RQ workers.
 
-``get_queue()`` returns the process-wide backend chosen by ``NST_QUEUE``:
+``get_backend()`` returns the process-wide backend chosen by ``NST_QUEUE``:
 
 - unset or empty: ``nst.jobs.local.JobQueue``, threads of this process (the default: one
   command starts everything);
 - ``redis://[:password@]host:port/db`` (or ``rediss://`` for TLS):
   ``nst.jobs.redis.RedisQueue``, jobs run by ``python -m nst.worker`` processes.
 
-The interface and its records are in ``nst.jobs.backend``; nothing here imports TensorFlow.
+The interface and its records are in ``nst.jobs.backend``, one module per job kind (``image``,
+``video``), the RQ worker in ``nst.jobs.worker``; nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from nst.jobs.backend import (
     JobBackend,
     JobKind,
     JobProgress,
-    JobRequest,
     JobState,
     JobStatus,
     QueueUnavailableError,
@@ -29,8 +29,8 @@ from nst.jobs.backend import (
     UnknownJobError,
     job_kind,
     register_kind,
-    run_image,
 )
+from nst.jobs.image import JobRequest
 from nst.jobs.local import JobQueue, default_concurrency
 
 __all__ = [
@@ -46,15 +46,13 @@ __all__ = [
     "Runner",
     "UnknownJobError",
     "default_concurrency",
-    "get_queue",
+    "get_backend",
     "job_kind",
     "queue_url",
     "register_kind",
-    "run_engine",
 ]
 
 QUEUE_ENV = "NST_QUEUE"
-run_engine = run_image  # the image runner, under its earlier name
 
 _queue: Any = None
 _queue_url: str | None = None
@@ -72,7 +70,7 @@ def queue_url() -> str:
     return url
 
 
-def get_queue() -> JobBackend:
+def get_backend() -> JobBackend:
     """The process-wide backend shared by every browser session (created on first use).
 
     Creating it never connects: a Redis that is down shows up as ``QueueUnavailableError`` on

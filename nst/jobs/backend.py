@@ -14,12 +14,12 @@ other owner gets ``UnknownJobError``, exactly as for an id that never existed.
 
 Nothing here imports TensorFlow, so the web tier of a Redis deployment never builds a model.
 
-Job kinds. A request carries ``kind`` (``JobRequest.kind == "image"``, ``"video"`` for
-``nst.video_jobs``). ``register_kind`` names, per kind, the runner that computes it (a dotted
+Job kinds. A request carries ``kind`` (``"image"`` for ``nst.jobs.image``, ``"video"`` for
+``nst.jobs.video``). ``register_kind`` names, per kind, the runner that computes it (a dotted
 path, imported lazily where the job runs: a worker thread or an RQ worker) and the codecs that
 turn the request and the result into JSON-safe metadata plus encoded blobs for Redis. A kind
-registered by another module is listed in ``KIND_MODULES``, which a worker imports on its first
-job of that kind. A runner yields progress records (any object with ``step``, ``total``,
+registered in its own module is listed in ``KIND_MODULES``, which is imported on the first job
+of that kind. A runner yields progress records (any object with ``step``, ``total``,
 ``loss``, ``parts``, ``elapsed`` and ``preview``: a float RGB array or None; a video runner
 adds ``frame``/``frames``, 1-based, which ``JobProgress`` carries to the page) and finally one
 result; it checks its ``CancelToken`` every step.
@@ -27,39 +27,45 @@ result; it checks its ``CancelToken`` every step.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import json
+import logging
 import math
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
 
 from nst.config import StyleConfig
 from nst.images import load_image, to_uint8
-from nst.records import CancelToken, Result, seconds_left
+from nst.records import CancelToken, Result, history_row, seconds_left
 
 __all__ = [
+    "PAGE_POLL_SECONDS",
     "JobBackend",
     "JobKind",
     "JobProgress",
-    "JobRequest",
     "JobState",
     "JobStatus",
     "QueueUnavailableError",
     "Runner",
     "UnknownJobError",
     "decode_png",
+    "decode_result",
     "encode_png",
+    "encode_result",
     "final_state",
-    "history_entry",
+    "follow_run",
     "job_kind",
     "plain_error",
     "register_kind",
+    "style_for_run",
 ]
 
 # A runner turns a request into the engine's stream: progress records, then one Result.
@@ -91,50 +97,11 @@ class QueueUnavailableError(RuntimeError):
     """The job queue cannot be reached (e.g. Redis is down); the message is one sentence."""
 
 
+# How often a page asks its backend for news while a run is going (``studio.runs``; the queue
+# benchmark times its preview latency at the same cadence).
+PAGE_POLL_SECONDS = 0.5
+
 UNKNOWN_JOB = "This job is not known: it was removed after finishing, or the server restarted."
-
-
-@dataclass(frozen=True, eq=False)
-class JobRequest:
-    """Everything one image run needs: RGB float32 images in [0, 1] and the settings.
-
-    ``styles`` are resized on creation to what the run uses (longest side
-    ``size * style_scale``, as the engine does), so a queued job never holds an upload at full
-    size. Arrays are not copied otherwise; callers must not modify them while the job waits.
-    """
-
-    kind: ClassVar[str] = "image"
-
-    content: np.ndarray
-    styles: tuple[np.ndarray, ...]
-    config: StyleConfig
-    mask: np.ndarray | None = None
-    init_image: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.config, StyleConfig):
-            raise TypeError("config must be a StyleConfig.")
-        if isinstance(self.styles, np.ndarray):
-            styles: tuple[np.ndarray, ...] = (self.styles,)
-        else:
-            styles = tuple(self.styles)
-        if not styles:
-            raise ValueError("A job needs at least one style image.")
-        object.__setattr__(self, "styles", tuple(_style_for_run(s, self.config) for s in styles))
-
-
-def _style_for_run(style: np.ndarray, config: StyleConfig) -> np.ndarray:
-    """Shrink a style image to the largest size the engine will use (never enlarge it).
-
-    The rule is ``nst.stylize._style_at_scale``'s (longest side ``size * style_scale``, at
-    least 2 * MIN_SIDE, at most 4096), computed here without importing TensorFlow.
-    """
-    from nst.images import MIN_SIDE, resize_to, working_shape
-
-    side = int(np.clip(round(config.size * config.style_scale), MIN_SIDE * 2, 4096))
-    if max(style.shape[:2]) <= side:
-        return style
-    return resize_to(style, *working_shape(*style.shape[:2], side))
 
 
 @dataclass(frozen=True)
@@ -267,8 +234,8 @@ class JobKind:
 
 
 _KINDS: dict[str, JobKind] = {}
-# Kinds registered by importing a module: a worker imports it on its first job of that kind.
-KIND_MODULES = {"video": "nst.video_jobs"}
+# Each kind registers itself when its module is imported: the first job of a kind imports it.
+KIND_MODULES = {"image": "nst.jobs.image", "video": "nst.jobs.video"}
 
 
 def register_kind(kind: JobKind) -> None:
@@ -321,21 +288,6 @@ def _float(value: Any) -> float:
     return float(value)
 
 
-def history_entry(progress: Any) -> dict[str, Any]:
-    """One loss-chart row from a progress record."""
-    entry: dict[str, Any] = {
-        "step": getattr(progress, "step", None),
-        "loss": getattr(progress, "loss", None),
-        "elapsed": getattr(progress, "elapsed", None),
-    }
-    frame = getattr(progress, "frame", None)
-    if frame is not None:
-        entry["frame"] = frame
-    parts = getattr(progress, "parts", None) or {}
-    entry.update({str(name): value for name, value in dict(parts).items()})
-    return entry
-
-
 def final_state(result: Result | None, cancelled: bool) -> tuple[JobState, str | None]:
     """How a run's stream ended, as the job's final state and its error sentence (or None).
 
@@ -345,6 +297,49 @@ def final_state(result: Result | None, cancelled: bool) -> tuple[JobState, str |
     if result.error:
         return JobState.FAILED, str(result.error)
     return (JobState.CANCELLED if cancelled else JobState.DONE), None
+
+
+def follow_run(
+    start: Callable[[], Iterable[Any]],
+    cancel: CancelToken,
+    record: Callable[[JobProgress, dict[str, Any] | None, Any], None],
+    *,
+    job_id: str,
+    log: logging.Logger,
+    pin: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> tuple[JobState, str | None, Result | None]:
+    """Drive one job's run to its end, for either backend.
+
+    ``start()`` begins the run (loads the kind's runner, decodes the request) and returns its
+    stream; every progress record goes to ``record(progress, history row, preview)``, the row
+    None for the sketch (step 0 is not a step of the run), the preview None when the record
+    has none. Returns the final state, the error sentence for the user (the traceback goes to
+    ``log``) and the ``Result``, None if the run broke before it. The stream is always closed.
+    """
+    result: Result | None = None
+    stream: Any = None
+    try:
+        with pin():
+            stream = iter(start())
+            for item in stream:
+                if isinstance(item, Result):
+                    result = item
+                    break
+                progress = JobProgress.from_record(item)
+                row = history_row(item) if item.step >= 1 else None
+                record(progress, row, getattr(item, "preview", None))
+        state, error = final_state(result, cancel.cancelled)
+    except Exception as exc:
+        log.exception("Job %s failed.", job_id)
+        state, error = JobState.FAILED, plain_error(exc)
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                log.exception("Closing the run of job %s failed.", job_id)
+    return state, error, result
 
 
 def plain_error(exc: BaseException) -> str:
@@ -363,32 +358,8 @@ def plain_error(exc: BaseException) -> str:
     return f"The run failed: {detail}"
 
 
-# ----- the image kind -----
-
-
-def _encode_image_request(request: JobRequest) -> tuple[dict[str, Any], Blobs]:
-    blobs: Blobs = {"content": encode_png(request.content)}
-    for index, style in enumerate(request.styles):
-        blobs[f"style{index}"] = encode_png(style)
-    if request.mask is not None:
-        blobs["mask"] = encode_png(request.mask)
-    if request.init_image is not None:
-        blobs["init"] = encode_png(request.init_image)
-    return {"config": request.config.to_dict(), "styles": len(request.styles)}, blobs
-
-
-def _decode_image_request(meta: dict[str, Any], blobs: Blobs) -> JobRequest:
-    count = int(meta["styles"])
-    return JobRequest(
-        content=decode_png(blobs["content"]),
-        styles=tuple(decode_png(blobs[f"style{index}"]) for index in range(count)),
-        config=StyleConfig.from_dict(dict(meta["config"])),
-        mask=decode_png(blobs["mask"]) if "mask" in blobs else None,
-        init_image=decode_png(blobs["init"]) if "init" in blobs else None,
-    )
-
-
-def _encode_result(result: Result) -> tuple[dict[str, Any], Blobs]:
+def encode_result(result: Result) -> tuple[dict[str, Any], Blobs]:
+    """A ``Result`` as JSON-safe metadata and its image as PNG (every kind's result starts so)."""
     meta = {
         "history": json.loads(json.dumps(result.history, default=float)),
         "timings": {k: float(v) for k, v in result.timings.items()},
@@ -403,7 +374,8 @@ def _encode_result(result: Result) -> tuple[dict[str, Any], Blobs]:
     return meta, {"image": encode_png(result.image)}
 
 
-def _decode_result(meta: dict[str, Any], blobs: Blobs) -> Result:
+def decode_result(meta: dict[str, Any], blobs: Blobs) -> Result:
+    """The ``Result`` that ``encode_result`` wrote."""
     return Result(
         image=decode_png(blobs["image"]),
         history=list(meta["history"]),
@@ -418,29 +390,15 @@ def _decode_result(meta: dict[str, Any], blobs: Blobs) -> Result:
     )
 
 
-def run_image(request: JobRequest, cancel: CancelToken) -> Iterable[Any]:
-    """The image runner: ``nst.stylize.stylize`` on the request (imports TensorFlow)."""
-    from nst.stylize import stylize
+def style_for_run(style: np.ndarray, config: StyleConfig) -> np.ndarray:
+    """Shrink a style image to the largest size the engine will use (never enlarge it), so a
+    queued job never holds an upload at full size.
 
-    return stylize(
-        request.content,
-        list(request.styles),
-        request.config,
-        mask=request.mask,
-        init_image=request.init_image,
-        cancel=cancel,
-        sketch=True,  # every view of an image job shows previews
-    )
+    The engine's rule, ``nst.images.style_side``; nothing here imports TensorFlow.
+    """
+    from nst.images import resize_to, style_side, working_shape
 
-
-register_kind(
-    JobKind(
-        name="image",
-        request_type=JobRequest,
-        runner="nst.jobs.backend:run_image",
-        encode_request=_encode_image_request,
-        decode_request=_decode_image_request,
-        encode_result=_encode_result,
-        decode_result=_decode_result,
-    )
-)
+    side = style_side(config.size, config.style_scale)
+    if max(style.shape[:2]) <= side:
+        return style
+    return resize_to(style, *working_shape(*style.shape[:2], side))

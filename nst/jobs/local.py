@@ -43,10 +43,8 @@ from nst.jobs.backend import (
     Runner,
     UnknownJobError,
     encode_png,
-    final_state,
-    history_entry,
+    follow_run,
     kind_of,
-    plain_error,
 )
 from nst.records import CancelToken, Result
 
@@ -345,48 +343,36 @@ class JobQueue:
                         return
             self._run(job)
 
-    def _follow(self, job: _Job, stream: Any) -> Result | None:
-        """Record what a run yields until its Result (the stream's last item)."""
-        for item in stream:
-            with self._cond:
-                if isinstance(item, Result):
-                    return item
-                job.progress = JobProgress.from_record(item)
-                if item.step >= 1:  # the sketch (step 0) is not a step of the run
-                    job.history.append(history_entry(item))
-                if getattr(item, "preview", None) is not None:
-                    job.preview, job.preview_png = item.preview, None
-                    job.preview_step = job.progress.step
-                self._reap_locked()
-        return None
-
     def _run(self, job: _Job) -> None:
         """Drive one job's runner to its end, recording what it yields."""
-        state = JobState.FAILED
-        error: str | None = None
-        result: Result | None = None
-        stream: Any = None
-        try:
-            runner = self._runner or kind_of(job.request).load_runner()
-            pin = contextlib.nullcontext()
-            if self.devices and job.slot is not None:
-                from nst.model import on_device  # TensorFlow: only where there are devices
 
-                pin = on_device(self.devices[job.slot % len(self.devices)])
-            with pin:
-                stream = iter(runner(job.request, job.token))
-                result = self._follow(job, stream)
-            state, error = final_state(result, job.token.cancelled)
-        except Exception as exc:
-            logger.exception("Job %s failed.", job.job_id)
-            error = plain_error(exc)
+        def start() -> Any:
+            runner = self._runner or kind_of(job.request).load_runner()
+            return runner(job.request, job.token)
+
+        def pin() -> Any:
+            if not (self.devices and job.slot is not None):
+                return contextlib.nullcontext()
+            from nst.engine.model import on_device  # TensorFlow: only where there are devices
+
+            return on_device(self.devices[job.slot % len(self.devices)])
+
+        def record(progress: JobProgress, row: dict[str, Any] | None, preview: Any) -> None:
+            with self._cond:
+                job.progress = progress
+                if row is not None:
+                    job.history.append(row)
+                if preview is not None:
+                    job.preview, job.preview_png = preview, None
+                    job.preview_step = progress.step
+                self._reap_locked()
+
+        state, error, result = JobState.FAILED, None, None  # if the thread itself is stopped
+        try:
+            state, error, result = follow_run(
+                start, job.token, record, job_id=job.job_id, log=logger, pin=pin
+            )
         finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    logger.exception("Closing the run of job %s failed.", job.job_id)
             with self._cond:
                 if result is not None:
                     job.result = result

@@ -186,7 +186,7 @@ class RedisQueue:
                 pipe.expire(key(job_id, part), JOB_TTL)
             pipe.execute()
             self.rq_queue.enqueue_call(
-                "nst.worker.run_job",
+                "nst.jobs.worker.run_job",
                 args=(job_id,),
                 job_id=job_id,
                 timeout=JOB_TIMEOUT,

@@ -1,4 +1,5 @@
-"""The video benchmark (``python -m nst.bench --only video``, or ``python -m nst.bench_video``).
+"""The video benchmark: ``python -m nst.bench --only video``, or on its own
+``python -m nst.benchmarks.video``.
 
 On the project's synthetic clip (``nst.synthetic``) at a small size, it stylizes every frame on
 its own (frame by frame, the baseline) and with the temporal method (``nst.video``), and gives:
@@ -60,7 +61,7 @@ def _losses(
     """Mean content, style and TV terms of the outputs on the still-image objective."""
     import tensorflow as tf
 
-    from nst.stylize import prepare
+    from nst.engine import prepare
 
     totals: dict[str, list[float]] = {"content": [], "style": [], "tv": []}
     for image, frame in zip(images, frames):
@@ -187,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nst.images import load_image
 
     parser = argparse.ArgumentParser(
-        prog="python -m nst.bench_video", description=__doc__.split("\n")[0]
+        prog="python -m nst.benchmarks.video", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--style", required=True, help="style image")
     parser.add_argument("--size", type=int, default=VIDEO_SIZE)

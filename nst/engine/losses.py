@@ -34,7 +34,7 @@ def gram_matrix(features: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor
     bfloat16 result); the result is always returned as float32.
     """
     # A batched matmul over flattened positions rather than tf.einsum: the same numbers, but
-    # on a CPU its gradient runs about twice as fast as einsum's (measured by nst.bench).
+    # on a CPU its gradient runs faster than einsum's (docs/benchmarks.md).
     shape = tf.shape(features)
     flat = tf.reshape(features, [shape[0], shape[1] * shape[2], shape[3]])
     if mask is None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from nst.config import StyleConfig
+from nst.config import Adjustments, ServerLimits, StyleConfig
 from nst.images import resize_longest, to_jpeg_bytes, to_png_bytes, to_uint8
 
 DISPLAY_SIDE = 1024  # longest side of images sent to the browser for viewing (downloads are full)
@@ -49,7 +49,7 @@ class StudioResult:
     result_id: int
     image: np.ndarray  # uint8 RGB at the output size, before adjustments
     content: np.ndarray  # uint8 RGB, the photo resized to the image's shape
-    config: StyleConfig  # the settings of the run (adjustment fields at their defaults)
+    config: StyleConfig  # the settings of the run
     content_name: str
     content_key: str
     style_names: tuple[str, ...]
@@ -63,7 +63,7 @@ class StudioResult:
     # stopped); None when it did them all.
     note: str | None = None
     continued_from: int | None = None
-    adjustments: dict[str, float] = field(default_factory=dict)
+    adjustments: dict[str, float] = field(default_factory=dict)  # ``Adjustments`` fields
     # (image, content) fitted within a side, made once per side (see ``fitted``).
     _fitted: dict[int, tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -131,14 +131,19 @@ class StudioResult:
         return f"Finished {self.steps_done} steps in {took}."
 
     def settings(self) -> dict[str, Any]:
-        """The settings embedded in downloads: the run's config with the adjustments applied."""
-        values = self.export_config().to_dict()
+        """The settings embedded in downloads: the run's config, the adjustments and limits."""
+        values = {
+            **self.config.to_dict(),
+            **self.adjustment_record().to_dict(),
+            **ServerLimits().to_dict(),
+        }
         values["steps_done"] = self.steps_done
         values["stopped"] = self.stopped
         return values
 
-    def export_config(self) -> StyleConfig:
-        return self.config.replace(**self.adjustments) if self.adjustments else self.config
+    def adjustment_record(self) -> Adjustments:
+        """The current adjustments as a validated record (defaults for those not moved)."""
+        return Adjustments(**self.adjustments)
 
     def final_image(self) -> np.ndarray:
         """The image with the current adjustments, float32 RGB in [0, 1]."""
@@ -152,16 +157,12 @@ class StudioResult:
 
 
 def adjusted(image: np.ndarray, content: np.ndarray, adjustments: dict[str, float]) -> np.ndarray:
-    """``nst.color.adjust`` on uint8 arrays, float32 out; the identity without adjustments.
-
-    The keys are the config's "adjust" fields, which are ``adjust``'s keyword arguments.
-    """
-    from nst.color import adjust
-
+    """``Adjustments(**adjustments)`` applied to uint8 arrays, float32 out; the identity without
+    adjustments."""
     picture = to_float(image)
     if not adjustments:
         return picture
-    return adjust(picture, content=to_float(content), **adjustments)
+    return Adjustments(**adjustments).apply(picture, to_float(content))
 
 
 def history_bytes(history: list[dict[str, float]]) -> int:

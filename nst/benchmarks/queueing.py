@@ -30,16 +30,15 @@ import numpy as np
 
 from nst.config import StyleConfig
 from nst.jobs import JobQueue, JobRequest, JobState
-from nst.jobs.backend import JobBackend
+from nst.jobs.backend import PAGE_POLL_SECONDS, JobBackend
 
 QUEUE_SIZE = 96
 QUEUE_STEPS = 10
 QUEUE_JOBS = 8
 # The latency run is long enough for a dozen or more previews (one a second at most).
 LATENCY_STEPS = 150
-PAGE_POLL_SECONDS = 0.5  # studio.runs.POLL_SECONDS (not imported: it pulls in Streamlit)
 FAST_POLL_SECONDS = 0.02
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -23,6 +23,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nst.config import StyleConfig
+
 WEIGHT_FILES = {
     "vgg19": "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
     "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
@@ -114,13 +116,12 @@ def cpu_has_bf16() -> bool:
 def resolve_precision(precision: str) -> str:
     """'float32' or 'bfloat16' for a config's precision ('auto' picks what is fast here).
 
-    ``auto`` picks mixed bfloat16 where it is native: a CPU with AVX512_BF16 or AMX (a step
-    about 1.8x faster than float32 with oneDNN; emulated bfloat16 on an AVX2-only CPU is about
-    10x slower) or a GPU of compute capability 8.0 or more. float16 is never chosen (7x slower
-    on CPUs). The same holds for both optimizers: on trained VGG16 features L-BFGS in bfloat16
-    follows the float32 loss curve iteration for iteration (0.952 against 0.953 after 150
-    iterations at 512 px) at 1.65x the speed. Where bfloat16's rounding does stop its line
-    search, the engine continues in float32 (``nst.stylize``).
+    ``auto`` picks mixed bfloat16 where it is native: a CPU with AVX512_BF16 or AMX (faster
+    than float32 with oneDNN, while emulated bfloat16 on an AVX2-only CPU is much slower) or a
+    GPU of compute capability 8.0 or more. float16 is never chosen (much slower on CPUs). The
+    same holds for both optimizers: on trained features L-BFGS in bfloat16 follows the float32
+    loss curve iteration for iteration, faster (docs/benchmarks.md). Where bfloat16's rounding
+    does stop its line search, the engine continues in float32 (``nst.engine.run``).
     """
     if precision != "auto":
         return precision
@@ -131,6 +132,12 @@ def resolve_precision(precision: str) -> str:
 def default_layers(backbone: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(content layers, style layers) used when the config leaves them empty."""
     return DEFAULT_LAYERS[backbone]
+
+
+def chosen_layers(config: StyleConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(content layers, style layers) of a run: the config's, or the backbone's defaults."""
+    default_content, default_style = default_layers(config.backbone)
+    return config.content_layers or default_content, config.style_layers or default_style
 
 
 Value = TypeVar("Value")
@@ -388,6 +395,17 @@ def _build_extractor(
         preprocess=_APPLICATIONS[backbone][1],
         layers=layers,
         precision=precision,
+    )
+
+
+def extractor_for(config: StyleConfig) -> Extractor:
+    """The extractor a run of ``config`` uses (built once per process, then shared)."""
+    content_layers, style_layers = chosen_layers(config)
+    return get_extractor(
+        config.backbone,
+        config.pooling,
+        tuple(dict.fromkeys(content_layers + style_layers)),
+        resolve_precision(config.precision),
     )
 
 

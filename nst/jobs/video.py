@@ -14,20 +14,21 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from nst.config import StyleConfig, VideoConfig
+from nst.config import Adjustments, ServerLimits, StyleConfig, VideoConfig
 from nst.jobs.backend import (
     Blobs,
     JobKind,
-    _encode_result,
-    _style_for_run,
     decode_png,
+    decode_result,
     encode_png,
+    encode_result,
     register_kind,
+    style_for_run,
 )
 from nst.records import CancelToken, Result
 from nst.videoio import (
@@ -43,7 +44,8 @@ from nst.videoio import (
 
 @dataclass(frozen=True, eq=False)
 class VideoJobRequest:
-    """A clip (its file's bytes), the style images (float32 RGB) and both configs."""
+    """A clip (its file's bytes), the style images (float32 RGB), both configs and the colour
+    adjustments applied to every finished frame."""
 
     kind: ClassVar[str] = "video"
 
@@ -51,6 +53,7 @@ class VideoJobRequest:
     styles: tuple[np.ndarray, ...]
     config: StyleConfig
     video: VideoConfig
+    adjustments: Adjustments = field(default_factory=Adjustments)
 
     def __post_init__(self) -> None:
         if not isinstance(self.config, StyleConfig) or not isinstance(self.video, VideoConfig):
@@ -59,7 +62,7 @@ class VideoJobRequest:
         if not styles:
             raise ValueError("A job needs at least one style image.")
         # Shrunk to what the run uses, as image jobs do: a queued job holds no full-size upload.
-        object.__setattr__(self, "styles", tuple(_style_for_run(s, self.config) for s in styles))
+        object.__setattr__(self, "styles", tuple(style_for_run(s, self.config) for s in styles))
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,7 +113,7 @@ def plan(clip: bytes, config: StyleConfig, video: VideoConfig) -> VideoPlan:
     """Check a clip and the run's size; raise ``VideoError``/``ValueError`` with one sentence."""
     from nst.video import check_size
 
-    info = probe(clip, max_pixels=config.max_pixels)
+    info = probe(clip, max_pixels=ServerLimits().max_pixels)
     shape = frame_shape(info, config.size)
     frames = info.frames if not video.max_frames else min(video.max_frames, info.frames)
     check_size(frames, shape, video)
@@ -131,7 +134,7 @@ def steps_done(frame: int, step: int, video: VideoConfig) -> int:
 
 def run_video_job(request: VideoJobRequest, cancel: CancelToken) -> Iterator[Any]:
     """The "video" runner: progress records per step, then one ``VideoResult``."""
-    from nst.video import FrameDone, FrameStep, VideoOutcome, adjusted, stylize_video
+    from nst.video import FrameDone, FrameStep, VideoOutcome, stylize_video
 
     started = time.perf_counter()
     config, video = request.config, request.video
@@ -163,11 +166,11 @@ def run_video_job(request: VideoJobRequest, cancel: CancelToken) -> Iterator[Any
                     progress.loss,
                     progress.parts,
                     time.perf_counter() - started,
-                    event.frame + 1,
+                    event.index + 1,
                     run.frames,
                 )
             elif isinstance(event, FrameDone):
-                image = adjusted(event, config)
+                image = request.adjustments.apply(event.image, event.content)
                 finished.append(image)
                 history.append({"frame": event.index + 1, "seconds": event.seconds, **event.parts})
                 yield FrameProgress(
@@ -245,6 +248,7 @@ def _encode_request(request: VideoJobRequest) -> tuple[dict[str, Any], Blobs]:
     meta = {
         "config": request.config.to_dict(),
         "video": request.video.to_dict(),
+        "adjustments": request.adjustments.to_dict(),
         "styles": len(request.styles),
     }
     return meta, blobs
@@ -256,11 +260,12 @@ def _decode_request(meta: dict[str, Any], blobs: Blobs) -> VideoJobRequest:
         styles=tuple(decode_png(blobs[f"style{index}"]) for index in range(int(meta["styles"]))),
         config=StyleConfig.from_dict(dict(meta["config"])),
         video=VideoConfig(**dict(meta["video"])),
+        adjustments=Adjustments(**dict(meta.get("adjustments") or {})),
     )
 
 
 def _encode_video_result(result: Result) -> tuple[dict[str, Any], Blobs]:
-    meta, blobs = _encode_result(result)
+    meta, blobs = encode_result(result)
     if isinstance(result, VideoResult):
         meta["video"] = {
             "frames": result.frames,
@@ -276,9 +281,7 @@ def _encode_video_result(result: Result) -> tuple[dict[str, Any], Blobs]:
 
 
 def _decode_video_result(meta: dict[str, Any], blobs: Blobs) -> VideoResult:
-    from nst.jobs.backend import _decode_result
-
-    base = _decode_result(meta, blobs)
+    base = decode_result(meta, blobs)
     extra = dict(meta.get("video") or {})
     return VideoResult(
         **base.__dict__,
@@ -296,7 +299,7 @@ register_kind(
     JobKind(
         name="video",
         request_type=VideoJobRequest,
-        runner="nst.video_jobs:run_video_job",
+        runner="nst.jobs.video:run_video_job",
         encode_request=_encode_request,
         decode_request=_decode_request,
         encode_result=_encode_video_result,

@@ -16,15 +16,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nst.cli import (
+from nst.cli.common import (
     USAGE_ERROR,
+    Parser,
+    Settings,
     UsageError,
-    _add_config_flags,
-    _config_from,
-    _load,
-    _Parser,
+    add_config_flags,
+    add_settings_flags,
+    config_from,
+    load_input,
+    output_path,
+    settings_from,
 )
-from nst.config import VideoConfig, field_specs, video_field_specs
+from nst.config import VideoConfig, video_field_specs
 from nst.videoio import VideoError, encode_animation, encode_mp4, frame_shape, probe, read_frames
 
 OUTPUT_SUFFIXES = (".mp4", ".webp", ".gif")
@@ -33,7 +37,7 @@ NOT_FOR_VIDEO = frozenset({"steps"})
 
 
 def build_video_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="python -m nst video",
         description="Stylize a video clip without flicker: each frame starts from the previous "
         "result warped by the optical flow, and a temporal loss keeps it steady (Ruder et al. "
@@ -49,38 +53,22 @@ def build_video_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_config_flags(parser, video_field_specs(), "video settings")
-    _add_config_flags(parser, [spec for spec in field_specs() if spec.name not in NOT_FOR_VIDEO])
+    add_config_flags(parser, video_field_specs(), "video settings")
+    add_settings_flags(parser, leave_out=NOT_FOR_VIDEO)
     parser.set_defaults(**dict.fromkeys(NOT_FOR_VIDEO))
     return parser
 
 
-def _video_config_from(args: argparse.Namespace) -> VideoConfig:
-    values = {spec.name: getattr(args, spec.name) for spec in video_field_specs()}
-    try:
-        return VideoConfig(**{name: value for name, value in values.items() if value is not None})
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-
-
-def _output_path(value: str) -> Path:
-    path = Path(value)
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise UsageError(f"output: '{value}' must end in .mp4, .webp or .gif.")
-    if path.is_dir():
-        raise UsageError(f"output: '{value}' is a folder; give a file name ending in .mp4.")
-    return path
-
-
-def run_video(argv: Sequence[str]) -> int:
+def run_video_command(argv: Sequence[str]) -> int:
     args = build_video_parser().parse_args(argv)
-    config = _config_from(args)
-    video = _video_config_from(args)
-    output = _output_path(args.output)
+    settings = settings_from(args)
+    config = settings.config
+    video = config_from(args, VideoConfig)
+    output = output_path(args.output, OUTPUT_SUFFIXES, ".mp4, .webp or .gif")
     # Fail fast, before TensorFlow is imported.
-    styles = [_load(path, config, "style") for path in args.styles]
+    styles = [load_input(path, settings.limits, "style") for path in args.styles]
     try:
-        info = probe(args.clip, max_pixels=config.max_pixels)
+        info = probe(args.clip, max_pixels=settings.limits.max_pixels)
     except VideoError as error:
         raise UsageError(f"clip '{args.clip}': {error}") from None
     from nst.video import check_size
@@ -93,7 +81,7 @@ def run_video(argv: Sequence[str]) -> int:
         raise UsageError(str(error)) from None
     if info.notice:
         print(f"nst: {info.notice}", file=sys.stderr)
-    summary = _stylize_clip(args, config, video, info, shape, count, styles, output)
+    summary = _stylize_clip(args, settings, video, info, shape, count, styles, output)
     if summary["error"]:
         print(f"nst: error: {summary['error']}", file=sys.stderr)
     if args.json:
@@ -110,7 +98,7 @@ def run_video(argv: Sequence[str]) -> int:
 
 def _stylize_clip(
     args: argparse.Namespace,
-    config: Any,
+    settings: Settings,
     video: VideoConfig,
     info: Any,
     shape: tuple[int, int],
@@ -122,8 +110,9 @@ def _stylize_clip(
     from tqdm import tqdm
 
     from nst.records import CancelToken
-    from nst.video import FrameDone, FrameStep, VideoOutcome, adjusted, stylize_video
+    from nst.video import FrameDone, FrameStep, VideoOutcome, stylize_video
 
+    config = settings.config
     started = time.perf_counter()
     outcome = VideoOutcome()
     cancel = CancelToken()
@@ -146,7 +135,7 @@ def _stylize_clip(
             if isinstance(event, FrameStep):
                 if frame_bar.total != event.progress.total or event.progress.step == 1:
                     frame_bar.reset(total=event.progress.total)
-                    frame_bar.set_description(f"frame {event.frame + 1}")
+                    frame_bar.set_description(f"frame {event.index + 1}")
                 frame_bar.update(event.progress.step - frame_bar.n)
                 frame_bar.set_postfix(loss=f"{event.progress.loss:.4g}")
             elif isinstance(event, FrameDone):
@@ -162,7 +151,7 @@ def _stylize_clip(
         overall.close()
     done = outcome.frames
     if done:
-        images = [adjusted(frame, config) for frame in done]
+        images = [settings.adjustments.apply(frame.image, frame.content) for frame in done]
         output.parent.mkdir(parents=True, exist_ok=True)
         if output.suffix.lower() == ".mp4":
             output.write_bytes(encode_mp4(images, info.fps, audio_from=args.clip))
@@ -189,5 +178,5 @@ def _stylize_clip(
         "stopped": bool(outcome.stopped or interrupted or len(done) < count),
         "interrupted": interrupted,
         "error": error,
-        "settings": {**config.to_dict(), **video.to_dict()},
+        "settings": {**settings.to_dict(), **video.to_dict()},
     }

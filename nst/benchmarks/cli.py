@@ -1,0 +1,206 @@
+"""Benchmark of the engine on this machine: ``python -m nst.bench`` (``--json`` for one object).
+
+Sections (``--only`` picks some; all but ``panel`` and ``video`` by default). Every section uses
+``--backbone`` (default: the engine's) with the weights ``NST_WEIGHTS`` selects, so the same
+command measures trained features (what users get) or random ones (mechanics only):
+
+- ``steps``: seconds per optimization step at each ``--step-sizes`` size, float32 and bfloat16,
+  Adam and L-BFGS; the model's build time and the first step's extra (tracing) time; the conv
+  FLOP rate each step reaches against this machine's ceiling, a large float32 and bfloat16
+  matmul timed in the same run.
+- ``quality``: time to quality on ``--content`` x ``--style`` at ``--size``
+  (``nst.benchmarks.time_to_quality``).
+- ``preview``: seconds from pressing go (model already built) to the first preview image at
+  default settings.
+- ``default``: seconds for a complete default-settings run at ``--size``.
+- ``memory``: peak RSS of default runs at ``--memory-sizes``, each in a fresh process, and the
+  largest size that fits in this machine's memory by a linear fit in the pixel count.
+- ``panel``: the defaults on every photo x painting pair of two folders; a contact sheet and
+  the figures a person judges (``nst.quality``: edges kept, palette moved).
+- ``queue``: jobs per minute through the in-process queue and through Redis with 1 and 2
+  workers, and the latency from a worker's preview to the page (``nst.benchmarks.queueing``).
+- ``video``: the synthetic clip stylized frame by frame and with the temporal method at 256 px
+  (``nst.benchmarks.video``): seconds per frame, temporal error, content and style losses.
+
+Timing rules: the model is built before any timed section; the product's run keeps the image
+of every step with the engine's own elapsed time, and the images are evaluated after the run,
+so that the evaluations neither pause nor slow it (L-BFGS runs in a thread of its own). The
+machine may be shared: check the load average printed with the table, repeat runs and read the
+medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nst.benchmarks.common import (
+    DEFAULT_CONTENT,
+    DEFAULT_IMAGES,
+    DEFAULT_STYLE,
+    DEFAULTS,
+    load_inputs,
+    machine_info,
+    median,
+    parse_config,
+)
+from nst.benchmarks.memory import memory_section, peak_rss_probe
+from nst.benchmarks.panel import panel_section
+from nst.benchmarks.report import format_table
+from nst.benchmarks.runs import default_run, first_preview_seconds
+from nst.benchmarks.steps import steps_section
+from nst.benchmarks.time_to_quality import PICTURE_EVERY, REFERENCE_STEPS, quality_section
+from nst.config import BACKBONES, PRECISIONS, StyleConfig
+
+SECTIONS = ("steps", "quality", "preview", "default", "memory", "panel", "video", "queue")
+# What a plain ``python -m nst.bench`` runs; the panel (minutes per pair) only when asked.
+DEFAULT_SECTIONS = ("steps", "quality", "preview", "default", "memory")
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Every requested section, in order, as one JSON-serialisable dict."""
+    from nst.engine.model import preload, resolve_precision
+
+    base = StyleConfig(backbone=args.backbone, precision=args.precision)
+    content, style = load_inputs(args.content, args.style)
+    sections = args.only.split(",") if args.only else list(DEFAULT_SECTIONS)
+    report: dict[str, Any] = {"machine": machine_info(), "size": args.size}
+    report["machine"]["backbone"] = args.backbone
+    if "steps" in sections:
+        report.update(steps_section(content, style, args.step_sizes, steps=args.steps, base=base))
+    preload(args.backbone, precision=resolve_precision("auto"))
+    preload(args.backbone, precision="float32")
+    if "quality" in sections:
+        reference = None
+        if args.reference and Path(args.reference).is_file():
+            reference = json.loads(Path(args.reference).read_text())
+        fast_config = parse_config(args.fast, base) if args.fast else None
+        quality = quality_section(
+            content,
+            style,
+            args.size,
+            args.reference_steps,
+            reference,
+            fast_config,
+            base,
+            args.pictures,
+        )
+        if args.reference and reference is None:
+            Path(args.reference).write_text(json.dumps(quality["reference"]))
+        report["time_to_quality"] = quality
+        report["time_to_quality_ratio"] = quality["time_to_quality_ratio"]
+    if "preview" in sections:
+        runs = [first_preview_seconds(content, style, args.size, base) for _ in range(args.repeats)]
+        report["first_preview_seconds"] = median(runs)
+        report["first_preview_runs"] = runs
+    if "default" in sections:
+        runs = [default_run(content, style, args.size, base) for _ in range(args.repeats)]
+        report["default_run"] = runs[len(runs) // 2]
+        report["default_run_seconds"] = median([run["seconds"] for run in runs])
+        report["default_run_runs"] = [run["seconds"] for run in runs]
+    if "memory" in sections:
+        report["memory"] = memory_section(
+            args.content,
+            args.style,
+            args.memory_sizes,
+            precision=args.precision,
+            backbone=args.backbone,
+        )
+    if "panel" in sections:
+        fast_config = parse_config(args.fast, base) if args.fast else None
+        report["panel"] = panel_section(
+            args.panel_content, args.panel_style, args.size, args.panel_out, base, fast_config
+        )
+    if "video" in sections:
+        from nst.benchmarks.video import video_section
+
+        report["video"] = video_section(style, config=base)
+    if "queue" in sections:
+        from nst.benchmarks.queueing import queue_section
+
+        report["queue"] = queue_section(content, style, config=base)
+    report["machine"]["load_average_end"] = [round(value, 2) for value in os.getloadavg()]
+    return report
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nst.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--content", default=str(DEFAULT_CONTENT), help="content image")
+    parser.add_argument("--style", default=str(DEFAULT_STYLE), help="style image")
+    parser.add_argument("--size", type=int, default=512, help="size of the quality/default runs")
+    parser.add_argument("--step-sizes", type=_sizes, default=[256, 512], help="e.g. 256,512")
+    parser.add_argument("--steps", type=int, default=6, help="steps timed per step measurement")
+    parser.add_argument("--memory-sizes", type=_sizes, default=[512, 1024, 2048])
+    parser.add_argument("--reference-steps", type=int, default=REFERENCE_STEPS)
+    parser.add_argument(
+        "--reference", help="JSON file: reuse the reference run stored there, or store it there"
+    )
+    parser.add_argument(
+        "--pictures",
+        help=f"folder: write the reference's image every {PICTURE_EVERY} steps there",
+    )
+    parser.add_argument(
+        "--fast",
+        help="time (quality) or show (panel) other settings than the defaults, e.g. "
+        "optimizer=adam,steps=300 (precision too, or each of float32 and the default)",
+    )
+    parser.add_argument(
+        "--backbone",
+        default=DEFAULTS.backbone,
+        choices=BACKBONES,
+        help="backbone of every section; its weights follow NST_WEIGHTS",
+    )
+    parser.add_argument(
+        "--panel-content", default=str(DEFAULT_IMAGES / "content"), help="panel: photo folder"
+    )
+    parser.add_argument(
+        "--panel-style", default=str(DEFAULT_IMAGES / "style"), help="panel: painting folder"
+    )
+    parser.add_argument(
+        "--panel-out",
+        default="out/panel",
+        help="panel: writes this path's .png (contact sheet) and .json (figures)",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs of preview/default (median)")
+    parser.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)}")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--memory-probe", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=DEFAULTS.precision,
+        help="precision of the preview, default and memory runs (the step and quality sections "
+        "time float32 and bfloat16 themselves)",
+    )
+    parser.add_argument("--optimizer", default=DEFAULTS.optimizer, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.memory_probe:
+        probe = peak_rss_probe(
+            args.content,
+            args.style,
+            args.memory_probe,
+            args.precision,
+            args.optimizer,
+            StyleConfig(backbone=args.backbone),
+        )
+        print(json.dumps(probe))
+        return 0
+    if args.only and not set(args.only.split(",")) <= set(SECTIONS):
+        print(f"--only: choose from {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    report = run_benchmark(args)
+    print(json.dumps(report) if args.json else format_table(report))
+    return 0

@@ -1,0 +1,204 @@
+"""The loss of an image: the run's targets, computed once, and the objective they define.
+
+``prepare`` resizes the inputs to a scale's working size, builds the extractor and computes the
+targets (content features, style Gram matrices, masks) into a ``Problem``; ``Problem.objective``
+is the loss of an image, read like the TensorFlow tutorial's train step: features, then the
+weighted content, style and total-variation terms, then any extra terms (a video's temporal
+loss). ``prepare`` trusts its caller: the run was validated and its memory checked where it
+entered the engine (``nst.engine.run.check_run``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+from nst import color
+from nst.config import StyleConfig
+from nst.engine.losses import LossWeights, StyleTarget, gram_matrix, total_loss
+from nst.engine.model import Extractor, chosen_layers, extractor_for
+from nst.images import resize_to, style_side, working_shape
+
+# Further weighted terms of the objective (e.g. a video's temporal loss): the image the loss
+# sees -> named weighted parts, added to the total and reported like the built-in ones.
+ExtraLoss = Callable[[tf.Tensor], dict[str, tf.Tensor]]
+
+
+@dataclass
+class Problem:
+    """Everything fixed during one scale of a run: the extractor, the targets and the pixel
+    mapping."""
+
+    extractor: Extractor
+    content: np.ndarray  # the content as the network sees it, at the working size
+    content_targets: dict[str, tf.Tensor]
+    style_targets: list[StyleTarget]
+    weights: LossWeights
+    pixel_mask: tf.Tensor | None  # (1, h, w, 1): where the optimized pixels show
+    postprocess: Callable[[np.ndarray], np.ndarray]
+    extra_loss: ExtraLoss | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def compose(self, pixels: tf.Tensor) -> tf.Tensor:
+        """The image the loss sees: optimized pixels, or pixels inside the mask over content."""
+        if self.pixel_mask is None:
+            return pixels
+        return self.pixel_mask * pixels + (1.0 - self.pixel_mask) * self.content[None]
+
+    def objective(self, pixels: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """The weighted loss of ``pixels`` (1, h, w, 3) and its named, weighted parts."""
+        image = self.compose(pixels)
+        features = self.extractor(image)
+        if self.extractor.precision == "bfloat16":
+            # Gram matrices of the bfloat16 features rather than of float32 copies: a little
+            # faster, with the same result to bfloat16's precision.
+            features = {
+                name: value if name in self.content_targets else tf.cast(value, tf.bfloat16)
+                for name, value in features.items()
+            }
+        total, parts = total_loss(
+            image, features, self.content_targets, self.style_targets, self.weights
+        )
+        if self.extra_loss is not None:
+            extra = self.extra_loss(image)
+            parts = {**parts, **extra}
+            total = total + tf.add_n(list(extra.values()))
+        return total, parts
+
+    def finish(self, pixels: np.ndarray) -> np.ndarray:
+        """The user-facing image: composed with the content and colour-restored."""
+        composed = self.compose(tf.constant(pixels[None], tf.float32))[0].numpy()
+        return self.postprocess(np.clip(composed, 0.0, 1.0))
+
+
+def evaluate(problem: Problem, pixels: np.ndarray) -> float:
+    """The objective of one (h, w, 3) image."""
+    total, _ = problem.objective(tf.constant(pixels[None], tf.float32))
+    return float(total)
+
+
+def _normalised(weights: Sequence[float], count: int, what: str) -> list[float]:
+    if not weights:
+        return [1.0 / count] * count
+    if len(weights) != count:
+        raise ValueError(f"{what}: expected {count} values, got {len(weights)}.")
+    total = float(sum(weights))
+    return [float(w) / total for w in weights]
+
+
+def prepare(
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    config: StyleConfig,
+    mask: np.ndarray | None = None,
+    extra_loss: ExtraLoss | None = None,
+) -> Problem:
+    """Resize the inputs, build the extractor and compute all targets once.
+
+    ``extra_loss`` (optional) maps the (1, h, w, 3) image the loss sees at the working size to
+    further named, weighted loss terms. The caller has checked the run (``check_run``).
+    """
+    blend = _normalised(config.style_blend, len(styles), "style_blend")
+    content_layers, style_layers = chosen_layers(config)
+    layer_weights = dict(
+        zip(
+            style_layers,
+            _normalised(config.style_layer_weights, len(style_layers), "style_layer_weights"),
+        )
+    )
+
+    started = time.perf_counter()
+    extractor = extractor_for(config)
+    built = time.perf_counter()
+
+    height, width = working_shape(*content.shape[:2], config.size)
+    content_image = resize_to(content, height, width)
+    style_images = [style_at_scale(style, config) for style in styles]
+    postprocess: Callable[[np.ndarray], np.ndarray] = lambda image: image  # noqa: E731
+    if config.preserve_colors == "luminance":
+        # Gatys et al. 2017: optimize the luminance only, then put the photo's colours back.
+        style_images = [color.match_luminance(style, content_image) for style in style_images]
+        reference = content_image
+        content_image = color.gray_rgb(color.luminance(content_image))
+        postprocess = lambda image: color.restore_chroma(image, reference)  # noqa: E731
+    elif config.preserve_colors == "histogram":
+        style_images = [color.match_histogram(style, content_image) for style in style_images]
+
+    content_features = extractor(tf.constant(content_image[None]))
+    content_targets = {name: content_features[name] for name in content_layers}
+    style_grams = []
+    for style in style_images:
+        features = extractor(tf.constant(style[None]))
+        style_grams.append({name: gram_matrix(features[name]) for name in style_layers})
+
+    pixel_mask = None
+    if mask is None:
+        blended = {
+            name: tf.add_n([weight * grams[name] for weight, grams in zip(blend, style_grams)])
+            for name in style_layers
+        }
+        style_targets = [StyleTarget(blended, layer_weights)]
+    else:
+        region = resize_to(np.repeat(_gray(mask)[..., None], 3, axis=2), height, width)[..., :1]
+        region_tensor = tf.constant(region[None])
+        regions = [region_tensor, 1.0 - region_tensor][: len(styles)]
+        style_targets = [
+            StyleTarget(
+                grams,
+                layer_weights,
+                {
+                    name: tf.image.resize(part, content_features[name].shape[1:3], method="area")
+                    for name in style_layers
+                },
+                # Blend weights (summing to 1) scale each region's style, so the style part's
+                # scale, and the slider's meaning, is the same with and without a mask.
+                weight=weight,
+            )
+            for grams, part, weight in zip(style_grams, regions, blend)
+        ]
+        if len(styles) == 1:
+            pixel_mask = region_tensor  # black areas keep the photo exactly
+    problem = Problem(
+        extractor=extractor,
+        content=content_image,
+        content_targets=content_targets,
+        style_targets=style_targets,
+        weights=LossWeights(config.content_weight, config.style_weight, config.tv_weight),
+        pixel_mask=pixel_mask,
+        postprocess=postprocess,
+        extra_loss=extra_loss,
+    )
+    problem.timings.update(build=built - started, targets=time.perf_counter() - built)
+    return problem
+
+
+def _gray(mask: np.ndarray) -> np.ndarray:
+    values = mask if mask.ndim == 2 else color.luminance(mask[..., :3])
+    return np.clip(values, 0.0, 1.0).astype(np.float32)
+
+
+def style_at_scale(style: np.ndarray, config: StyleConfig) -> np.ndarray:
+    """The style image with its longest side at ``style_side`` (the brush size)."""
+    height, width = working_shape(*style.shape[:2], style_side(config.size, config.style_scale))
+    return resize_to(style, height, width)
+
+
+def initial_pixels(
+    problem: Problem, config: StyleConfig, init_image: np.ndarray | None = None
+) -> np.ndarray:
+    """The starting image: a warm start, the content, noise, or a blend of content and noise."""
+    height, width = problem.content.shape[:2]
+    if init_image is not None:
+        start = resize_to(init_image, height, width)
+        if config.preserve_colors == "luminance":
+            start = color.gray_rgb(color.luminance(start))
+        return start
+    if config.init == "content":
+        return problem.content.copy()
+    noise = np.random.default_rng(config.seed).uniform(0.0, 1.0, problem.content.shape)
+    ratio = 1.0 if config.init == "noise" else config.noise_ratio
+    return ((1.0 - ratio) * problem.content + ratio * noise).astype(np.float32)
