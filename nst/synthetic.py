@@ -1,6 +1,6 @@
 """A project-made test clip: a textured disc gliding over a slowly panning textured background.
 
-Used by the tests, ``python -m nst.bench --only video`` and the README's strip of frames; no
+Used by the tests, ``python -m nst.bench --only video`` and the strip of frames in docs; no
 third-party media. Deterministic for a given seed.
 """
 

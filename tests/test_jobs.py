@@ -556,7 +556,7 @@ def test_default_concurrency_is_one_job_per_gpu(monkeypatch, gpus: int, expected
     assert default_concurrency() == expected
 
 
-def test_get_queue_is_one_queue_for_all_threads(monkeypatch) -> None:
+def test_get_backend_is_one_backend_for_all_threads(monkeypatch) -> None:
     monkeypatch.setenv("NST_MAX_JOBS", "1")
     monkeypatch.delenv("NST_QUEUE", raising=False)
     found: list[JobQueue] = []

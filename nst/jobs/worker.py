@@ -248,7 +248,7 @@ class JobRun:
             ):
                 pipe.set(key(self.job_id, "preview"), encode_png(self.preview), ex=JOB_TTL)
                 mapping["preview_step"] = self.preview_step
-                mapping["preview_at"] = repr(time.time())  # for nst.bench_queue's latency
+                mapping["preview_at"] = repr(time.time())  # nst.benchmarks.queueing's latency
                 self.preview_published, self.last_preview = True, now
             if mapping:
                 pipe.hset(key(self.job_id), mapping=mapping)

@@ -1,4 +1,5 @@
-"""The optimization loop on real images at small sizes (random features, NST_WEIGHTS=random)."""
+"""The engine (``nst.engine``): the optimization loop on real images at small sizes (random
+features, NST_WEIGHTS=random)."""
 
 import itertools
 
