@@ -18,7 +18,8 @@ from typing import Any, Literal, TypeVar
 Optimizer = Literal["adam", "lbfgs"]
 
 OPTIMIZERS = ("adam", "lbfgs")
-INITS = ("content", "noise", "blend")
+METHODS = ("optimize", "instant")
+INITS = ("content", "instant", "noise", "blend")
 POOLINGS = ("max", "avg")
 BACKBONES = ("vgg19", "vgg16", "resnet50")
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -42,6 +43,12 @@ class FieldSpec:
     step: float | None = None
     log: bool = False
     choices: tuple[str, ...] = ()
+    choice_labels: tuple[str, ...] = ()  # what a person reads for each choice (default: itself)
+
+    def choice_label(self, choice: str) -> str:
+        if self.choice_labels:
+            return self.choice_labels[self.choices.index(choice)]
+        return choice
 
 
 def _knob(default: Any, label: str, help: str, kind: str, group: str = "advanced", **spec: Any):
@@ -79,6 +86,20 @@ class StyleConfig(Knobs):
     backbone.
     """
 
+    # Painted by default: its first preview is the instant picture, as soon as the instant
+    # method would show it, and the optimizer then paints it in detail (docs/instant.md).
+    method: str = _knob(
+        "optimize",
+        "Method",
+        "Instant: Magenta's feed-forward network paints the photo in one pass, in about a "
+        "second. Painted (optimize): the optimizer repaints it in detail with real brush "
+        "strokes, minutes on a CPU; the studio shows the instant picture first, and a run can "
+        "be stopped whenever it looks right.",
+        "choice",
+        "main",
+        choices=METHODS,
+        choice_labels=("Painted", "Instant"),
+    )
     # How the defaults were chosen (not tuned on random features). Our content and style terms
     # are *relative* errors (each layer's squared error divided by its target's mean square), so
     # they are dimensionless and about 1 for an unrelated image. jcjohnson/neural-style's recipe
@@ -213,7 +234,8 @@ class StyleConfig(Knobs):
     init: str = _knob(
         "content",
         "Start from",
-        "content: start from the photo; noise: from random noise; blend: a mix of both.",
+        "content: start from the photo; instant: from the instant network's picture; noise: "
+        "from random noise; blend: a mix of the photo and noise.",
         "choice",
         choices=INITS,
     )

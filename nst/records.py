@@ -29,7 +29,7 @@ class CancelToken:
 
 def seconds_left(elapsed: float, step: int, total: int) -> float:
     """Seconds a run still needs at the pace of its steps so far; NaN before the first step
-    (the sketch)."""
+    (the instant picture)."""
     if step < 1:
         return float("nan")
     return elapsed / step * (total - step)
@@ -53,14 +53,14 @@ def history_row(record: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Progress:
-    """One optimization step, or the run's sketch.
+    """One optimization step, or the run's instant picture.
 
-    The sketch (``step`` 0, only when ``stylize`` is asked for one) comes before the first
-    step: a quick low-resolution run whose image, upsampled, is the first preview. Its loss is
+    The instant picture (``step`` 0, only when ``stylize`` is asked for one) comes before the
+    first step: the instant network's result (``nst.instant``), the first preview. Its loss is
     NaN and it has no parts: it is not a step of the run and has no place in its history.
 
     Attributes:
-        step: steps done so far (1-based; 0 for the sketch). total: steps planned.
+        step: steps done so far (1-based; 0 for the instant picture). total: steps planned.
         loss: weighted objective of the image before this step; parts: its named terms.
         elapsed: seconds since the run started. preview: the current image, every
             ``preview_every`` steps, at the first and at the last step, else None.
@@ -91,6 +91,8 @@ class Result:
         initial_loss / final_loss: the objective of the first and of the returned image.
         note: a plain sentence when the run ended before its last step for a reason other than
             a stop or an error (L-BFGS ending early), else None.
+        instant: the instant network's picture the run showed first (``instant_preview``),
+            a picture of its own that a person may keep, else None.
     """
 
     image: np.ndarray
@@ -103,3 +105,4 @@ class Result:
     final_loss: float = float("nan")
     steps_done: int = 0
     note: str | None = None
+    instant: np.ndarray | None = None

@@ -13,7 +13,7 @@ import streamlit as st
 from nst.config import Adjustments, StyleConfig, adjustment_specs, field_spec, field_specs
 from nst.images import resize_to
 from studio.gallery import delete_result, request_continue
-from studio.session import DISPLAY_SIDE, StudioResult, format_seconds, to_float
+from studio.session import DISPLAY_SIDE, StudioResult, fit_within, format_seconds, to_float
 from studio.widgets import APP_MANAGED, list_text, spec_widget, specs_in
 
 CHART_POINTS = 300
@@ -142,13 +142,25 @@ def result_panel(record: StudioResult) -> None:
             on_click=request_continue,
             args=(record.result_id,),
             icon=":material/replay:",
-            help="Start a new run from this image (as adjusted) with the current sliders and "
-            "styles: more steps, or a different intensity, without starting over.",
+            help="Paint on from this image (as adjusted) with the optimizer, the current "
+            "sliders and styles: more steps, or a different intensity, without starting over.",
             width="stretch",
         )
     with view:
         comparison(record)
         download_buttons(record, key_prefix="result")
+    if record.instant is not None:
+        with st.expander("The instant picture this run started from", icon=":material/bolt:"):
+            st.image(fit_within(record.instant, DISPLAY_SIDE), width="stretch")
+            st.download_button(
+                "Download the instant picture",
+                data=record.instant_png_bytes,  # a callable: encoded when clicked
+                file_name=f"instant-{record.result_id}.png",
+                mime="image/png",
+                key=f"instant_png_{record.result_id}",
+                on_click="ignore",
+                icon=":material/download:",
+            )
     if record.history:
         with st.expander("Loss curves of this run", icon=":material/show_chart:"):
             loss_chart(record.history)
@@ -174,7 +186,10 @@ def gallery_card(item: StudioResult) -> None:
     st.image(item.final_thumbnail(), width="stretch")
     st.markdown(f"**#{item.result_id}** · {item.content_name} × {item.styles_text}")
     facts = [item.time_text, item.size_text, format_seconds(item.seconds)]
-    facts.append(f"{item.steps_done}/{item.config.steps} steps")
+    if item.config.method == "instant":
+        facts.append("instant")
+    else:
+        facts.append(f"{item.steps_done}/{item.config.steps} steps")
     if item.continued_from is not None:
         facts.append(f"continued from #{item.continued_from}")
     st.caption(" · ".join(facts))

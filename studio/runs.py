@@ -26,7 +26,7 @@ import streamlit as st
 from PIL import Image
 
 from nst.config import StyleConfig, validate
-from nst.images import resize_longest, resize_to, to_uint8
+from nst.images import resize_longest, resize_to, to_png_bytes, to_uint8
 from nst.jobs import (
     JobRequest,
     JobState,
@@ -104,6 +104,8 @@ def start_run(
     except ValueError as error:
         st.error(str(error))
         return None
+    if base is not None and config.method == "instant":
+        config = config.replace(method="optimize")  # continuing means painting on
     try:
         validate(config, len(styles), mask is not None)
         backend = get_backend()
@@ -142,8 +144,19 @@ def start_run(
 
 
 def _ready_here(config: StyleConfig, content_shape: tuple[int, ...]) -> bool:
-    """In-process runs only: build the network and check this machine's memory now, so a
-    problem is one sentence before the run rather than a failure in its middle."""
+    """In-process runs only: load the networks the run uses and check this machine's memory
+    now, so a problem is one sentence before the run rather than a failure in its middle."""
+    from nst.instant import InstantUnavailable, load_networks
+    from nst.instant.transfer import check_instant_memory
+
+    try:
+        load_networks()  # both methods show the instant picture first
+        check_instant_memory(config, content_shape)
+    except (InstantUnavailable, ValueError) as error:
+        st.error(str(error))
+        return False
+    if config.method == "instant":
+        return True
     from nst.engine.memory import check_memory
     from nst.engine.model import WeightsError
 
@@ -251,6 +264,7 @@ def watch_job(request: Any, info: RunInfo, stage: Any) -> StudioResult | None:
         return None
     mailbox.begin(job_id)
     seen: list[JobStatus] = []  # the latest status: what is kept if the queue goes away
+    instant_png: bytes | None = None  # the instant picture, once the page has seen it
     try:
         with stage.container():
             bar, message = live_header(
@@ -263,6 +277,7 @@ def watch_job(request: Any, info: RunInfo, stage: Any) -> StudioResult | None:
             chart_slot = chart_column.empty()
         shown_step: int | None = None
         chart_drawn = 0.0
+        download_slot = preview_column.empty()
         poller = StatusPoller(queue, job_id, info.owner, message)
         while (status := poller.next()) is not None:
             seen[:] = [status]
@@ -284,9 +299,22 @@ def watch_job(request: Any, info: RunInfo, stage: Any) -> StudioResult | None:
                         _display_bytes(status.preview),
                         caption=f"Preview at step {shown_step}"
                         if shown_step
-                        else "A quick sketch at low resolution; the full-size painting follows",
+                        else "The instant picture; the optimizer now paints it in detail",
                         width="stretch",
                     )
+                    if shown_step == 0 and info.config.method == "optimize" and not instant_png:
+                        instant_png = status.preview
+                        download_slot.download_button(
+                            "Download the instant picture",
+                            data=to_png_bytes(
+                                decode_png(instant_png), instant_config(info.config).to_dict()
+                            ),
+                            file_name="instant.png",
+                            mime="image/png",
+                            on_click="ignore",  # a download must not stop the painting
+                            key=f"instant_download_{job_id}",
+                            icon=":material/download:",
+                        )
                 if status.history and time.monotonic() - chart_drawn >= CHART_SECONDS:
                     chart_drawn = time.monotonic()
                     with chart_slot.container():
@@ -297,7 +325,7 @@ def watch_job(request: Any, info: RunInfo, stage: Any) -> StudioResult | None:
     finally:
         # No st.* calls in here: after an interruption they would raise again.
         try:
-            outcome = settle_job(job_id, info, seen[0] if seen else None)
+            outcome = settle_job(job_id, info, seen[0] if seen else None, instant_png)
         except Exception:  # never leave the next run waiting for this one
             logger.exception("Settling job %s failed.", job_id)
             outcome = RunOutcome(error="The run ended unexpectedly; please try again.")
@@ -382,8 +410,8 @@ def _display_bytes(png: bytes) -> Any:
 
 
 def _progress_text(progress: Any) -> str:
-    if progress.step < 1:  # the sketch came first
-        return f"Sketched; starting the {progress.total} full-size steps…"
+    if progress.step < 1:  # the instant picture came first
+        return f"Instant picture ready; starting the {progress.total} painting steps…"
     text = f"Step {progress.step} of {progress.total}"
     if getattr(progress, "frames", None):
         text = f"Frame {progress.frame} of {progress.frames} · {text.lower()}"
@@ -394,12 +422,18 @@ def _progress_text(progress: Any) -> str:
     return text
 
 
-def settle_job(job_id: str, info: RunInfo, last_seen: JobStatus | None = None) -> RunOutcome:
+def settle_job(
+    job_id: str,
+    info: RunInfo,
+    last_seen: JobStatus | None = None,
+    instant_png: bytes | None = None,
+) -> RunOutcome:
     """End a job (cancel it if it still runs, wait up to a step) and say how it ended.
 
     Uses only the backend, never Streamlit, so it is safe in a ``finally`` after an
     interruption. If the backend cannot be reached, ``last_seen`` (the page's latest status)
-    provides the picture so far.
+    provides the picture so far, and ``instant_png`` (the instant picture as the page saw it)
+    the instant picture.
     """
     queue = get_backend()
     status = last_seen
@@ -429,11 +463,35 @@ def settle_job(job_id: str, info: RunInfo, last_seen: JobStatus | None = None) -
     record = _outcome_record(info, status, result)
     if record is not None and unreachable and record.error is None:
         record.error = unreachable
+    record = _with_instant(info, record, result, instant_png)
     if record is not None or status is None:
         return RunOutcome(record=record, error=None if record is not None else unreachable)
     if unreachable or status.error:
         return RunOutcome(error=unreachable or status.error)
     return RunOutcome(notice="The run was stopped before its first step.")
+
+
+def instant_config(config: StyleConfig) -> StyleConfig:
+    """The settings of the instant picture a painted run showed first."""
+    return config.replace(method="instant")
+
+
+def _with_instant(
+    info: RunInfo, record: StudioResult | None, result: Any, instant_png: bytes | None
+) -> StudioResult | None:
+    """A painted run's instant picture kept: on its painting's record, or, when the run was
+    stopped before the painting's first step, as the record itself."""
+    instant = getattr(result, "instant", None)
+    if instant is None and instant_png is not None:
+        instant = decode_png(instant_png)
+    if instant is None:
+        return record
+    if record is None:
+        seconds = float(getattr(result, "timings", {}).get("first_preview", 0.0))
+        return _record(info, instant, instant_config(info.config), seconds=seconds)
+    if record.config.method == "optimize":
+        record.instant = to_uint8(resize_to(instant, *record.image.shape[:2]))
+    return record
 
 
 def _outcome_record(info: RunInfo, status: Any, result: Any) -> StudioResult | None:
@@ -454,6 +512,32 @@ def _outcome_record(info: RunInfo, status: Any, result: Any) -> StudioResult | N
         stopped, error, note = True, status.error, None
     else:
         return None
+    return _record(
+        info,
+        image,
+        config,
+        seconds=seconds,
+        steps_done=steps_done,
+        stopped=stopped,
+        error=error,
+        note=note,
+        history=history,
+    )
+
+
+def _record(
+    info: RunInfo,
+    image: np.ndarray,
+    config: StyleConfig,
+    *,
+    seconds: float,
+    steps_done: int = 0,
+    stopped: bool = False,
+    error: str | None = None,
+    note: str | None = None,
+    history: list[dict[str, Any]] | None = None,
+) -> StudioResult:
+    """A gallery record (id still 0) of one picture of a run."""
     return StudioResult(
         result_id=0,
         image=to_uint8(image),
@@ -468,7 +552,7 @@ def _outcome_record(info: RunInfo, status: Any, result: Any) -> StudioResult | N
         stopped=stopped,
         error=error,
         note=note,
-        history=history,
+        history=list(history or []),
         continued_from=info.continued_from,
     )
 

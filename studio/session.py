@@ -64,6 +64,8 @@ class StudioResult:
     note: str | None = None
     continued_from: int | None = None
     adjustments: dict[str, float] = field(default_factory=dict)  # ``Adjustments`` fields
+    # A painted run's first picture, from the instant network (uint8, the image's shape).
+    instant: np.ndarray | None = None
     # (image, content) fitted within a side, made once per side (see ``fitted``).
     _fitted: dict[int, tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -91,7 +93,8 @@ class StudioResult:
     def nbytes(self) -> int:
         """Memory this record holds: full-size image and photo, the display copies made so far
         (a copy that is the full image itself counts once) and the loss history."""
-        arrays = {id(array): array for array in (self.image, self.content)}
+        kept = (self.image, self.content, self.instant)
+        arrays = {id(array): array for array in kept if array is not None}
         for pair in list(self._fitted.values()):
             arrays.update((id(array), array) for array in pair)
         pixels = sum(array.nbytes for array in arrays.values())
@@ -119,6 +122,8 @@ class StudioResult:
         """One sentence on how the run ended."""
         total = self.config.steps
         took = format_seconds(self.seconds)
+        if self.config.method == "instant":
+            return f"Painted by the instant network in {took}."
         if self.error:
             return f"The run ended early at step {self.steps_done} of {total}: {self.error}"
         if self.stopped:
@@ -151,6 +156,13 @@ class StudioResult:
 
     def png_bytes(self) -> bytes:
         return to_png_bytes(self.final_image(), self.settings())
+
+    def instant_png_bytes(self) -> bytes:
+        """The instant picture a painted run started with, as PNG with its own settings."""
+        if self.instant is None:
+            raise ValueError("This result has no instant picture.")
+        values = {**self.settings(), "method": "instant", "steps_done": 0, "stopped": False}
+        return to_png_bytes(to_float(self.instant), values)
 
     def jpeg_bytes(self) -> bytes:
         return to_jpeg_bytes(self.final_image())

@@ -95,6 +95,10 @@ def spec_widget(spec: FieldSpec, *, key: str, help_suffix: str = "", bind: bool 
     if spec.kind == "choice":
         if fresh:
             common["index"] = spec.choices.index(default)
+        if spec.choice_labels:  # a few named choices a person reads at a glance
+            return st.radio(
+                spec.label, spec.choices, format_func=spec.choice_label, horizontal=True, **common
+            )
         return st.selectbox(spec.label, spec.choices, **common)
     if fresh:
         common["value"] = default
@@ -168,7 +172,10 @@ def widget_default(spec: FieldSpec) -> Any:
 
 def settings_panel() -> tuple[dict[str, Any], InputImage | None]:
     """The sliders (main group), colour controls and Advanced expander; returns raw values."""
-    values = _settings_widgets(specs_in("main"), columns=3)
+    main = specs_in("main")
+    # The method on a row of its own, above the sliders it decides the meaning of.
+    values = _settings_widgets([spec for spec in main if spec.choice_labels], columns=1)
+    values.update(_settings_widgets([spec for spec in main if not spec.choice_labels], columns=3))
     with st.expander("Colour, blending and mask", icon=":material/palette:"):
         values.update(_settings_widgets(specs_in("color"), columns=3))
         mask = mask_picker()

@@ -72,6 +72,8 @@ def _captions(at: AppTest) -> list[str]:
 
 
 DOWNLOADS = ["Download PNG", "Download JPEG"]
+# A painted result also offers the instant picture it started from.
+PAINTED_DOWNLOADS = [*DOWNLOADS, "Download the instant picture"]
 
 
 def _download_labels(at: AppTest) -> list[str]:
@@ -93,7 +95,14 @@ def finished_run(content_path: Path, style_path: Path) -> AppTest:
 
 def test_stylize_page_shows_controls_from_the_config() -> None:
     at = _open()
-    widgets = [*at.slider, *at.select_slider, *at.selectbox, *at.text_input, *at.number_input]
+    widgets = [
+        *at.radio,
+        *at.slider,
+        *at.select_slider,
+        *at.selectbox,
+        *at.text_input,
+        *at.number_input,
+    ]
     keys = {widget.key for widget in widgets}
     user_facing = {
         spec.name
@@ -103,6 +112,8 @@ def test_stylize_page_shows_controls_from_the_config() -> None:
     assert user_facing <= keys
     assert at.select_slider(key="style_weight").label == "Style intensity"
     assert at.select_slider[0].key == "style_weight"  # style intensity comes first
+    method = at.radio(key="method")
+    assert method.value == "optimize" and method.options == ["Painted", "Instant"]
     assert any("NST_WEIGHTS=random" in text for text in _texts(at.warning))
     assert at.pills(key="style_samples").options  # the sample styles
     assert [expander.label for expander in at.expander] == [
@@ -114,13 +125,17 @@ def test_stylize_page_shows_controls_from_the_config() -> None:
 def test_a_run_gives_a_result_downloads_and_a_gallery_entry(finished_run: AppTest) -> None:
     at = finished_run
     assert any(text.startswith("Finished 3 steps") for text in _texts(at.success))
-    assert _download_labels(at) == DOWNLOADS
+    assert _download_labels(at) == PAINTED_DOWNLOADS
     captions = _captions(at)
     assert any(caption.startswith("After: 64×") for caption in captions)
     assert any(caption.startswith("Before") for caption in captions)
     (record,) = at.session_state["results"]
     assert record.image.shape == (48, 64, 3) and record.image.dtype == np.uint8
     assert record.steps_done == 3 and not record.stopped
+    assert record.instant.shape == record.image.shape and record.instant.dtype == np.uint8
+    assert not np.array_equal(record.instant, record.image)
+    instant_settings = read_settings(record.instant_png_bytes())
+    assert instant_settings["method"] == "instant" and instant_settings["steps_done"] == 0
 
     png = record.png_bytes()
     with Image.open(io.BytesIO(png)) as image:
@@ -135,6 +150,38 @@ def test_a_run_gives_a_result_downloads_and_a_gallery_entry(finished_run: AppTes
     assert not at.exception, at.exception
     assert "**#1** · photo.jpg × starry_night.jpg" in _texts(at.markdown)
     assert _download_labels(at) == DOWNLOADS
+
+
+def test_the_instant_method_shows_the_networks_picture_at_once(
+    content_path: Path, style_path: Path
+) -> None:
+    from nst.images import load_image, resize_longest, to_uint8
+    from nst.instant import stylize_instant
+    from nst.jobs import JobRequest
+
+    at = _open()
+    _upload(at, content_path.read_bytes(), [("starry_night.jpg", style_path.read_bytes())])
+    at.radio(key="method").set_value("instant")
+    _stylize(at, size=256)
+    assert any(text.startswith("Painted by the instant network in") for text in _texts(at.success))
+    assert _download_labels(at) == DOWNLOADS
+    (record,) = at.session_state["results"]
+    assert record.config.method == "instant" and record.steps_done == 0
+    assert record.image.shape == (192, 256, 3) and record.instant is None
+    # The network's own picture of the upload, at the output size, from the job's copies of
+    # the inputs (the photo at the output size, the painting shrunk to what the run uses).
+    request = JobRequest(
+        content=resize_longest(load_image(content_path), 256),
+        styles=(load_image(style_path),),
+        config=record.config,
+    )
+    expected = stylize_instant(request.content, list(request.styles), record.config)
+    np.testing.assert_array_equal(record.image, to_uint8(expected))
+    assert read_settings(record.png_bytes())["method"] == "instant"
+    # The gallery says how it was made.
+    at.switch_page("pages/gallery.py").run()
+    assert not at.exception, at.exception
+    assert any("instant" in text for text in _texts(at.caption))
 
 
 def test_adjustments_are_instant_and_embedded_in_the_png(finished_run: AppTest) -> None:
@@ -171,7 +218,7 @@ def test_results_survive_switching_pages(finished_run: AppTest) -> None:
     at.switch_page("pages/stylize.py").run()
     assert not at.exception, at.exception
     assert len(at.session_state["results"]) == 1
-    assert _download_labels(at) == DOWNLOADS
+    assert _download_labels(at) == PAINTED_DOWNLOADS
     # the photo and painting are remembered too, so the next run needs no new upload
     at.button(key="stylize").click().run()
     assert not at.exception, at.exception
@@ -189,7 +236,7 @@ def test_an_unreadable_upload_is_one_sentence_and_results_stay(finished_run: App
     assert message.startswith("notes.jpg: This file is not an image we can read")
     assert "\n" not in message and message.endswith(".")
     assert len(at.session_state["results"]) == 1
-    assert _download_labels(at) == DOWNLOADS
+    assert _download_labels(at) == PAINTED_DOWNLOADS
     at.button(key="stylize").click().run()
     assert "Add a photo first" in " ".join(_texts(at.error))
     assert len(at.session_state["results"]) == 1
@@ -534,25 +581,37 @@ def test_an_lbfgs_run_that_ends_early_says_why(
     assert not at.success and not at.warning
 
 
-def test_a_sketch_is_shown_as_such_and_a_stop_before_step_one_keeps_nothing() -> None:
+def test_the_instant_picture_is_shown_as_such_and_kept_by_a_stop_before_step_one() -> None:
     from nst.jobs.backend import JobProgress, JobState, JobStatus, encode_png
     from nst.records import Result
-    from studio.runs import RunInfo, _outcome_record, _progress_text
+    from studio.runs import RunInfo, _outcome_record, _progress_text, _with_instant
 
-    sketched = JobProgress(step=0, total=100, loss=float("nan"), parts={}, elapsed=0.9)
-    assert _progress_text(sketched) == "Sketched; starting the 100 full-size steps…"
+    instant_step = JobProgress(step=0, total=100, loss=float("nan"), parts={}, elapsed=0.9)
+    assert _progress_text(instant_step) == (
+        "Instant picture ready; starting the 100 painting steps…"
+    )
     config = StyleConfig(size=64)
     info = RunInfo(config, np.zeros((6, 8, 3), np.float32), "photo", "k", ("s",))
     photo = np.zeros((6, 8, 3), np.float32)
+    instant = np.full((6, 8, 3), 0.5, np.float32)
     status = JobStatus(
         job_id="j",
         state=JobState.CANCELLED,
-        progress=sketched,
-        preview=encode_png(np.full((6, 8, 3), 0.5, np.float32)),
+        progress=instant_step,
+        preview=encode_png(instant),
         preview_step=0,
     )
-    stopped = Result(photo, [], {}, config, stopped=True, steps_done=0)
-    assert _outcome_record(info, status, stopped) is None  # the page says so in a notice
-    assert _outcome_record(info, status, None) is None  # the sketch is not a result either
+    stopped = Result(photo, [], {"first_preview": 0.4}, config, stopped=True, instant=instant)
+    assert _outcome_record(info, status, stopped) is None  # nothing painted yet
+    assert _outcome_record(info, status, None) is None  # the instant picture is no step either
+    # ... but the instant picture is kept, as an instant result of its own.
+    kept = _with_instant(info, None, stopped, None)
+    assert kept.config.method == "instant" and kept.steps_done == 0 and kept.seconds == 0.4
+    np.testing.assert_array_equal(kept.image, np.full((6, 8, 3), 128, np.uint8))
+    assert kept.status_text == "Painted by the instant network in 0.4 s."
+    # From the page's own copy when the result did not come back.
+    assert _with_instant(info, None, None, status.preview).config.method == "instant"
+    # A painted record carries it beside its own image.
     one_step = Result(photo, [{"step": 1.0, "loss": 1.0}], {}, config, stopped=True, steps_done=1)
-    assert _outcome_record(info, status, one_step).steps_done == 1
+    painted = _with_instant(info, _outcome_record(info, status, one_step), one_step, status.preview)
+    assert painted.steps_done == 1 and painted.instant.shape == painted.image.shape

@@ -191,3 +191,71 @@ def test_batch_runs_every_pair_and_reports_bad_files(tmp_path, content_path, sty
         "failed": 1,
     }
     assert "failed:" in done.stderr
+
+
+def test_instant_method_writes_the_networks_picture_without_tensorflow(
+    tmp_path, content_path, style_path
+):
+    out = tmp_path / "instant.png"
+    probe = (
+        "import runpy, sys; sys.argv = sys.argv[1:]; "
+        "code = 0\n"
+        "try:\n    runpy.run_module('nst', run_name='__main__')\n"
+        "except SystemExit as done:\n    code = done.code\n"
+        "print(json.dumps({'tensorflow': 'tensorflow' in sys.modules}))\n"
+        "sys.exit(code)"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json\n" + probe,
+            "nst",
+            str(content_path),
+            str(style_path),
+            "-o",
+            str(out),
+            "--size",
+            "200",
+            "--method",
+            "instant",
+            "--json",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "NST_WEIGHTS": "random"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    summary, modules = json.loads(lines[-2]), json.loads(lines[-1])
+    assert summary["method"] == "instant" and summary["steps"] == 0 and summary["seconds"] > 0
+    assert summary["initial_loss"] is None and summary["final_loss"] is None
+    assert not modules["tensorflow"]  # the instant network needs no TensorFlow
+    assert read_settings(out.read_bytes())["method"] == "instant"
+    result = load_image(out)
+    assert result.shape == (150, 200, 3)
+    photo = np.asarray(Image.open(content_path).resize((200, 150)), np.float32) / 255.0
+    assert np.abs(result - photo).mean() > 0.05  # painted, not the photo
+
+
+def test_batch_takes_the_method(tmp_path, content_path, style_path):
+    done = _run(
+        "batch",
+        "--content",
+        str(content_path),
+        "--style",
+        str(style_path),
+        "--out",
+        str(tmp_path / "results"),
+        "--method",
+        "instant",
+        "--size",
+        "96",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    (record,) = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert record["method"] == "instant" and record["settings"]["method"] == "instant"
+    assert Path(record["output"]).is_file()

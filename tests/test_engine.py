@@ -11,6 +11,7 @@ from nst import color
 from nst.config import StyleConfig
 from nst.engine import CancelToken, Problem, Progress, Result, prepare, run_stylize, stylize
 from nst.engine.losses import gram_matrix
+from nst.engine.objective import evaluate
 from nst.images import resize_to
 
 SMALL = StyleConfig(size=96, steps=12, preview_every=4, precision="float32")
@@ -468,57 +469,65 @@ def test_lbfgs_goes_on_in_float32_when_bfloat16_stops_its_line_search(
     assert explicit.note.startswith("L-BFGS ended after 3 of 8 iterations: its line search")
 
 
-def test_a_sketch_comes_first_and_leaves_the_run_unchanged(content_image, style_image):
+def test_the_instant_picture_comes_first_and_leaves_the_run_unchanged(content_image, style_image):
+    from nst.instant import stylize_instant
+
     config = StyleConfig(size=264, steps=2, precision="float32", preview_every=100)
-    events = _events(content_image, style_image, config, sketch=True)
-    sketch, steps, result = events[0], events[1:-1], events[-1]
-    assert isinstance(sketch, Progress) and sketch.step == 0 and sketch.total == 2
-    assert np.isnan(sketch.loss) and sketch.parts == {} and np.isnan(sketch.seconds_left)
-    assert sketch.preview.shape == result.image.shape == (198, 264, 3)  # at the output size
-    photo = resize_to(content_image, 198, 264)
-    assert np.abs(sketch.preview - photo).mean() > 0.01  # the style has started to show
+    events = _events(content_image, style_image, config, instant_preview=True)
+    instant, steps, result = events[0], events[1:-1], events[-1]
+    assert isinstance(instant, Progress) and instant.step == 0 and instant.total == 2
+    assert np.isnan(instant.loss) and instant.parts == {} and np.isnan(instant.seconds_left)
+    assert instant.preview.shape == result.image.shape == (198, 264, 3)  # at the output size
+    np.testing.assert_array_equal(
+        instant.preview, stylize_instant(content_image, [style_image], config)
+    )
     assert [e.step for e in steps] == [1, 2] and len(result.history) == 2
     assert result.timings["first_preview"] <= steps[0].elapsed
     plain = run_stylize(content_image, [style_image], config)
-    np.testing.assert_array_equal(result.image, plain.image)  # the sketch is only a preview
+    np.testing.assert_array_equal(result.image, plain.image)  # only a preview: same start
 
 
-def test_no_sketch_for_small_outputs_warm_starts_or_extra_terms(content_image, style_image):
-    config = SMALL.replace(size=256, steps=1)  # not over twice the sketch's side
-    assert _events(content_image, style_image, config, sketch=True)[0].step == 1
-    larger = config.replace(size=264)
-    warm = _events(content_image, style_image, larger, sketch=True, init_image=content_image)
+def test_no_instant_preview_for_warm_starts_or_extra_terms(content_image, style_image):
+    config = SMALL.replace(size=96, steps=1)
+    warm = _events(
+        content_image, style_image, config, instant_preview=True, init_image=content_image
+    )
     assert warm[0].step == 1
     nothing = lambda image: {"zero": 0.0 * tf.reduce_sum(image)}  # noqa: E731
-    extra = _events(content_image, style_image, larger, sketch=True, extra_loss=nothing)
+    extra = _events(content_image, style_image, config, instant_preview=True, extra_loss=nothing)
     assert extra[0].step == 1
 
 
-def test_a_sketch_over_its_time_budget_stops_after_its_minimum(
+def test_starting_from_the_instant_picture(content_image, style_image):
+    from nst.instant import stylize_instant
+
+    config = SMALL.replace(size=96, steps=3, init="instant")
+    instant = stylize_instant(content_image, [style_image], config)
+    result = run_stylize(content_image, [style_image], config)
+    from_photo = run_stylize(content_image, [style_image], config.replace(init="content"))
+    # The first loss is the instant picture's, not the photo's; the run still lowers it.
+    problem = prepare(content_image, [style_image], config)
+    assert result.initial_loss == pytest.approx(evaluate(problem, instant), rel=1e-4)
+    assert result.initial_loss != pytest.approx(from_photo.initial_loss, rel=1e-3)
+    assert result.final_loss < result.initial_loss
+    # With the photo's colours kept, the start is the instant picture's luminance.
+    gray = run_stylize(
+        content_image, [style_image], config.replace(preserve_colors="luminance", steps=1)
+    )
+    assert np.isfinite(gray.final_loss)
+
+
+def test_a_missing_instant_network_costs_the_preview_not_the_run(
     content_image, style_image, monkeypatch
 ):
-    import scipy.optimize
+    from nst.instant import InstantUnavailable
 
-    from nst.engine import run as engine
+    def unavailable(*args, **kwargs):
+        raise InstantUnavailable("The instant network is not installed.")
 
-    iterations: list[int] = []
-    real_minimize = scipy.optimize.minimize
-
-    def counting_minimize(fun, x0, *args, callback, **kwargs):
-        iterations.append(0)
-
-        def counted(x):
-            iterations[-1] += 1
-            return callback(x)
-
-        return real_minimize(fun, x0, *args, callback=counted, **kwargs)
-
-    monkeypatch.setattr(scipy.optimize, "minimize", counting_minimize)
-    monkeypatch.setattr(engine, "SKETCH_SECONDS", 0.0)  # spent before it starts
-    config = SMALL.replace(size=264, steps=1)
-    events = _events(content_image, style_image, config, sketch=True)
-    assert events[0].step == 0 and events[0].preview is not None
-    sketch_iterations = iterations[0]
-    # The minimum, plus at most the one L-BFGS had under way when it was told to stop.
-    assert engine.SKETCH_MIN_STEPS <= sketch_iterations <= engine.SKETCH_MIN_STEPS + 1
-    assert iterations[1:] == [1]  # the run itself
+    monkeypatch.setattr("nst.instant.stylize_instant", unavailable)
+    config = SMALL.replace(size=96, steps=2)
+    events = _events(content_image, style_image, config, instant_preview=True)
+    assert [e.step for e in events[:-1]] == [1, 2] and events[-1].steps_done == 2
+    with pytest.raises(InstantUnavailable):
+        _events(content_image, style_image, config.replace(init="instant"))

@@ -417,8 +417,12 @@ def test_style_images_are_queued_at_the_size_the_run_uses() -> None:
     huge = np.random.default_rng(0).random((900, 1200, 3), dtype=np.float32)
     small = np.zeros((50, 40, 3), np.float32)
     req = JobRequest(np.zeros((72, 96, 3), np.float32), [huge, small], config)
-    assert req.styles[0].shape == (108, 144, 3)  # longest side 96 x 1.5, aspect kept
+    # The optimizer uses a longest side of 96 x 1.5 = 144, but the instant picture's style
+    # predictor sees the painting with its shorter side at 256: that is kept, aspect kept.
+    assert req.styles[0].shape == (256, 342, 3)
     assert req.styles[0].dtype == np.float32
+    larger = JobRequest(np.zeros((72, 96, 3), np.float32), [huge], config.replace(size=512))
+    assert larger.styles[0].shape == (576, 768, 3)  # the optimizer's 512 x 1.5
     assert req.styles[1] is small  # never enlarged
     np.testing.assert_allclose(req.styles[0].mean(), huge.mean(), atol=0.01)
 

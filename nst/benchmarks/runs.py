@@ -17,12 +17,12 @@ from nst.config import StyleConfig
 def first_preview_seconds(
     content: np.ndarray, style: np.ndarray, size: int, base: StyleConfig = DEFAULTS
 ) -> float:
-    """Seconds from pressing go (model built) to the first preview, at default settings, with
-    the sketch the studio's image jobs start with (``nst.jobs.backend.run_image``)."""
+    """Seconds from pressing go (model built) to the first preview, at default settings, which
+    is the instant picture the studio's image jobs start with (``nst.jobs.image.run_image``)."""
     from nst.engine import Progress, stylize
 
     started = time.perf_counter()
-    events = stylize(content, [style], base.replace(size=size), sketch=True)
+    events = stylize(content, [style], base.replace(size=size), instant_preview=True)
     try:
         for event in events:
             if isinstance(event, Progress) and event.preview is not None:

@@ -4,7 +4,7 @@ and ``python -m nst video``.
 ``common`` holds what the commands share (flags from the config dataclasses, one-line errors,
 input loading); ``image`` the single and batch commands; ``video`` the clip command. Usage
 errors and unusable inputs print one line on standard error and exit with code 2; a failure to
-get the model weights exits with code 1.
+get the model weights (or the instant network's files) exits with code 1.
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("nst: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # model weights, numerical or other run failures: one line
+        from nst.instant import InstantUnavailable
+
+        if isinstance(error, InstantUnavailable):
+            print(f"nst: error: {error}", file=sys.stderr)
+            return RUN_ERROR
         from nst.engine.model import WeightsError
 
         if isinstance(error, WeightsError | ValueError):

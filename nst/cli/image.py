@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -85,11 +86,17 @@ def _stylize_one(
     content = load_input(content_path, limits, "content")
     styles = [load_input(path, limits, "style") for path in style_paths]
     mask = load_input(mask_path, limits, "mask") if mask_path else None
-    from nst.engine import run_stylize
-
     started = time.perf_counter()
     try:
-        result = run_stylize(content, styles, config, mask=mask, on_progress=progress)
+        if config.method == "instant":  # the feed-forward network alone: no TensorFlow
+            from nst.instant.run import check_instant_run, instant_result
+
+            check_instant_run(content, styles, config, mask)
+            result = instant_result(content, styles, config, mask=mask)
+        else:
+            from nst.engine import run_stylize
+
+            result = run_stylize(content, styles, config, mask=mask, on_progress=progress)
     except ImageError as error:  # inputs that decode but cannot be used (e.g. 4000x10)
         raise UsageError(str(error)) from None
     image = settings.adjustments.apply(result.image, content)
@@ -101,16 +108,22 @@ def _stylize_one(
         "output": str(output),
         "content": content_path,
         "styles": list(style_paths),
+        "method": config.method,
         "width": int(image.shape[1]),
         "height": int(image.shape[0]),
         "steps": result.steps_done,
         "seconds": round(time.perf_counter() - started, 3),
-        "initial_loss": result.initial_loss,
-        "final_loss": result.final_loss,
+        # JSON has no NaN: an instant run computes no loss.
+        "initial_loss": _finite_or_none(result.initial_loss),
+        "final_loss": _finite_or_none(result.final_loss),
         "stopped": result.stopped,
         "error": result.error,
         "note": result.note,
     }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
 
 
 def run_single(argv: Sequence[str]) -> int:
@@ -123,7 +136,8 @@ def run_single(argv: Sequence[str]) -> int:
         load_input(path, settings.limits, "style")
     if args.mask:
         load_input(args.mask, settings.limits, "mask")
-    with step_bar(settings.config.steps, args.quiet, Path(args.content).name) as bar:
+    quiet = args.quiet or settings.config.method == "instant"  # one pass: nothing to count
+    with step_bar(settings.config.steps, quiet, Path(args.content).name) as bar:
 
         def progress(event: Any) -> None:
             bar.update(event.step - bar.n)

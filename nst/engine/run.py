@@ -1,4 +1,4 @@
-"""A run: check it once, sketch, optimize scale by scale, hand back the result.
+"""A run: check it once, show the instant picture, optimize scale by scale, hand back the result.
 
 ``stylize`` is the engine's entry point: a generator of ``Progress`` records that ends with one
 ``Result``. It checks the run once (``check_run``: settings against inputs, image shapes,
@@ -9,6 +9,7 @@ frames) calls ``optimize`` directly.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -25,16 +26,7 @@ from nst.images import check_shape, resize_to, working_shape
 from nst.records import CancelToken, Progress, Result
 
 Event = Progress | Result
-
-# The sketch: before a run at a larger size starts, up to SKETCH_STEPS L-BFGS iterations at
-# SKETCH_SIDE give a first preview. It ends early (after at least SKETCH_MIN_STEPS) when the
-# iteration under way would end more than SKETCH_SECONDS after the run's start, so a slow CPU
-# gets a rougher sketch rather than a later one. The budget is what a fast CPU needs for the
-# sketch to show the painting's palette and strokes (docs/benchmarks.md).
-SKETCH_SIDE = 128
-SKETCH_STEPS = 8
-SKETCH_MIN_STEPS = 2
-SKETCH_SECONDS = 1.6
+logger = logging.getLogger(__name__)
 
 
 def check_run(
@@ -61,7 +53,7 @@ def stylize(
     init_image: np.ndarray | None = None,
     cancel: CancelToken | None = None,
     extra_loss: ExtraLoss | None = None,
-    sketch: bool = False,
+    instant_preview: bool = False,
 ) -> Iterator[Event]:
     """Repaint ``content`` in the style of ``styles``.
 
@@ -80,9 +72,10 @@ def stylize(
         cancel: set it to end the run early; the result keeps the best image so far.
         extra_loss: further loss terms at the output size (see ``prepare``); only with one
             scale, since the terms are defined at the output size.
-        sketch: start with a quick low-resolution sketch as the first preview (a ``Progress``
-            with step 0), when the output is over twice ``SKETCH_SIDE`` and the run starts
-            afresh (no ``init_image``, no ``extra_loss``); for views that show previews.
+        instant_preview: show the instant network's picture (``nst.instant``) as the first
+            preview, a ``Progress`` with step 0, before the optimizer's network is even built,
+            when the run starts afresh (no ``init_image``, no ``extra_loss``); for views that
+            show previews. With ``config.init == "instant"`` the optimizer starts from it.
 
     Yields:
         A ``Progress`` after each step (numbered across all scales; previews are always at the
@@ -99,7 +92,7 @@ def stylize(
             init_image=init_image,
             cancel=cancel,
             extra_loss=extra_loss,
-            sketch=sketch,
+            instant_preview=instant_preview,
             started=started,
         )
     )
@@ -114,7 +107,7 @@ def optimize(
     init_image: np.ndarray | None = None,
     cancel: CancelToken | None = None,
     extra_loss: ExtraLoss | None = None,
-    sketch: bool = False,
+    instant_preview: bool = False,
     started: float | None = None,
 ) -> Iterator[Event]:
     """``stylize`` for a run its caller has checked (``check_run``); the same arguments."""
@@ -136,16 +129,15 @@ def optimize(
         timings["targets"] += problem.timings["targets"]
         return problem
 
-    if (
-        sketch
-        and init_image is None
-        and extra_loss is None
-        and max(run.output_shape) > 2 * SKETCH_SIDE
-        and not run.cancel.cancelled
-    ):
-        sketched = _sketch(content, styles, config, mask, run)
-        if sketched is not None:
-            yield sketched
+    start_image, shown = init_image, None
+    fresh = init_image is None and extra_loss is None
+    if init_image is None and (config.init == "instant" or (instant_preview and fresh)):
+        instant = _instant_picture(content, styles, config, mask, run)
+        if instant is not None and instant_preview and fresh and not run.cancel.cancelled:
+            shown = instant
+            yield Progress(0, config.steps, float("nan"), {}, run.elapsed(), instant)
+        if config.init == "instant":
+            start_image = instant
     optimizer = adam if config.optimizer == "adam" else lbfgs
     problem: Problem | None = None
     outcome: ScaleOutcome | None = None
@@ -153,7 +145,7 @@ def optimize(
     for scale in scales:
         problem = prepared(config.replace(size=scale.size))
         if outcome is None:
-            pixels = initial_pixels(problem, config, init_image)
+            pixels = initial_pixels(problem, config, start_image)
         else:
             pixels = np.clip(resize_to(outcome.carry, *problem.content.shape[:2]), 0.0, 1.0)
         done_before = len(run.history)
@@ -202,46 +194,33 @@ def optimize(
         final_loss=final_loss,
         steps_done=len(history),
         note=" ".join(notes) or None,
+        instant=shown,
     )
 
 
-def _sketch(
+def _instant_picture(
     content: np.ndarray,
     styles: Sequence[np.ndarray],
     config: StyleConfig,
     mask: np.ndarray | None,
     run: RunState,
-) -> Progress | None:
-    """The sketch (see ``stylize``): L-BFGS at ``SKETCH_SIDE`` within the ``SKETCH_*`` budget,
-    upsampled to the output size; None if the run was cancelled or the sketch failed (the run
-    goes on without it)."""
-    small = config.replace(
-        size=SKETCH_SIDE, steps=SKETCH_STEPS, scales=1, optimizer="lbfgs", init="content"
-    )
-    problem = prepare(content, styles, small, mask)
-    enough = CancelToken()  # set when the budget is spent: the sketch keeps its best image
-    scratch = RunState(small, enough, run.started, problem.content.shape[:2])
-    scale = Scale(SKETCH_SIDE, SKETCH_STEPS, 0, True)
-    events = lbfgs(problem, initial_pixels(problem, small), scratch, scale, None)
-    previous = run.elapsed()
-    while True:  # its own progress records are not the run's steps
-        try:
-            event = next(events)
-        except StopIteration as finished:
-            outcome = finished.value
-            break
-        # scipy's thread has begun the next iteration: it ends about one iteration from now.
-        now = run.elapsed()
-        next_ends = now + (now - previous)
-        previous = now
-        over_budget = event.step >= SKETCH_MIN_STEPS and next_ends > SKETCH_SECONDS
-        if run.cancel.cancelled or over_budget:
-            enough.cancel()
-    if run.cancel.cancelled or outcome.error or not scratch.history:
+) -> np.ndarray | None:
+    """The instant network's picture at the output size (``nst.instant``: no TensorFlow).
+
+    Raises ``InstantUnavailable`` when the optimizer is to start from it; when it is only the
+    first preview, the run goes on without one (and the log says why).
+    """
+    from nst.instant import InstantUnavailable, stylize_instant
+
+    try:
+        image = stylize_instant(content, styles, config, mask=mask)
+    except InstantUnavailable:
+        if config.init == "instant":
+            raise
+        logger.exception("No instant preview for this run.")
         return None
-    image = np.clip(resize_to(problem.finish(outcome.best), *run.output_shape), 0.0, 1.0)
     run.timings["first_preview"] = run.elapsed()
-    return Progress(0, config.steps, float("nan"), {}, run.elapsed(), image)
+    return image
 
 
 def run_stylize(

@@ -67,6 +67,13 @@ def style_windows(painting: np.ndarray) -> list[np.ndarray]:
     return [resized[:STYLE_SIDE, left : left + STYLE_SIDE] for left in offsets]
 
 
+def instant_style_side(shape: Sequence[int]) -> int:
+    """The longest side a painting of ``shape`` needs for ``style_windows`` to see it at full
+    resolution (its shorter side at ``STYLE_SIDE``, or its own size if smaller)."""
+    short, long = sorted(shape[:2])
+    return min(long, math.ceil(STYLE_SIDE * long / short))
+
+
 def style_vector(painting: np.ndarray, networks: Networks | None = None) -> np.ndarray:
     """The (100,) style vector of an image: the mean over its square views."""
     networks = networks or load_networks()
@@ -85,6 +92,20 @@ def estimate_instant_memory(config: StyleConfig, content_shape: Sequence[int]) -
     height, width = run_shape(content_shape, config)
     padded = (height + STRIDE) * (width + STRIDE)
     return int(MEMORY_BASE_BYTES + MEMORY_BYTES_PER_PIXEL * padded)
+
+
+def check_instant_memory(config: StyleConfig, content_shape: Sequence[int]) -> None:
+    """Raise ``ValueError`` with a plain sentence if an instant run cannot fit in memory."""
+    import psutil
+
+    needed = estimate_instant_memory(config, content_shape)
+    # What the system has available, plus what this process already holds (the networks).
+    available = psutil.virtual_memory().available + psutil.Process().memory_info().rss
+    if needed > available:
+        raise ValueError(
+            f"An instant {config.size} px result needs about {needed / 1e9:.1f} GB of memory but "
+            f"only {available / 1e9:.1f} GB are available; choose a smaller output size."
+        )
 
 
 def paint(networks: Networks, photo: np.ndarray, vector: np.ndarray) -> np.ndarray:

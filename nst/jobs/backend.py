@@ -312,7 +312,7 @@ def follow_run(
 
     ``start()`` begins the run (loads the kind's runner, decodes the request) and returns its
     stream; every progress record goes to ``record(progress, history row, preview)``, the row
-    None for the sketch (step 0 is not a step of the run), the preview None when the record
+    None for the instant picture (step 0 is not a step of the run), the preview None when the record
     has none. Returns the final state, the error sentence for the user (the traceback goes to
     ``log``) and the ``Result``, None if the run broke before it. The stream is always closed.
     """
@@ -371,7 +371,10 @@ def encode_result(result: Result) -> tuple[dict[str, Any], Blobs]:
         "steps_done": int(result.steps_done),
         "note": result.note,
     }
-    return meta, {"image": encode_png(result.image)}
+    blobs = {"image": encode_png(result.image)}
+    if result.instant is not None:
+        blobs["instant"] = encode_png(result.instant)
+    return meta, blobs
 
 
 def decode_result(meta: dict[str, Any], blobs: Blobs) -> Result:
@@ -387,6 +390,7 @@ def decode_result(meta: dict[str, Any], blobs: Blobs) -> Result:
         final_loss=_float(meta["final_loss"]),
         steps_done=int(meta["steps_done"]),
         note=meta.get("note"),
+        instant=decode_png(blobs["instant"]) if "instant" in blobs else None,
     )
 
 
@@ -394,11 +398,14 @@ def style_for_run(style: np.ndarray, config: StyleConfig) -> np.ndarray:
     """Shrink a style image to the largest size the engine will use (never enlarge it), so a
     queued job never holds an upload at full size.
 
-    The engine's rule, ``nst.images.style_side``; nothing here imports TensorFlow.
+    The optimizer's rule, ``nst.images.style_side``, and the instant network's: its style
+    predictor sees the painting with the shorter side at ``STYLE_SIDE`` (``nst.instant``).
+    Nothing here imports TensorFlow.
     """
     from nst.images import resize_to, style_side, working_shape
+    from nst.instant.transfer import instant_style_side
 
-    side = style_side(config.size, config.style_scale)
+    side = max(style_side(config.size, config.style_scale), instant_style_side(style.shape))
     if max(style.shape[:2]) <= side:
         return style
     return resize_to(style, *working_shape(*style.shape[:2], side))

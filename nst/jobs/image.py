@@ -1,7 +1,8 @@
 """The image kind: one photo, its styles and the settings in, one picture out.
 
-``JobRequest`` is what a page submits; ``run_image`` is its runner (``nst.engine.stylize``
-with a sketch, since every view of an image job shows previews); the codecs carry it to RQ
+``JobRequest`` is what a page submits; ``run_image`` is its runner (the instant network, or
+``nst.engine.stylize`` showing the instant picture first, since every view of an image job
+shows previews); the codecs carry it to RQ
 workers as PNG blobs. Importing this module registers the kind; nothing here imports
 TensorFlow.
 """
@@ -80,7 +81,15 @@ def _decode_image_request(meta: dict[str, Any], blobs: Blobs) -> JobRequest:
 
 
 def run_image(request: JobRequest, cancel: CancelToken) -> Iterable[Any]:
-    """The image runner: ``nst.engine.stylize`` on the request (imports TensorFlow)."""
+    """The image runner: ``method`` "instant" runs the instant network alone (no TensorFlow);
+    "optimize" runs ``nst.engine.stylize`` (imports TensorFlow), whose first preview is the
+    instant picture."""
+    if request.config.method == "instant":
+        from nst.instant.run import run_instant
+
+        return run_instant(
+            request.content, list(request.styles), request.config, mask=request.mask, cancel=cancel
+        )
     from nst.engine import stylize
 
     return stylize(
@@ -90,7 +99,7 @@ def run_image(request: JobRequest, cancel: CancelToken) -> Iterable[Any]:
         mask=request.mask,
         init_image=request.init_image,
         cancel=cancel,
-        sketch=True,  # every view of an image job shows previews
+        instant_preview=True,  # every view of an image job shows previews
     )
 
 
