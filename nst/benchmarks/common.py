@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,3 +66,18 @@ def parse_config(text: str, base: StyleConfig = DEFAULTS) -> StyleConfig:
     """``key=value,key=value`` (as on the command line) over ``base`` into a config."""
     values = dict(item.split("=", 1) for item in text.split(",") if item.strip())
     return StyleConfig(**{**base.to_dict(), **values})
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory in bytes.
+
+    Linux's ``VmHWM`` starts afresh with the process's own memory map; ``ru_maxrss`` would
+    carry over the parent's peak through fork and exec.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import resource
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -15,9 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from nst.benchmarks.common import (
-    DEFAULTS,
-)
+from nst.benchmarks.common import DEFAULTS, peak_rss_bytes
 from nst.config import StyleConfig
 
 
@@ -37,12 +34,11 @@ def peak_rss_probe(
     config = base.replace(size=size, steps=3, scales=1, precision=precision, optimizer=optimizer)
     for _ in optimize(content, [style], config):  # unchecked: measure, do not refuse
         pass
-    # ru_maxrss is in kilobytes on Linux.
     return {
         "size": size,
         "precision": precision,
         "optimizer": optimizer,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_rss_bytes(),
     }
 
 

@@ -41,7 +41,7 @@ FAST_POLL_SECONDS = 0.02
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -79,7 +79,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class _Cluster:
+class RedisCluster:
     """A throw-away redis-server and worker processes."""
 
     def __init__(self, logs: Path) -> None:
@@ -102,7 +102,7 @@ class _Cluster:
             except Exception:  # not listening yet
                 return False
 
-        _wait(answers, 30, "starting redis-server")
+        wait_for(answers, 30, "starting redis-server")
         client.close()
 
     def add_workers(self, count: int) -> None:
@@ -121,7 +121,7 @@ class _Cluster:
                 )
             )
         queue = RedisQueue(self.url)
-        _wait(lambda: queue.worker_count() >= len(self.processes), 600, "starting the workers")
+        wait_for(lambda: queue.worker_count() >= len(self.processes), 600, "starting the workers")
         queue.shutdown()
 
     def stop(self) -> None:
@@ -181,7 +181,7 @@ def queue_section(
     from nst.jobs.redis import RedisQueue
 
     with tempfile.TemporaryDirectory(prefix="nst-bench-queue-") as logs:
-        cluster = _Cluster(Path(logs))
+        cluster = RedisCluster(Path(logs))
         try:
             queue = RedisQueue(cluster.url)
             for workers in (1, 2):

@@ -123,6 +123,11 @@ def format_table(report: dict[str, Any]) -> str:
                 f"largest size in {largest['memory_bytes'] / 1e9:.0f} GB",
                 f"{largest['longest_side']} px (this aspect), {largest['square_side']} px square",
             )
+    if "instant" in report or "instant_latency" in report:
+        from nst.benchmarks.instant import format_rows as instant_rows
+
+        for name, value, target in instant_rows(report):
+            row(name, value, target)
     if report.get("video"):
         from nst.benchmarks.video import format_rows
 
