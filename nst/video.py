@@ -10,6 +10,9 @@ Frame by frame, every frame lands on a different local optimum and the result fl
   forward and backward flow disagree (disocclusions) nor at motion boundaries (the paper's
   tests and thresholds), with the mask's edges softened a little.
 
+With ``StyleConfig.method == "instant"`` the clip goes through the instant network instead,
+steadied along the same flow (``nst.instant.video``).
+
 TensorFlow is imported only when a run starts, so the web tier can import this module.
 """
 
@@ -60,8 +63,9 @@ def optical_flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return dis.calc(_gray(source), _gray(target), None)
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """``image`` sampled at ``x + flow(x)`` (bilinear, edges replicated): an (h, w, c) array."""
+def warp(image: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """``image`` sampled at ``x + flow(x)`` (bilinear by default, edges replicated): an
+    (h, w, c) array. ``interpolation`` is an OpenCV flag (``cv2.INTER_CUBIC``, ...)."""
     height, width = flow.shape[:2]
     grid_x, grid_y = np.meshgrid(
         np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
@@ -72,7 +76,7 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
         np.ascontiguousarray(image, dtype=np.float32),
         map_x,
         map_y,
-        interpolation=cv2.INTER_LINEAR,
+        interpolation=interpolation,
         borderMode=cv2.BORDER_REPLICATE,
     )
     return warped.reshape(image.shape)
@@ -224,7 +228,25 @@ def stylize_video(
     progress is dropped and the loop ends; ``outcome`` (if given) collects the finished frames,
     ``stopped`` and any numerical ``error``. The run is checked once, at its first frame
     (every frame has the same shape and settings but for the step counts).
+
+    With ``config.method == "instant"`` every frame goes through the instant network instead
+    (``nst.instant.video.stylize_instant_video``): one ``FrameDone`` per frame and no steps,
+    steadied by ``video.temporal_weight`` (see ``instant_steadiness``), or frame by frame with
+    ``temporal=False``.
     """
+    if config.method == "instant":
+        from nst.instant.video import instant_steadiness, stylize_instant_video
+
+        yield from stylize_instant_video(
+            frames,
+            styles,
+            config,
+            frame_count=frame_count,
+            steadiness=instant_steadiness(video.temporal_weight) if temporal else 0.0,
+            cancel=cancel,
+            outcome=outcome,
+        )
+        return
     from nst.engine import check_run, optimize
 
     cancel = cancel or CancelToken()

@@ -1,4 +1,5 @@
-"""Video: a clip and a painting in, a steady stylized clip out (Ruder et al. 2016)."""
+"""Video: a clip and a painting in, a steady stylized clip out (the instant network steadied
+along the motion, or the optimizer with Ruder et al.'s temporal loss)."""
 
 import streamlit as st
 
@@ -6,9 +7,10 @@ from studio import inputs, video
 
 st.title("Video")
 st.caption(
-    "Repaint a short clip in the style of a painting without flicker: each frame starts from the "
-    "previous one, carried along by the motion. Finished frames appear as they come; Stop keeps "
-    "them as a shorter clip."
+    "Repaint a short clip in the style of a painting without flicker: each frame keeps what the "
+    "previous one painted, carried along by the motion. Instant paints several frames a second; "
+    "Painted repaints each frame in detail, taking many seconds a frame. Finished frames appear "
+    "as they come; Stop keeps them as a shorter clip."
 )
 
 clip, styles = inputs.inputs_row("Your clip", video.clip_picker)

@@ -7,6 +7,7 @@ keeps its own settings apart from the Stylize page's.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -37,6 +38,10 @@ CLIP_TYPES = ["mp4", "mov", "m4v", "webm", "mkv", "gif"]
 NOT_FOR_VIDEO = frozenset({"steps", "scales", "final_share"}) | APP_MANAGED
 VIDEO_MANAGED = frozenset({"max_video_pixels", "max_animation_frames"})
 KEY_PREFIX = "video_"
+# The Video page proposes the instant method: a clip is many pictures, and the optimizer takes
+# many seconds a frame on a CPU where the instant network makes several frames a second
+# (docs/video.md). The Stylize page keeps the engine's own default.
+PAGE_DEFAULTS = {"method": "instant"}
 
 
 @dataclass(frozen=True)
@@ -108,8 +113,16 @@ def describe(info: VideoInfo) -> str:
     )
 
 
+def page_spec(spec: FieldSpec) -> FieldSpec:
+    """The spec as the Video page offers it: with the page's own default where it has one."""
+    if spec.name in PAGE_DEFAULTS:
+        return dataclasses.replace(spec, default=PAGE_DEFAULTS[spec.name])
+    return spec
+
+
 def _widgets(specs: list[FieldSpec], columns: int) -> dict[str, Any]:
     values: dict[str, Any] = {}
+    specs = [page_spec(spec) for spec in specs]
     slots = st.columns(columns)
     for index, spec in enumerate(specs):
         with slots[index % columns]:
@@ -124,7 +137,9 @@ def settings_panel() -> tuple[dict[str, Any], dict[str, Any]]:
     ]
     video_specs = [spec for spec in video_field_specs() if spec.name not in VIDEO_MANAGED]
     main = [spec for spec in style_specs if spec.group == "main"]
-    style_values = _widgets(main, 3)
+    # The method on a row of its own, above the sliders it decides the meaning of.
+    style_values = _widgets([spec for spec in main if spec.choice_labels], 1)
+    style_values.update(_widgets([spec for spec in main if not spec.choice_labels], 3))
     video_values = _widgets(video_specs, 4)
     with st.expander("Colour and adjustments", icon=":material/palette:"):
         style_values.update(
@@ -144,7 +159,7 @@ def settings_panel() -> tuple[dict[str, Any], dict[str, Any]]:
 def _reset() -> None:
     for spec in [*field_specs(), *adjustment_specs(), *video_field_specs()]:
         if KEY_PREFIX + spec.name in st.session_state:
-            st.session_state[KEY_PREFIX + spec.name] = widget_default(spec)
+            st.session_state[KEY_PREFIX + spec.name] = widget_default(page_spec(spec))
 
 
 def build_configs(
@@ -181,6 +196,7 @@ def run_video(
     Problems are one ``st.error`` sentence each; the previous result stays.
     """
     from nst.engine.model import WeightsError
+    from nst.instant import InstantUnavailable, load_networks
     from nst.jobs.video import VideoJobRequest, plan
     from studio.network import ensure_model
 
@@ -202,8 +218,11 @@ def run_video(
         st.error(str(error))
         return
     try:
-        ensure_model(config)
-    except (WeightsError, ValueError) as error:
+        if config.method == "instant":
+            load_networks()  # checked here, so a missing file is one sentence on the page
+        else:
+            ensure_model(config)
+    except (WeightsError, InstantUnavailable, ValueError) as error:
         st.error(str(error))
         return
     request = VideoJobRequest(
@@ -243,7 +262,8 @@ def watch(request: Any, name: str, frames: int, video: VideoConfig, stage: Any) 
             )
             frame_slot = st.empty()
         shown = None
-        planned_steps = total_steps(frames, video)
+        config = request.config
+        planned_steps = total_steps(frames, video, config)
         poller = StatusPoller(queue, job_id, owner, message)
         while (status := poller.next()) is not None:
             if status.state is JobState.QUEUED:
@@ -254,12 +274,13 @@ def watch(request: Any, name: str, frames: int, video: VideoConfig, stage: Any) 
                 if progress is None or progress.frame is None:
                     bar.progress(0.0, text="Reading the clip and preparing the network…")
                 else:
-                    done = steps_done(progress.frame, progress.step, video)
+                    done = steps_done(progress.frame, progress.step, video, config)
                     left = progress.elapsed / max(done, 1) * (planned_steps - done)
                     finished = progress.frame - (0 if progress.step >= progress.total else 1)
                     bar.progress(
                         min(1.0, done / planned_steps),
-                        text=f"Frame {progress.frame} of {frames} · {finished} finished · "
+                        text=f"Frame {progress.frame} of {frames} · {finished} finished "
+                        f"({frame_rate(finished, progress.elapsed)}) · "
                         f"about {format_seconds(left)} left",
                     )
                 if status.preview is not None and status.preview is not shown:
@@ -271,6 +292,16 @@ def watch(request: Any, name: str, frames: int, video: VideoConfig, stage: Any) 
     finally:
         # No st.* element calls in here: after an interruption they would raise again.
         _settle(queue, job_id, owner, name, started)
+
+
+def frame_rate(frames: int, seconds: float) -> str:
+    """Frames per second as a person reads it: "4.2 frames/s", or "38 s a frame" when slow."""
+    if frames <= 0 or seconds <= 0:
+        return "starting"
+    rate = frames / seconds
+    if rate >= 1.0:
+        return f"{rate:.1f} frames/s"
+    return f"{format_seconds(seconds / frames)} a frame"
 
 
 def _settle(queue: Any, job_id: str, owner: str, name: str, started: float) -> None:
@@ -337,7 +368,8 @@ def result_panel(record: VideoRecord) -> None:
         )
     else:
         st.success(
-            f"Finished {record.frames} frames in {format_seconds(record.seconds)}.",
+            f"Finished {record.frames} frames in {format_seconds(record.seconds)} "
+            f"({frame_rate(record.frames, record.seconds)}).",
             icon=":material/check_circle:",
         )
     if record.mp4 is not None:

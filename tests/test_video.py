@@ -282,6 +282,65 @@ def test_cli_stylizes_a_clip_with_its_sound(
     assert audio_stream_seconds(out.read_bytes()) == pytest.approx(4 / 12, abs=0.05)
 
 
+def test_cli_instant_method_writes_every_frame_with_its_sound(
+    tmp_path: Path, style_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(make_clip(fps=12, audio=True))
+    out = tmp_path / "out.mp4"
+    argv = ["video", str(clip), str(style_file), "-o", str(out), "--size", "64"]
+    argv += ["--method", "instant", "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["method"] == "instant" and summary["settings"]["method"] == "instant"
+    assert summary["frames"] == 12 and summary["audio"] and not summary["stopped"]
+    assert (summary["width"], summary["height"]) == (64, 48)
+    assert summary["frames_per_second"] > 0
+    with av.open(str(out)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 12
+    assert audio_stream_seconds(out.read_bytes()) == pytest.approx(1.0, abs=0.05)
+
+
+def test_instant_method_through_stylize_video_is_steadier_than_frame_by_frame(
+    style: np.ndarray,
+) -> None:
+    frames = synthetic_frames(6, 48, 64)
+    motions = [frame_motion(frames[i - 1], frames[i]) for i in range(1, 6)]
+    config = SMALL.replace(method="instant")
+
+    def outputs(temporal: bool) -> list[np.ndarray]:
+        events = list(
+            stylize_video(frames, [style], config, FAST, frame_count=6, temporal=temporal)
+        )
+        assert all(isinstance(event, FrameDone) for event in events)  # no optimizer steps
+        return [event.image for event in events]
+
+    def error(images: list[np.ndarray]) -> float:
+        return float(
+            np.mean([temporal_error(images[i], images[i - 1], motions[i - 1]) for i in range(1, 6)])
+        )
+
+    steadied, frame_by_frame = outputs(True), outputs(False)
+    assert [image.shape for image in steadied] == [(48, 64, 3)] * 6
+    assert error(steadied) < error(frame_by_frame)
+
+
+def test_instant_method_stop_keeps_the_frames_already_done(style: np.ndarray) -> None:
+    from nst.records import CancelToken
+
+    frames = synthetic_frames(6, 48, 64)
+    cancel, outcome, seen = CancelToken(), VideoOutcome(), []
+    config = SMALL.replace(method="instant")
+    for event in stylize_video(
+        frames, [style], config, FAST, frame_count=6, cancel=cancel, outcome=outcome
+    ):
+        seen.append(event.index)
+        if len(seen) == 2:
+            cancel.cancel()
+    assert seen == [0, 1]
+    assert outcome.stopped and [frame.index for frame in outcome.frames] == [0, 1]
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -346,7 +405,9 @@ def test_video_benchmark_compares_both_methods(tmp_path: Path, style: np.ndarray
         config=SMALL,
         video=VideoConfig(first_frame_steps=3, frame_steps=2),
         strip=strip,
+        methods=("optimize",),
     )
+    assert "instant" not in report
     for name in ("frame_by_frame", "temporal"):
         run = report[name]
         assert run["steps"] == ([3, 3, 3] if name == "frame_by_frame" else [3, 2, 2])
@@ -354,4 +415,38 @@ def test_video_benchmark_compares_both_methods(tmp_path: Path, style: np.ndarray
     assert report["frame_by_frame"]["temporal_error"] > report["temporal"]["temporal_error"]
     rows = format_rows(report)
     assert any(row[0].startswith("video: temporal error") and row[2] == "≥ 3×" for row in rows)
+    assert Image.open(strip).size == (2 * 160 + 4, 3 * 120 + 8)  # 2 frames x 3 rows
+
+
+def test_video_benchmark_times_the_instant_method_against_frame_by_frame(
+    tmp_path: Path, style: np.ndarray
+) -> None:
+    from nst.benchmarks.video import format_rows, video_section
+
+    strip = tmp_path / "instant.png"
+    report = video_section(
+        style,
+        config=SMALL,
+        video=VideoConfig(first_frame_steps=2, frame_steps=2),
+        methods=("instant",),
+        instant={
+            "size": 64,
+            "frames": 4,
+            "rounds": 2,
+            "page_size": 96,
+            "optimize_frames": 2,
+            "strip": strip,
+        },
+    )
+    assert set(report) == {"instant"}
+    instant = report["instant"]
+    assert instant["shape"] == [48, 64] and instant["rounds"] == 2
+    for name in ("frame_by_frame", "steadied"):
+        run = instant[name]
+        assert run["frames_per_second"] > 0 and set(run["losses"]) == {"content", "style", "tv"}
+    assert instant["temporal_error_ratio"] > 1
+    assert instant["page_size"]["size"] == 96 and instant["optimize_frames_per_second"] > 0
+    rows = format_rows(report)
+    assert any(row[0].startswith("video instant") and row[2] == "≥ 70%" for row in rows)
+    assert any("today's method" in row[0] for row in rows)
     assert Image.open(strip).size == (2 * 160 + 4, 3 * 120 + 8)  # 2 frames x 3 rows

@@ -12,6 +12,7 @@ import pytest
 from nst.config import StyleConfig, VideoConfig
 from nst.jobs import JobQueue, JobState, job_kind
 from nst.jobs.video import VideoJobRequest, VideoResult
+from nst.synthetic import synthetic_frames
 from tests.video_cases import audio_stream_seconds, make_clip
 
 CONFIG = StyleConfig(size=64, optimizer="adam", preview_every=1000)
@@ -67,6 +68,36 @@ def test_stopping_a_video_job_keeps_the_finished_frames() -> None:
     assert queue.status(job_id).state is JobState.CANCELLED
     assert result.stopped and 2 <= result.frames < 12
     assert _frames(result.mp4) == result.frames
+    queue.shutdown()
+
+
+def test_an_instant_video_job_gives_every_frame_with_its_sound() -> None:
+    queue = JobQueue(max_running=1, heartbeat_timeout=None)
+    config = CONFIG.replace(method="instant")
+    request = VideoJobRequest(make_clip(fps=12, audio=True), (_style(),), config, VIDEO)
+    job_id = queue.submit(request)
+    result = _wait(queue, job_id)
+    status = queue.status(job_id)
+    assert status.state is JobState.DONE
+    assert result.frames == result.frames_planned == 12 and not result.stopped
+    assert result.steps_done == 12  # one pass of the network a frame
+    assert result.timings["frames_per_second"] > 0
+    assert _frames(result.mp4) == 12 and audio_stream_seconds(result.mp4) > 0.9
+    assert [row["frame"] for row in status.history if "frame" in row] == list(range(1, 13))
+    queue.shutdown()
+
+
+def test_stopping_an_instant_video_job_keeps_the_finished_frames() -> None:
+    queue = JobQueue(max_running=1, heartbeat_timeout=None)
+    frames = synthetic_frames(120, 48, 64)
+    config = CONFIG.replace(method="instant")
+    request = VideoJobRequest(make_clip(frames, fps=12, audio=True), (_style(),), config, VIDEO)
+    job_id = queue.submit(request)
+    result = _wait(queue, job_id, stop_after_frames=2)
+    assert queue.status(job_id).state is JobState.CANCELLED
+    assert result.stopped and 2 <= result.frames < 120
+    assert _frames(result.mp4) == result.frames
+    assert audio_stream_seconds(result.mp4) == pytest.approx(result.frames / 12, abs=0.1)
     queue.shutdown()
 
 

@@ -34,6 +34,7 @@ def _upload_clip(at: AppTest, name: str, data: bytes) -> None:
 def test_video_page_offers_the_config_settings() -> None:
     at = _video_page()
     widgets = [*at.slider, *at.select_slider, *at.selectbox, *at.text_input, *at.number_input]
+    widgets += [*at.radio]
     keys = {widget.key for widget in widgets}
     expected = {f"video_{spec.name}" for spec in field_specs() if spec.name not in NOT_FOR_VIDEO}
     expected |= {
@@ -41,6 +42,9 @@ def test_video_page_offers_the_config_settings() -> None:
     }
     assert expected <= keys
     assert at.select_slider(key="video_temporal_weight").label == "Steadiness"
+    # The same Instant/Painted choice as the Stylize page; a clip proposes Instant.
+    method = at.radio(key="video_method")
+    assert method.value == "instant" and set(method.options) == {"Instant", "Painted"}
 
 
 def test_a_bad_clip_gets_one_sentence_and_the_page_keeps_working() -> None:
@@ -59,6 +63,7 @@ def test_upload_run_a_few_frames_and_download() -> None:
     _upload_clip(at, "walk.mp4", make_clip(fps=12, audio=True))
     assert any("12 frames at 12 fps" in caption.value for caption in at.caption)
     at.pills(key="style_samples").set_value(["mosaic"])
+    at.radio(key="video_method").set_value("optimize")
     at.slider(key="video_size").set_value(64)
     at.slider(key="video_first_frame_steps").set_value(2)
     at.slider(key="video_frame_steps").set_value(1)
@@ -73,3 +78,19 @@ def test_upload_run_a_few_frames_and_download() -> None:
     with av.open(io.BytesIO(record.mp4)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 3
     assert audio_stream_seconds(record.mp4) > 0.2  # the clip's sound, cut to 3 frames
+
+
+def test_an_instant_run_gives_every_frame_and_its_frame_rate() -> None:
+    at = _video_page()
+    _upload_clip(at, "walk.mp4", make_clip(fps=12, audio=True))
+    at.pills(key="style_samples").set_value(["mosaic"])
+    at.slider(key="video_size").set_value(64)
+    at.button(key="video_start").click()
+    at.run()
+    assert not at.exception, at.exception
+    finished = [element.value for element in at.success if "Finished" in element.value]
+    assert finished and "Finished 12 frames" in finished[0] and "frames/s" in finished[0]
+    record = at.session_state["video_result"]
+    with av.open(io.BytesIO(record.mp4)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 12
+    assert audio_stream_seconds(record.mp4) > 0.9

@@ -1,9 +1,12 @@
 """``python -m nst video CLIP STYLE [STYLE ...] -o OUT.mp4``: stylize a clip without flicker.
 
-The still-image flags apply to every frame (except ``--steps``: see ``--first-frame-steps`` and
-``--frame-steps``); the ``VideoConfig`` fields add the temporal ones. An unusable clip prints
-one line and exits with code 2 before any work starts. Ctrl-C stops the run and still writes
-the frames finished so far.
+``--method optimize`` (the default) runs the optimizer on every frame with the temporal loss;
+``--method instant`` runs the instant network on every frame, steadied along the optical flow
+(``--temporal-weight``, *Steadiness*, sets how much for both). The still-image flags apply to
+every frame (except ``--steps``: see ``--first-frame-steps`` and ``--frame-steps``, which the
+instant method does not use); the ``VideoConfig`` fields add the temporal ones. An unusable
+clip prints one line and exits with code 2 before any work starts. Ctrl-C stops the run and
+still writes the frames finished so far.
 """
 
 from __future__ import annotations
@@ -39,9 +42,11 @@ NOT_FOR_VIDEO = frozenset({"steps"})
 def build_video_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="python -m nst video",
-        description="Stylize a video clip without flicker: each frame starts from the previous "
-        "result warped by the optical flow, and a temporal loss keeps it steady (Ruder et al. "
-        "2016).",
+        description="Stylize a video clip without flicker. --method optimize: each frame starts "
+        "from the previous result warped by the optical flow, and a temporal loss keeps it "
+        "steady (Ruder et al. 2016). --method instant: the instant network paints every frame "
+        "and the previous output, carried along the flow, is blended in where the motion is "
+        "reliable (several frames a second on a CPU).",
     )
     parser.add_argument("clip", help="the clip: MP4, MOV, WebM, animated GIF, ...")
     parser.add_argument("styles", nargs="+", metavar="STYLE", help="one or more style images")
@@ -89,7 +94,7 @@ def run_video_command(argv: Sequence[str]) -> int:
     elif summary["frames"]:
         print(
             f"wrote {output} ({summary['frames']} frames, {shape[1]}x{shape[0]}, "
-            f"{summary['seconds']} s)"
+            f"{summary['seconds']} s, {summary['frames_per_second']:.2f} frames/s)"
         )
     if summary["interrupted"]:
         return 130
@@ -123,7 +128,7 @@ def _stylize_clip(
         total=video.first_frame_steps,
         desc="frame 1",
         unit="step",
-        disable=args.quiet,
+        disable=args.quiet or config.method == "instant",  # no steps: one pass a frame
         file=sys.stderr,
         leave=False,
     )
@@ -160,6 +165,7 @@ def _stylize_clip(
     seconds = [frame.seconds for frame in done]
     return {
         "output": str(output) if done else None,
+        "method": config.method,
         "clip": args.clip,
         "styles": list(args.styles),
         "frames": len(done),
@@ -175,6 +181,7 @@ def _stylize_clip(
         "other_frame_seconds": round(sum(seconds[1:]) / (len(seconds) - 1), 3)
         if len(seconds) > 1
         else None,
+        "frames_per_second": round(len(done) / sum(seconds), 3) if done else None,
         "stopped": bool(outcome.stopped or interrupted or len(done) < count),
         "interrupted": interrupted,
         "error": error,

@@ -1,12 +1,13 @@
 """Video jobs through the job interface (``nst.jobs``): the "video" kind, its request, runner,
 result and the codecs that carry them to RQ workers. Importing this module registers the kind.
 
-The runner stylizes the clip frame by frame (``nst.video.stylize_video``), yields a progress
-record per step (``frame``/``frames`` say which frame), with the finished frame as the preview,
-and ends with a ``VideoResult`` holding the encoded MP4 (with the clip's sound) and, for short
-clips, an animated WebP and GIF. Stopping keeps the frames finished so far as a shorter clip;
-a clip that stops decoding part-way also keeps them, with the error sentence.
-No TensorFlow at import: the web tier imports this freely.
+The runner stylizes the clip frame by frame (``nst.video.stylize_video``: the optimizer, or the
+instant network with ``StyleConfig.method == "instant"``), yields a progress record per step
+(``frame``/``frames`` say which frame; the instant method has one step a frame) with the
+finished frame as the preview, and ends with a ``VideoResult`` holding the encoded MP4 (with
+the clip's sound) and, for short clips, an animated WebP and GIF. Stopping keeps the frames
+finished so far as a shorter clip; a clip that stops decoding part-way also keeps them, with
+the error sentence. No TensorFlow at import: the web tier imports this freely.
 """
 
 from __future__ import annotations
@@ -120,13 +121,18 @@ def plan(clip: bytes, config: StyleConfig, video: VideoConfig) -> VideoPlan:
     return VideoPlan(info, shape, frames)
 
 
-def total_steps(frames: int, video: VideoConfig) -> int:
-    """Optimization steps of a run of ``frames`` frames."""
+def total_steps(frames: int, video: VideoConfig, config: StyleConfig | None = None) -> int:
+    """Steps of a run of ``frames`` frames: the optimizer's, or one a frame for the instant
+    method (``config.method``)."""
+    if config is not None and config.method == "instant":
+        return frames
     return video.first_frame_steps + max(0, frames - 1) * video.frame_steps
 
 
-def steps_done(frame: int, step: int, video: VideoConfig) -> int:
+def steps_done(frame: int, step: int, video: VideoConfig, config: StyleConfig | None = None) -> int:
     """Steps done across the clip at ``step`` of (1-based) ``frame``."""
+    if config is not None and config.method == "instant":
+        return frame - 1 + min(step, 1)
     if frame <= 1:
         return step
     return video.first_frame_steps + (frame - 2) * video.frame_steps + step
@@ -223,11 +229,12 @@ def _result(
             "total": time.perf_counter() - started,
             "first_frame": seconds[0],
             "other_frames": float(np.mean(seconds[1:])) if len(seconds) > 1 else 0.0,
+            "frames_per_second": len(seconds) / max(sum(seconds), 1e-9),
         },
         config=request.config,
         stopped=outcome.stopped or len(finished) < run.frames,
         error=error,
-        steps_done=total_steps(len(finished), video),
+        steps_done=total_steps(len(finished), video, request.config),
         mp4=mp4,
         webp=encode_animation(finished, run.info.fps, format="webp") if short else None,
         gif=encode_animation(finished, run.info.fps, format="gif") if short else None,
