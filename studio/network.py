@@ -43,9 +43,9 @@ def weights_banner() -> None:
         random = weights_mode() == "random"
     if random:
         st.warning(
-            "Demo mode: NST_WEIGHTS=random, so the network's features are untrained. Everything "
-            "works, but results will not look like the painting. Unset NST_WEIGHTS to use the "
-            "ImageNet weights.",
+            "Demo mode: NST_WEIGHTS=random, so the optimizer's features are untrained. "
+            "Everything works, but its paintings will not look like the painting; the Instant "
+            "method's network is the real one. Unset NST_WEIGHTS to use the ImageNet weights.",
             icon=":material/science:",
         )
 

@@ -77,7 +77,14 @@ def _uses_log_slider(spec: FieldSpec) -> bool:
     return spec.maximum / spec.step >= 1000
 
 
-def spec_widget(spec: FieldSpec, *, key: str, help_suffix: str = "", bind: bool = False) -> Any:
+def spec_widget(
+    spec: FieldSpec,
+    *,
+    key: str,
+    help_suffix: str = "",
+    bind: bool = False,
+    disabled: bool = False,
+) -> Any:
     """One widget for one config field, chosen by the field's kind and bounds.
 
     Values of "floats"/"strings" fields are returned as comma-separated text, which
@@ -85,7 +92,12 @@ def spec_widget(spec: FieldSpec, *, key: str, help_suffix: str = "", bind: bool 
     query string (``?style_weight=50&size=256``), so a link reproduces the settings.
     """
     help_text = spec.help + help_suffix
-    common: dict[str, Any] = {"key": key, "help": help_text, "persist_state": "session"}
+    common: dict[str, Any] = {
+        "key": key,
+        "help": help_text,
+        "persist_state": "session",
+        "disabled": disabled,
+    }
     if bind:
         common["bind"] = "query-params"
     # A default only for a fresh widget: one whose value was set through session state (e.g. by
@@ -127,15 +139,26 @@ def spec_widget(spec: FieldSpec, *, key: str, help_suffix: str = "", bind: bool 
     return widget(spec.label, min_value=low, max_value=high, step=step, **common)
 
 
-def _settings_widgets(specs: Iterable[FieldSpec], columns: int) -> dict[str, Any]:
+# What the Instant method does not use: greyed out while it is chosen (their values stay).
+OPTIMIZER_ONLY = frozenset({"content_weight", "tv_weight", "steps"})
+
+
+def _settings_widgets(
+    specs: Iterable[FieldSpec], columns: int, instant: bool = False
+) -> dict[str, Any]:
     """Linked widgets for the settings fields, spread over ``columns``; name → raw value."""
     values: dict[str, Any] = {}
     specs = list(specs)
     slots = st.columns(columns)
     for spec, slot in zip(specs, itertools.cycle(slots)):
+        idle = instant and spec.name in OPTIMIZER_ONLY
         with slot:
             values[spec.name] = spec_widget(
-                spec, key=spec.name, help_suffix=_layer_hint(spec), bind=True
+                spec,
+                key=spec.name,
+                help_suffix=" (Painted only.)" if idle else _layer_hint(spec),
+                bind=True,
+                disabled=idle,
             )
     return values
 
@@ -175,7 +198,9 @@ def settings_panel() -> tuple[dict[str, Any], InputImage | None]:
     main = specs_in("main")
     # The method on a row of its own, above the sliders it decides the meaning of.
     values = _settings_widgets([spec for spec in main if spec.choice_labels], columns=1)
-    values.update(_settings_widgets([spec for spec in main if not spec.choice_labels], columns=3))
+    instant = values.get("method") == "instant"
+    sliders = [spec for spec in main if not spec.choice_labels]
+    values.update(_settings_widgets(sliders, columns=3, instant=instant))
     with st.expander("Colour, blending and mask", icon=":material/palette:"):
         values.update(_settings_widgets(specs_in("color"), columns=3))
         mask = mask_picker()

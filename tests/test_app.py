@@ -161,8 +161,14 @@ def test_the_instant_method_shows_the_networks_picture_at_once(
 
     at = _open()
     _upload(at, content_path.read_bytes(), [("starry_night.jpg", style_path.read_bytes())])
-    at.radio(key="method").set_value("instant")
-    _stylize(at, size=256)
+    at.radio(key="method").set_value("instant").run()
+    # What the network does not use is greyed out, not lost.
+    assert at.slider(key="steps").disabled and at.select_slider(key="content_weight").disabled
+    assert not at.slider(key="size").disabled and not at.select_slider(key="style_weight").disabled
+    at.slider(key="size").set_value(256)
+    at.button(key="stylize").click()
+    at.run()
+    assert not at.exception, at.exception
     assert any(text.startswith("Painted by the instant network in") for text in _texts(at.success))
     assert _download_labels(at) == DOWNLOADS
     (record,) = at.session_state["results"]

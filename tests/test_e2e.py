@@ -3,7 +3,9 @@
 Starts ``streamlit run app.py`` on a free port with untrained weights, then plays the user's
 story: upload a photo and a painting, press Stylize, watch the preview, download the PNG; stop
 a run, adjust, continue, leave the page mid-run; and two visitors sharing the one-job queue, one
-of whom closes the tab. Set ``NST_SCREENSHOT=docs/screenshot.png`` to save the Stylize page.
+of whom closes the tab; the instant picture, downloaded while the painting goes on, and the
+Instant method. Set ``NST_SCREENSHOT=docs/screenshot.png`` to save the Stylize page with an
+instant result (the real network: its weights come with the wheel).
 """
 
 from __future__ import annotations
@@ -218,12 +220,47 @@ def test_stylize_watch_preview_and_download(
     with Image.open(io.BytesIO(jpeg)) as image:
         assert name.endswith(".jpg") and image.format == "JPEG" and image.size == (128, 96)
 
+    page.get_by_role("link", name="Gallery").click()
+    page.get_by_text(f"#1 · {content_path.name} × {style_path.name}").wait_for()
+
+
+def test_the_instant_picture_downloads_while_the_painting_goes_on(
+    page: object, app_url: str, content_path: Path, style_path: Path
+) -> None:
+    _start_run(page, app_url, content_path, style_path, size=512, steps=500)
+    page.get_by_text("The instant picture; the optimizer now paints it in detail").wait_for()
+    _images_loaded(page, "The instant picture")
+    png, name = _download(page, "Download the instant picture")
+    assert name == "instant.png"
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG" and image.size == (512, 384)
+    settings = read_settings(png)
+    assert settings["method"] == "instant" and settings["size"] == 512
+    # The download did not stop the painting: it is still going, and Stop keeps both pictures.
+    body = page.locator("body").inner_text()
+    assert "Finished" not in body and "Stopped" not in body, _status_text(page)
+    _first_text(page, ["Step 1 of 500", "Step 2 of 500", "Step 3 of 500"])
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("Stopped at step").wait_for()
+    page.get_by_text("The instant picture this run started from").wait_for()
+
+
+def test_the_instant_method_paints_in_one_pass(
+    page: object, app_url: str, content_path: Path, style_path: Path
+) -> None:
+    _open(page, app_url, size=512)
+    _choose_pair(page, content_path, style_path)
+    page.get_by_text("Instant", exact=True).click()
+    page.get_by_role("button", name="Stylize").click()
+    page.get_by_text("Painted by the instant network in").wait_for()
+    _images_loaded(page, "After: 512×384")
+    png, _ = _download(page, "Download PNG")
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.size == (512, 384)
+    assert read_settings(png)["method"] == "instant"
     screenshot = os.environ.get("NST_SCREENSHOT")
     if screenshot:
         _save_full_page(page, ROOT / screenshot)
-
-    page.get_by_role("link", name="Gallery").click()
-    page.get_by_text(f"#1 · {content_path.name} × {style_path.name}").wait_for()
 
 
 # Shorter than the queue's 15 s heartbeat: the run of a closed tab must end when the tab goes,
