@@ -229,10 +229,12 @@ class StyleConfig(Knobs):
         maximum=1.0,
         step=0.01,
     )
-    # From the photo: on trained features it ends at a lower loss with the photo's edges kept;
-    # from noise, a texture over a ghost of the scene (docs/benchmarks.md).
+    # From the instant picture: on trained features, over the quality panel's pairs, it ends
+    # lower than from the photo on nearly every pair, and far lower where the photo is far
+    # from the painting, with more of the painting's palette and most of the photo's edges;
+    # from noise, a texture over a ghost of the scene (docs/instant.md, docs/benchmarks.md).
     init: str = _knob(
-        "content",
+        "instant",
         "Start from",
         "content: start from the photo; instant: from the instant network's picture; noise: "
         "from random noise; blend: a mix of the photo and noise.",

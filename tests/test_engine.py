@@ -526,7 +526,7 @@ def test_a_missing_instant_network_costs_the_preview_not_the_run(
         raise InstantUnavailable("The instant network is not installed.")
 
     monkeypatch.setattr("nst.instant.stylize_instant", unavailable)
-    config = SMALL.replace(size=96, steps=2)
+    config = SMALL.replace(size=96, steps=2, init="content")
     events = _events(content_image, style_image, config, instant_preview=True)
     assert [e.step for e in events[:-1]] == [1, 2] and events[-1].steps_done == 2
     with pytest.raises(InstantUnavailable):
