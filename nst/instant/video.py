@@ -152,8 +152,9 @@ def stylize_instant_video(
     yields (``parts`` empty, ``steps`` 1), so the CLI, the jobs and the page treat both alike.
     ``steadiness`` in [0, ``MAX_STEADINESS``]: 0 is frame by frame, higher keeps more of the
     previous output where the motion is reliable. The settings are checked against the styles
-    at the first frame (``ValueError``). When ``cancel`` is set the loop ends before the next frame;
-    ``outcome`` (if given) collects the finished frames and ``stopped``.
+    at the first frame (``ValueError``). When ``cancel`` is set the loop ends before the next
+    frame (the frame in progress is finished: it takes one pass of the network); ``outcome``
+    (if given) collects the finished frames and ``stopped``.
 
     The flow between frame i-1 and frame i depends on the input frames only, so it is computed
     in a worker thread while the network paints frame i (OpenCV and onnxruntime both release
