@@ -108,7 +108,8 @@ def test_two_workers_serve_three_clients(cluster: Cluster) -> None:
         seen: list[tuple[str, int]] = []
         try:
             start.wait()
-            job_id = queue.submit(request(index), owner=owner)
+            # From the photo, so that each result stays closest to its own photo.
+            job_id = queue.submit(request(index, init="content"), owner=owner)
             while True:
                 status = queue.status(job_id, owner=owner)
                 seen.append((status.state.value, status.position))

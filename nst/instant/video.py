@@ -42,7 +42,7 @@ DEFAULT_STEADINESS = 0.75
 MAX_STEADINESS = 0.95
 # The flow is found at half the frame size (not below FLOW_MIN_SIDE on the longest side): at
 # full size the two DIS flows and the reliability tests cost a large share of the network's time,
-# and the steadying must stay within the 30% of the frame rate.
+# and the steadying may cost at most 30% of the bare network's frame rate.
 FLOW_SCALE = 0.5
 FLOW_MIN_SIDE = 160
 
