@@ -77,16 +77,19 @@ def request(index: int, **settings: Any) -> JobRequest:
 
 
 def running_with_a_preview(queue: RedisQueue, job: JobRequest) -> tuple[str, int]:
-    """Submit ``job`` and wait until it runs and has published a preview: (job id, worker pid)."""
+    """Submit ``job`` and wait until it runs and has published the preview of a painting step
+    (after the instant picture, step 0): (job id, worker pid)."""
     job_id = queue.submit(job, owner="me")
-    wait_for(
-        lambda: (
-            queue.status(job_id, owner="me").preview is not None
-            and queue.status(job_id, owner="me").state is JobState.RUNNING
-        ),
-        RUN_SECONDS,
-        "a preview",
-    )
+
+    def painting() -> bool:
+        status = queue.status(job_id, owner="me")
+        return (
+            status.state is JobState.RUNNING
+            and status.preview is not None
+            and status.preview_step >= 1
+        )
+
+    wait_for(painting, RUN_SECONDS, "a preview of a painting step")
     worker = queue.connection.hget(key(job_id), "worker").decode()
     return job_id, int(worker.rsplit(":", 1)[1])
 

@@ -151,9 +151,8 @@ def latency_section(
 ) -> dict[str, Any]:
     """Stylize to the instant picture, both methods, through both backends (see above)."""
     import shutil
-    import tempfile
 
-    from nst.benchmarks.queueing import RedisCluster
+    from nst.benchmarks.queueing import REDIS_MISSING, redis_cluster
     from nst.config import StyleConfig
     from nst.jobs import JobQueue, JobRequest
 
@@ -169,19 +168,15 @@ def latency_section(
     finally:
         local.shutdown()
     if shutil.which("redis-server") is None:
-        report["redis"] = "skipped: install redis-server (apt-get install -y redis-server)"
+        report["redis"] = REDIS_MISSING
         return report
     from nst.jobs.redis import RedisQueue
 
-    with tempfile.TemporaryDirectory(prefix="nst-bench-instant-") as logs:
-        cluster = RedisCluster(Path(logs))
-        try:
-            cluster.add_workers(1)
-            queue = RedisQueue(cluster.url)
-            report["redis"] = _latencies(queue, requests, repeats)
-            queue.shutdown()
-        finally:
-            cluster.stop()
+    with redis_cluster("nst-bench-instant-") as cluster:
+        cluster.add_workers(1)
+        queue = RedisQueue(cluster.url)
+        report["redis"] = _latencies(queue, requests, repeats)
+        queue.shutdown()
     return report
 
 

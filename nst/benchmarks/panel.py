@@ -1,5 +1,7 @@
 """The ``panel`` section: the defaults on every photo x painting pair of two folders; a contact
-sheet and the figures a person judges (``nst.quality``: edges kept, palette moved)."""
+sheet and the figures a person judges (``nst.quality``: edges kept, palette moved), for the
+instant network's picture and for the optimizer's result (which starts from it by default;
+``--fast init=content`` starts from the photo)."""
 
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ def panel_section(
     from nst import quality
     from nst.engine import prepare, run_stylize
     from nst.images import load_image
+    from nst.instant import stylize_instant
 
     config = (config or base).replace(size=size)
     rows, entries = [], []
@@ -48,8 +51,10 @@ def panel_section(
         photo = load_image(content_path)
         for style_path in _images_in(style_folder):
             painting = load_image(style_path)
+            instant = stylize_instant(photo, [painting], config)
             result = run_stylize(photo, [painting], config)
             evaluator = prepare(photo, [painting], evaluation_config(size, base))
+            instant_loss, _ = evaluator.objective(tf.constant(instant[None]))
             total, parts = evaluator.objective(tf.constant(result.image[None]))
             row = {
                 "content": content_path.name,
@@ -62,8 +67,28 @@ def panel_section(
                 "edge_agreement_painting": quality.edge_agreement(photo, painting),
                 "palette_shift": quality.palette_shift(photo, painting, result.image),
                 "note": result.note,
+                "instant": {
+                    "loss": float(instant_loss),
+                    "edge_agreement": quality.edge_agreement(photo, instant),
+                    "palette_shift": quality.palette_shift(photo, painting, instant),
+                },
             }
             rows.append(row)
+            alone = row["instant"]
+            entries.append(
+                quality.PanelEntry(
+                    content_path.stem,
+                    f"{style_path.stem}, instant",
+                    photo,
+                    painting,
+                    instant,
+                    [
+                        f"the instant network alone: loss {alone['loss']:.3f}",
+                        f"edges kept {alone['edge_agreement']:.2f}",
+                        f"palette moved {alone['palette_shift']:.2f} of the way",
+                    ],
+                )
+            )
             part_text = " + ".join(f"{name} {value:.3f}" for name, value in row["parts"].items())
             entries.append(
                 quality.PanelEntry(
@@ -90,6 +115,8 @@ def panel_section(
         "pairs": rows,
         "median_edge_agreement": median([row["edge_agreement"] for row in rows]),
         "median_palette_shift": median([row["palette_shift"] for row in rows]),
+        "instant_median_edge_agreement": median([row["instant"]["edge_agreement"] for row in rows]),
+        "instant_median_palette_shift": median([row["instant"]["palette_shift"] for row in rows]),
         "sheet": str(output.with_suffix(".png")),
     }
     output.with_suffix(".json").write_text(json.dumps(summary, indent=1))

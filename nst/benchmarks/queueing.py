@@ -14,6 +14,7 @@ workers, at the end; without ``redis-server`` it is skipped with a note.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,20 @@ class RedisCluster:
         self.server.wait(10)
 
 
+REDIS_MISSING = "skipped: install redis-server (apt-get install -y redis-server)"
+
+
+@contextlib.contextmanager
+def redis_cluster(prefix: str) -> Iterator[RedisCluster]:
+    """A throw-away ``RedisCluster`` (no workers yet), its logs in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as logs:
+        cluster = RedisCluster(Path(logs))
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
+
+
 def preview_latency(queue: Any, request: JobRequest, poll_seconds: float) -> list[float]:
     """Seconds from each preview's store in Redis to the status call that first returns it."""
     from nst.jobs.redis import key
@@ -176,29 +191,25 @@ def queue_section(
         finally:
             queue.shutdown()
     if shutil.which("redis-server") is None:
-        report["redis"] = "skipped: install redis-server (apt-get install -y redis-server)"
+        report["redis"] = REDIS_MISSING
         return report
     from nst.jobs.redis import RedisQueue
 
-    with tempfile.TemporaryDirectory(prefix="nst-bench-queue-") as logs:
-        cluster = RedisCluster(Path(logs))
-        try:
-            queue = RedisQueue(cluster.url)
-            for workers in (1, 2):
-                cluster.add_workers(workers - len(cluster.processes))
-                throughput(queue, requests[:workers])  # warm-up: one job per worker
-                report[f"redis_{workers}_jobs_per_minute"] = throughput(queue, requests)
-            long_run = requests[0].config.replace(steps=max(steps, LATENCY_STEPS))
-            request = JobRequest(content, [style], long_run)
-            for name, poll in (("page", PAGE_POLL_SECONDS), ("fast", FAST_POLL_SECONDS)):
-                delays = preview_latency(queue, request, poll)
-                report[f"preview_latency_{name}_seconds"] = (
-                    statistics.median(delays) if delays else float("nan")
-                )
-                report[f"preview_latency_{name}_samples"] = len(delays)
-            queue.shutdown()
-        finally:
-            cluster.stop()
+    with redis_cluster("nst-bench-queue-") as cluster:
+        queue = RedisQueue(cluster.url)
+        for workers in (1, 2):
+            cluster.add_workers(workers - len(cluster.processes))
+            throughput(queue, requests[:workers])  # warm-up: one job per worker
+            report[f"redis_{workers}_jobs_per_minute"] = throughput(queue, requests)
+        long_run = requests[0].config.replace(steps=max(steps, LATENCY_STEPS))
+        request = JobRequest(content, [style], long_run)
+        for name, poll in (("page", PAGE_POLL_SECONDS), ("fast", FAST_POLL_SECONDS)):
+            delays = preview_latency(queue, request, poll)
+            report[f"preview_latency_{name}_seconds"] = (
+                statistics.median(delays) if delays else float("nan")
+            )
+            report[f"preview_latency_{name}_samples"] = len(delays)
+        queue.shutdown()
     return report
 
 
