@@ -151,8 +151,9 @@ def result_panel(record: StudioResult) -> None:
         download_buttons(record, key_prefix="result")
     if record.instant is not None:
         with st.expander("The instant picture this run started from", icon=":material/bolt:"):
-            st.image(fit_within(record.instant, DISPLAY_SIDE), width="stretch")
-            st.download_button(
+            picture, _ = st.columns(2)  # the size of the before/after pictures above
+            picture.image(fit_within(record.instant, DISPLAY_SIDE), width="stretch")
+            picture.download_button(
                 "Download the instant picture",
                 data=record.instant_png_bytes,  # a callable: encoded when clicked
                 file_name=f"instant-{record.result_id}.png",

@@ -35,7 +35,7 @@ from nst.jobs import (
     UnknownJobError,
     get_backend,
 )
-from nst.jobs.backend import PAGE_POLL_SECONDS, decode_png
+from nst.jobs.backend import PAGE_POLL_SECONDS, decode_png, page_poll_seconds
 from studio.gallery import add_result, find_result, next_result_id, results
 from studio.network import ensure_model
 from studio.results import loss_chart
@@ -259,6 +259,7 @@ def watch_job(request: Any, info: RunInfo, stage: Any) -> StudioResult | None:
     mailbox = session_mailbox()
     try:
         job_id = queue.submit(request, owner=info.owner)
+        submitted = time.monotonic()
     except QueueUnavailableError as error:
         st.error(str(error), icon=":material/cloud_off:")
         return None
@@ -321,7 +322,7 @@ def watch_job(request: Any, info: RunInfo, stage: Any) -> StudioResult | None:
                         loss_chart(status.history)
             if status.state.finished:
                 break
-            time.sleep(POLL_SECONDS)
+            time.sleep(min(POLL_SECONDS, page_poll_seconds(time.monotonic() - submitted)))
     finally:
         # No st.* calls in here: after an interruption they would raise again.
         try:

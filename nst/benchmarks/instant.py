@@ -109,10 +109,12 @@ def instant_section(
     return {"repeats": repeats, "runs": rows}
 
 
-def picture_seconds(backend: Any, request: Any, poll_seconds: float) -> float:
-    """Seconds from submit to the first status with the instant picture. The run is then
-    cancelled and waited for, so that the next one finds its slot free, as after a Stop."""
+def picture_seconds(backend: Any, request: Any, poll_seconds: float | None = None) -> float:
+    """Seconds from submit to the first status with the instant picture, polled every
+    ``poll_seconds`` or, by default, at the page's cadence. The run is then cancelled and
+    waited for, so that the next one finds its slot free, as after a Stop."""
     from nst.jobs import JobState
+    from nst.jobs.backend import page_poll_seconds
 
     started = time.perf_counter()
     job_id = backend.submit(request, owner="bench")
@@ -125,7 +127,8 @@ def picture_seconds(backend: Any, request: Any, poll_seconds: float) -> float:
                 return time.perf_counter() - started
             if status.state.finished:
                 raise RuntimeError(f"The job ended without a picture: {status.error}")
-            time.sleep(poll_seconds)
+            elapsed = time.perf_counter() - started
+            time.sleep(page_poll_seconds(elapsed) if poll_seconds is None else poll_seconds)
     finally:
         backend.cancel(job_id, owner="bench")
         while not backend.status(job_id, owner="bench").state.finished:
@@ -134,14 +137,10 @@ def picture_seconds(backend: Any, request: Any, poll_seconds: float) -> float:
 
 
 def _latencies(backend: Any, requests: dict[str, Any], repeats: int) -> dict[str, float]:
-    from nst.jobs.backend import PAGE_POLL_SECONDS
-
     for request in requests.values():  # warm-up: networks loaded, graphs traced
-        picture_seconds(backend, request, PAGE_POLL_SECONDS)
+        picture_seconds(backend, request)
     return {
-        method: statistics.median(
-            picture_seconds(backend, request, PAGE_POLL_SECONDS) for _ in range(repeats)
-        )
+        method: statistics.median(picture_seconds(backend, request) for _ in range(repeats))
         for method, request in requests.items()
     }
 

@@ -116,6 +116,9 @@ def load_networks() -> Networks:
             transformer_path = model_file(TRANSFORMER_FILE)
             options = ort.SessionOptions()
             options.log_severity_level = 3
+            # No busy-waiting between passes: the optimizer (or another job) runs right after
+            # on the same cores, and spinning threads take their time (docs/instant.md).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             providers, device = _providers()
             predictor = ort.InferenceSession(str(predictor_path), options, providers=providers)
             transformer = ort.InferenceSession(

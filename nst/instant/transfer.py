@@ -28,7 +28,7 @@ MAX_STYLE_WINDOWS = 4  # square views of a wide painting averaged into its style
 # Peak memory of one transformer pass, per pixel of the size it runs at, and the fixed part
 # (onnxruntime and both networks); ``python -m nst.bench --only instant`` measures them.
 MEMORY_BASE_BYTES = 0.25e9
-MEMORY_BYTES_PER_PIXEL = 300.0
+MEMORY_BYTES_PER_PIXEL = 350.0
 
 
 def intensity_for(style_weight: float) -> float:

@@ -63,6 +63,7 @@ __all__ = [
     "final_state",
     "follow_run",
     "job_kind",
+    "page_poll_seconds",
     "plain_error",
     "register_kind",
     "style_for_run",
@@ -98,8 +99,17 @@ class QueueUnavailableError(RuntimeError):
 
 
 # How often a page asks its backend for news while a run is going (``studio.runs``; the queue
-# benchmark times its preview latency at the same cadence).
+# benchmark times its preview latency at the same cadence). In a run's first seconds, while
+# the instant picture is due, it asks more often: that picture is the one a person waits for.
 PAGE_POLL_SECONDS = 0.5
+PAGE_FIRST_POLL_SECONDS = 0.1
+PAGE_FIRST_SECONDS = 3.0
+
+
+def page_poll_seconds(elapsed: float) -> float:
+    """The page's wait before its next status call, ``elapsed`` seconds after the submit."""
+    return PAGE_FIRST_POLL_SECONDS if elapsed < PAGE_FIRST_SECONDS else PAGE_POLL_SECONDS
+
 
 UNKNOWN_JOB = "This job is not known: it was removed after finishing, or the server restarted."
 
