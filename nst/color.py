@@ -114,3 +114,11 @@ def adjust(
     if brightness != 1.0:
         result = result * brightness
     return np.clip(result, 0.0, 1.0).astype(np.float32)
+
+
+def mask_region(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A mask of any size and mode as a (height, width, 3) float32 weight in [0, 1]: white is
+    1 (the first painting), black 0; colour masks count by their luminance."""
+    values = mask if mask.ndim == 2 else luminance(mask[..., :3])
+    gray = np.clip(values, 0.0, 1.0).astype(np.float32)
+    return resize_to(np.repeat(gray[..., None], 3, axis=2), height, width)

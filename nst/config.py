@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -525,6 +526,16 @@ def _checked(spec: FieldSpec, value: Any) -> Any:
             raise ValueError(f"{name}: must be a whole number {_range_text(spec)}; got {value!r}.")
         return int(number)
     return number
+
+
+def normalised(weights: Sequence[float], count: int, what: str) -> list[float]:
+    """Weights (style blend, style layers) scaled to sum to 1; empty means equal weights."""
+    if not weights:
+        return [1.0 / count] * count
+    if len(weights) != count:
+        raise ValueError(f"{what}: expected {count} values, got {len(weights)}.")
+    total = float(sum(weights))
+    return [float(weight) / total for weight in weights]
 
 
 def validate(config: StyleConfig, style_count: int, has_mask: bool) -> None:

@@ -66,3 +66,17 @@ def test_hue_rotation_by_360_is_identity_and_180_changes_colour():
     rotated = color.adjust(image, hue=180.0)
     np.testing.assert_allclose(color.luminance(rotated), color.luminance(image), atol=0.05)
     assert np.abs(rotated - image).mean() > 0.05
+
+
+def test_mask_region_is_the_masks_luminance_at_the_asked_size():
+    from nst.color import mask_region
+
+    rgb = np.zeros((4, 6, 3), np.float32)
+    rgb[:, 3:] = 1.0  # right half white
+    region = mask_region(rgb, 8, 12)
+    assert region.shape == (8, 12, 3) and region.dtype == np.float32
+    np.testing.assert_allclose(region[:, :2], 0.0, atol=0.02)  # away from the resampled edge
+    np.testing.assert_allclose(region[:, 10:], 1.0, atol=0.02)
+    gray = mask_region(np.full((2, 2), 0.25, np.float32), 2, 2)
+    np.testing.assert_allclose(gray, 0.25)
+    assert mask_region(np.full((2, 2), 3.0, np.float32), 2, 2).max() == 1.0  # clipped

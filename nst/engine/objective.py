@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from nst import color
-from nst.config import StyleConfig
+from nst.config import StyleConfig, normalised
 from nst.engine.losses import LossWeights, StyleTarget, gram_matrix, total_loss
 from nst.engine.model import Extractor, chosen_layers, extractor_for
 from nst.images import resize_to, style_side, working_shape
@@ -81,15 +81,6 @@ def evaluate(problem: Problem, pixels: np.ndarray) -> float:
     return float(total)
 
 
-def _normalised(weights: Sequence[float], count: int, what: str) -> list[float]:
-    if not weights:
-        return [1.0 / count] * count
-    if len(weights) != count:
-        raise ValueError(f"{what}: expected {count} values, got {len(weights)}.")
-    total = float(sum(weights))
-    return [float(w) / total for w in weights]
-
-
 def prepare(
     content: np.ndarray,
     styles: Sequence[np.ndarray],
@@ -102,12 +93,12 @@ def prepare(
     ``extra_loss`` (optional) maps the (1, h, w, 3) image the loss sees at the working size to
     further named, weighted loss terms. The caller has checked the run (``check_run``).
     """
-    blend = _normalised(config.style_blend, len(styles), "style_blend")
+    blend = normalised(config.style_blend, len(styles), "style_blend")
     content_layers, style_layers = chosen_layers(config)
     layer_weights = dict(
         zip(
             style_layers,
-            _normalised(config.style_layer_weights, len(style_layers), "style_layer_weights"),
+            normalised(config.style_layer_weights, len(style_layers), "style_layer_weights"),
         )
     )
 
@@ -143,7 +134,7 @@ def prepare(
         }
         style_targets = [StyleTarget(blended, layer_weights)]
     else:
-        region = resize_to(np.repeat(_gray(mask)[..., None], 3, axis=2), height, width)[..., :1]
+        region = color.mask_region(mask, height, width)[..., :1]
         region_tensor = tf.constant(region[None])
         regions = [region_tensor, 1.0 - region_tensor][: len(styles)]
         style_targets = [
@@ -174,11 +165,6 @@ def prepare(
     )
     problem.timings.update(build=built - started, targets=time.perf_counter() - built)
     return problem
-
-
-def _gray(mask: np.ndarray) -> np.ndarray:
-    values = mask if mask.ndim == 2 else color.luminance(mask[..., :3])
-    return np.clip(values, 0.0, 1.0).astype(np.float32)
 
 
 def style_at_scale(style: np.ndarray, config: StyleConfig) -> np.ndarray:

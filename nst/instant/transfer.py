@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from nst import color
-from nst.config import StyleConfig, field_spec
+from nst.config import StyleConfig, field_spec, normalised
 from nst.images import MIN_SIDE, resize_to, to_uint8, working_shape
 from nst.instant.networks import STRIDE, STYLE_SIDE, Networks, load_networks
 
@@ -56,7 +56,8 @@ def style_windows(painting: np.ndarray) -> list[np.ndarray]:
     scale = STYLE_SIDE / min(height, width)
     size = (max(STYLE_SIDE, round(width * scale)), max(STYLE_SIDE, round(height * scale)))
     # Resampled in 8 bits, as the published predictor's own preprocessing does: the int8
-    # network is sensitive enough that float resampling alone moves its result by 2-3%.
+    # network is sensitive enough that float resampling alone visibly moves its result
+    # (docs/instant.md).
     view = Image.fromarray(to_uint8(painting)).resize(size, Image.Resampling.LANCZOS)
     resized = np.asarray(view, dtype=np.float32) / 255.0
     long_side = max(resized.shape[:2])
@@ -118,16 +119,6 @@ def paint(networks: Networks, photo: np.ndarray, vector: np.ndarray) -> np.ndarr
     return np.clip(painted, 0.0, 1.0).astype(np.float32)
 
 
-def _weights(blend: Sequence[float], count: int) -> np.ndarray:
-    weights = np.asarray(blend if blend else [1.0] * count, dtype=np.float32)
-    return weights / weights.sum()
-
-
-def _gray(mask: np.ndarray) -> np.ndarray:
-    values = mask if mask.ndim == 2 else color.luminance(mask[..., :3])
-    return np.clip(values, 0.0, 1.0).astype(np.float32)
-
-
 def stylize_instant(
     content: np.ndarray,
     styles: Sequence[np.ndarray],
@@ -163,13 +154,13 @@ def stylize_instant(
     def with_intensity(vector: np.ndarray) -> np.ndarray:
         return intensity * vector + (1.0 - intensity) * own
 
-    weights = _weights(config.style_blend, len(vectors))
+    weights = np.asarray(normalised(config.style_blend, len(vectors), "style_blend"))
     if mask is None:
         blended = np.tensordot(weights, np.stack(vectors), axes=1)
         painted = paint(networks, photo, with_intensity(blended))
     else:
         # Each region gets its painting in full, as with the optimizer's masked targets.
-        region = resize_to(np.repeat(_gray(mask)[..., None], 3, axis=2), *photo.shape[:2])
+        region = color.mask_region(mask, *photo.shape[:2])
         inside = paint(networks, photo, with_intensity(vectors[0]))
         outside = paint(networks, photo, with_intensity(vectors[1])) if len(vectors) > 1 else photo
         painted = region * inside + (1.0 - region) * outside
