@@ -364,13 +364,16 @@ def wait_for_redis(connection: redis.Redis, url: str) -> None:
 
 
 def preload() -> None:
-    """Build the default network now, so the first job starts at once."""
+    """Load the instant network and build the optimizer's default one now, so the first job
+    starts at once."""
     from nst.config import StyleConfig
     from nst.engine.model import extractor_for
+    from nst.instant import load_networks
 
     started = time.perf_counter()
+    load_networks()
     extractor_for(StyleConfig())
-    logger.info("Network ready in %.1f s.", time.perf_counter() - started)
+    logger.info("Networks ready in %.1f s.", time.perf_counter() - started)
 
 
 def main(argv: list[str] | None = None) -> int:
