@@ -119,6 +119,9 @@ def load_networks() -> Networks:
             # No busy-waiting between passes: the optimizer (or another job) runs right after
             # on the same cores, and spinning threads take their time (docs/instant.md).
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            # Memory goes back after each pass rather than staying in onnxruntime's arena: the
+            # optimizer that follows, or the next job, needs it more than a pass needs speed.
+            options.enable_cpu_mem_arena = False
             providers, device = _providers()
             predictor = ort.InferenceSession(str(predictor_path), options, providers=providers)
             transformer = ort.InferenceSession(
