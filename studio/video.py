@@ -295,7 +295,8 @@ def watch(request: Any, name: str, frames: int, video: VideoConfig, stage: Any) 
 
 
 def frame_rate(frames: int, seconds: float) -> str:
-    """Frames per second as a person reads it: "4.2 frames/s", or "38 s a frame" when slow."""
+    """Frames per second as a person reads it: frames a second, or seconds a frame when a
+    frame takes longer than a second."""
     if frames <= 0 or seconds <= 0:
         return "starting"
     rate = frames / seconds

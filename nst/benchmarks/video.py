@@ -35,7 +35,7 @@ from nst.video import FrameDone, frame_motion, stylize_video, temporal_error
 
 VIDEO_FRAMES = 10
 VIDEO_SIZE = 256
-INSTANT_SIZE = 384  # the issue's size for the instant targets
+INSTANT_SIZE = 384  # the size of the instant method's frame-rate and flicker comparison
 INSTANT_FRAMES = 24
 INSTANT_ROUNDS = 3  # alternating rounds of frame by frame and steadied, for the frame rate
 PAGE_SIZE = StyleConfig().size  # the size the Video page proposes
@@ -83,10 +83,14 @@ def _losses(
     return {name: float(np.mean(values)) for name, values in totals.items()}
 
 
+def _rate(seconds: list[float]) -> float:
+    """Frames per second over frames that took ``seconds`` each."""
+    return len(seconds) / max(sum(seconds), 1e-9)
+
+
 def _frame_rate(seconds: list[float]) -> float:
     """Frames per second over the frames after the first (which also computes the vector)."""
-    later = seconds[1:] or seconds
-    return len(later) / max(sum(later), 1e-9)
+    return _rate(seconds[1:] or seconds)
 
 
 def instant_section(
@@ -134,7 +138,7 @@ def instant_section(
             temporal_error(outputs[i], outputs[i - 1], motions[i - 1]) for i in range(1, frames)
         ]
         report[name] = {
-            "frames_per_second": len(seconds[name]) / max(sum(seconds[name]), 1e-9),
+            "frames_per_second": _rate(seconds[name]),
             "temporal_error": float(np.mean(errors)),
             "losses": _losses(outputs, clip, style, config),
         }

@@ -119,6 +119,32 @@ def paint(networks: Networks, photo: np.ndarray, vector: np.ndarray) -> np.ndarr
     return np.clip(painted, 0.0, 1.0).astype(np.float32)
 
 
+def painting_vectors(
+    styles: Sequence[np.ndarray], config: StyleConfig, photo: np.ndarray, networks: Networks
+) -> list[np.ndarray]:
+    """Each painting's (100,) style vector as ``config`` asks for it against ``photo``.
+
+    With ``preserve_colors="histogram"`` the paintings are first recoloured to the photo's
+    palette; below full style intensity each vector moves towards the photo's own (the
+    paper's identity interpolation).
+    """
+    paintings = list(styles)
+    if config.preserve_colors == "histogram":
+        paintings = [color.match_histogram(painting, photo) for painting in paintings]
+    vectors = [style_vector(painting, networks) for painting in paintings]
+    intensity = intensity_for(config.style_weight)
+    if intensity < 1.0:
+        own = style_vector(photo, networks)
+        vectors = [intensity * vector + (1.0 - intensity) * own for vector in vectors]
+    return vectors
+
+
+def blended_vector(vectors: Sequence[np.ndarray], config: StyleConfig) -> np.ndarray:
+    """The style vectors blended with ``config.style_blend`` (equal weights when empty)."""
+    weights = np.asarray(normalised(config.style_blend, len(vectors), "style_blend"))
+    return np.tensordot(weights, np.stack(vectors), axes=1).astype(np.float32)
+
+
 def stylize_instant(
     content: np.ndarray,
     styles: Sequence[np.ndarray],
@@ -144,25 +170,14 @@ def stylize_instant(
     networks = networks or load_networks()
     height, width = working_shape(*content.shape[:2], config.size)
     photo = resize_to(content, *run_shape(content.shape, config))
-    paintings = list(styles)
-    if config.preserve_colors == "histogram":
-        paintings = [color.match_histogram(painting, photo) for painting in paintings]
-    vectors = [style_vector(painting, networks) for painting in paintings]
-    intensity = intensity_for(config.style_weight)
-    own = style_vector(photo, networks) if intensity < 1.0 else np.zeros_like(vectors[0])
-
-    def with_intensity(vector: np.ndarray) -> np.ndarray:
-        return intensity * vector + (1.0 - intensity) * own
-
-    weights = np.asarray(normalised(config.style_blend, len(vectors), "style_blend"))
+    vectors = painting_vectors(styles, config, photo, networks)
     if mask is None:
-        blended = np.tensordot(weights, np.stack(vectors), axes=1)
-        painted = paint(networks, photo, with_intensity(blended))
+        painted = paint(networks, photo, blended_vector(vectors, config))
     else:
         # Each region gets its painting in full, as with the optimizer's masked targets.
         region = color.mask_region(mask, *photo.shape[:2])
-        inside = paint(networks, photo, with_intensity(vectors[0]))
-        outside = paint(networks, photo, with_intensity(vectors[1])) if len(vectors) > 1 else photo
+        inside = paint(networks, photo, vectors[0])
+        outside = paint(networks, photo, vectors[1]) if len(vectors) > 1 else photo
         painted = region * inside + (1.0 - region) * outside
     if config.preserve_colors == "luminance":
         painted = color.restore_chroma(painted, photo)

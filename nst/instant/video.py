@@ -29,20 +29,19 @@ from nst import color
 from nst.config import StyleConfig, VideoConfig, validate
 from nst.images import resize_to
 from nst.instant.networks import Networks, load_networks
-from nst.instant.transfer import intensity_for, paint, run_shape, style_vector
+from nst.instant.transfer import blended_vector, paint, painting_vectors, run_shape
 from nst.records import CancelToken
 from nst.video import FrameDone, FrameMotion, VideoOutcome, frame_motion, warp
 
 # The previous output's share where the flow is reliable, at the default Steadiness slider:
-# chosen with ``python -m nst.bench --only video`` on trained VGG16 (docs/video.md), as the
-# value that keeps the style loss per frame well within 10% of frame by frame while cutting
-# the temporal error more than 3x.
+# the value that steadies the clip most while the frames keep the painting's strokes
+# (``python -m nst.bench --only video`` on trained features; docs/video.md has the figures).
 DEFAULT_STEADINESS = 0.75
 # Above this, the output would hardly follow the network any more: a frozen painting.
 MAX_STEADINESS = 0.95
 # The flow is found at half the frame size (not below FLOW_MIN_SIDE on the longest side): at
-# full size the two DIS flows and the reliability tests cost a large share of the network's time,
-# and the steadying may cost at most 30% of the bare network's frame rate.
+# full size the two DIS flows and the reliability tests cost a large share of the network's
+# time, and steadying must not slow a clip much below the bare network's frame rate.
 FLOW_SCALE = 0.5
 FLOW_MIN_SIDE = 160
 
@@ -73,17 +72,7 @@ def clip_vector(
     first frame's own style vector; with ``preserve_colors="histogram"`` the paintings are
     recoloured to the first frame's palette.
     """
-    paintings = list(styles)
-    if config.preserve_colors == "histogram":
-        paintings = [color.match_histogram(painting, first_frame) for painting in paintings]
-    vectors = np.stack([style_vector(painting, networks) for painting in paintings])
-    weights = np.asarray(config.style_blend or [1.0] * len(paintings), dtype=np.float32)
-    blended = np.tensordot(weights / weights.sum(), vectors, axes=1)
-    intensity = intensity_for(config.style_weight)
-    if intensity >= 1.0:
-        return blended.astype(np.float32)
-    own = style_vector(first_frame, networks)
-    return (intensity * blended + (1.0 - intensity) * own).astype(np.float32)
+    return blended_vector(painting_vectors(styles, config, first_frame, networks), config)
 
 
 def paint_frame(
