@@ -1,5 +1,7 @@
 """Feature extractors and weight resolution (random, .h5 path, ImageNet offline)."""
 
+import threading
+
 import h5py
 import keras
 import numpy as np
@@ -49,6 +51,29 @@ def test_bfloat16_extractor_is_close_to_float32():
     fast = model.get_extractor("vgg19", "max", ("block3_conv1",), "bfloat16")(images)
     error = tf.norm(fast["block3_conv1"] - exact["block3_conv1"]) / tf.norm(exact["block3_conv1"])
     assert float(error) < 0.05
+
+
+def test_bfloat16_extractor_holds_bfloat16_weights_and_needs_no_autocast_scope():
+    """A run's calls must not depend on Keras's per-thread autocast scope: one that was missing
+    or stale once failed a job's first Conv2D. The weights are bfloat16 themselves, so the same
+    features come out inside a stale float32 scope, in a fresh thread, and as usual."""
+    from keras.src.backend.common.variables import AutocastScope
+
+    extractor = model.get_extractor("vgg19", "max", ("block2_conv1",), "bfloat16")
+    kernels = [w for w in extractor.model.weights if len(w.shape) == 4]
+    assert kernels and {w.dtype for w in kernels} == {"bfloat16"}
+    images = tf.random.stateless_uniform((1, 32, 48, 3), seed=(4, 5))
+    usual = extractor(images)["block2_conv1"].numpy()
+    with AutocastScope("float32"):
+        stale = extractor(images)["block2_conv1"].numpy()
+    elsewhere: dict[str, np.ndarray] = {}
+    worker = threading.Thread(
+        target=lambda: elsewhere.setdefault("out", extractor(images)["block2_conv1"].numpy())
+    )
+    worker.start()
+    worker.join()
+    np.testing.assert_array_equal(stale, usual)
+    np.testing.assert_array_equal(elsewhere["out"], usual)
 
 
 def test_average_pooling_replaces_max_pooling():

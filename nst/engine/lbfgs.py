@@ -28,8 +28,9 @@ def traced_objective(problem: Problem, shape: tuple[int, ...]) -> Callable[[tf.T
     """``flat pixels -> (total, parts, flat gradient)`` for ``problem``, traced for this scale.
 
     The loss is that of the pixels clipped to [0, 1], so scipy needs no bounds (see ``lbfgs``).
-    Each run makes its own trace: a trace shared between runs once failed inside a Conv2D for a
-    job run after a cancelled one, a cause not yet understood.
+    Each run makes its own trace. (A trace shared between runs once failed inside a Conv2D for a
+    job run after a cancelled one; the same failure later struck an eager call, and went with
+    Keras's mixed policy, which the extractors no longer use: see ``model._build_extractor``.)
     """
 
     def value_and_gradient(flat: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor], tf.Tensor]:

@@ -375,7 +375,12 @@ def _build_extractor(
                 f"layers: {backbone} has no layer {name!r}; names look like {examples}."
             )
     truncated = keras.Model(base.input, {name: base.get_layer(name).output for name in layers})
-    dtype = "mixed_bfloat16" if precision == "bfloat16" else "float32"
+    # bfloat16 runs keep the frozen weights in bfloat16 themselves rather than under Keras's
+    # mixed policy: the values are the same ones the mixed policy casts to on every call, and no
+    # call then depends on Keras's per-thread autocast scope. Under the mixed policy a run that
+    # followed a cancelled one on the same worker thread failed in its first Conv2D ("Incompatible
+    # type conversion requested to type bfloat16 for tf.Variable of type float32").
+    dtype = "bfloat16" if precision == "bfloat16" else "float32"
 
     def clone_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
         config = layer.get_config()
