@@ -23,7 +23,7 @@ from nst.images import (
     resize_longest,
     to_uint8,
 )
-from studio.session import THUMB_SIDE, InputImage
+from studio.session import THUMB_SIDE, InputImage, MaskChoice
 
 Picked = TypeVar("Picked")
 
@@ -171,8 +171,27 @@ def style_picker() -> list[InputImage]:
     return styles
 
 
-def mask_picker() -> InputImage | None:
-    """An optional black-and-white mask: white where the style goes, black keeps the photo."""
+def mask_picker() -> MaskChoice | None:
+    """An optional mask, painted over the photo or uploaded: white (or painted) where the
+    (first) style goes, black keeps the photo (or takes the second style)."""
+    source = st.segmented_control(
+        "Mask",
+        ["Paint", "Upload"],
+        default="Paint",
+        required=True,
+        key="mask_source",
+        persist_state="session",
+        help="Paint where the (first) style goes, or upload a black-and-white mask; with two "
+        "styles, the rest gets the second style.",
+    )
+    if source == "Paint":
+        photo = _inputs().get("content")  # the photo picked above on this page
+        if photo is None:
+            st.caption("Add a photo first, then paint over it where the style should go.")
+            return None
+        from studio.masks import paint_mask
+
+        return paint_mask(photo)
     upload = st.file_uploader(
         "Mask (optional)",
         key="mask_upload",
@@ -182,9 +201,10 @@ def mask_picker() -> InputImage | None:
         args=("mask",),
     )
     picture = _single_input("mask", upload, "mask")
-    if picture is not None:
-        st.image(picture.thumbnail, caption=picture.caption, width=120)
-    return picture
+    if picture is None:
+        return None
+    st.image(picture.thumbnail, caption=picture.caption, width=120)
+    return MaskChoice.of(picture.pixels, source=picture.name)
 
 
 def inputs_row(

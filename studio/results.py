@@ -13,7 +13,14 @@ import streamlit as st
 from nst.config import Adjustments, StyleConfig, adjustment_specs, field_spec, field_specs
 from nst.images import resize_to
 from studio.gallery import delete_result, request_continue
-from studio.session import DISPLAY_SIDE, StudioResult, fit_within, format_seconds, to_float
+from studio.session import (
+    DISPLAY_SIDE,
+    THUMB_SIDE,
+    StudioResult,
+    fit_within,
+    format_seconds,
+    to_float,
+)
 from studio.widgets import APP_MANAGED, list_text, spec_widget, specs_in
 
 CHART_POINTS = 300
@@ -143,7 +150,8 @@ def result_panel(record: StudioResult) -> None:
             args=(record.result_id,),
             icon=":material/replay:",
             help="Paint on from this image (as adjusted) with the optimizer, the current "
-            "sliders and styles: more steps, or a different intensity, without starting over.",
+            "sliders, styles and mask: more steps, or a different intensity, without starting "
+            "over.",
             width="stretch",
         )
     with view:
@@ -182,6 +190,13 @@ def settings_table(config: StyleConfig, adjustments: Adjustments) -> pd.DataFram
     return pd.DataFrame(rows).set_index("setting")
 
 
+def mask_text(item: StudioResult) -> str:
+    """The mask of a result in a few words: "painted mask", "mask sky.png" or "no mask"."""
+    if item.mask_source is None:
+        return "no mask"
+    return "painted mask" if item.mask_source == "painted" else f"mask {item.mask_source}"
+
+
 def gallery_card(item: StudioResult) -> None:
     """One gallery entry: thumbnail, what and when, settings, downloads, delete."""
     st.image(item.final_thumbnail(), width="stretch")
@@ -193,6 +208,8 @@ def gallery_card(item: StudioResult) -> None:
         facts.append(f"{item.steps_done}/{item.config.steps} steps")
     if item.continued_from is not None:
         facts.append(f"continued from #{item.continued_from}")
+    if item.mask_source is not None:
+        facts.append(mask_text(item))
     st.caption(" · ".join(facts))
     if item.error:
         st.caption(f":orange[{item.error}]")
@@ -206,6 +223,12 @@ def gallery_card(item: StudioResult) -> None:
         f"smoothness {config.tv_weight:g}"
     )
     with st.expander("All settings"):
+        if item.mask is not None:
+            st.image(
+                fit_within(item.mask, THUMB_SIDE),
+                caption="The mask: white took the (first) style",
+                width=120,
+            )
         st.dataframe(settings_table(config, item.adjustment_record()), width="stretch")
     download_buttons(item, key_prefix="gallery", stacked=True)
     st.button(
@@ -220,8 +243,14 @@ def gallery_card(item: StudioResult) -> None:
 def _comparison_column(item: StudioResult) -> pd.Series:
     """What, how long and every setting of one result, as one column of the comparison."""
     facts = pd.Series(
-        [item.styles_text, item.content_name, str(item.steps_done), format_seconds(item.seconds)],
-        index=["Styles", "Photo", "Steps done", "Time"],
+        [
+            item.styles_text,
+            item.content_name,
+            mask_text(item),
+            str(item.steps_done),
+            format_seconds(item.seconds),
+        ],
+        index=["Styles", "Photo", "Mask", "Steps done", "Time"],
     )
     settings = settings_table(item.config, item.adjustment_record())
     return pd.concat([facts, settings["value"]])

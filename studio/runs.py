@@ -42,6 +42,7 @@ from studio.results import loss_chart
 from studio.session import (
     DISPLAY_SIDE,
     InputImage,
+    MaskChoice,
     StudioResult,
     for_display,
     format_seconds,
@@ -69,6 +70,11 @@ class RunInfo:
     style_names: tuple[str, ...]
     continued_from: int | None = None
     owner: str = ""  # the session's secret for the job backend
+    mask: MaskChoice | None = None  # the run's mask (``MaskChoice.source`` names it)
+
+    def settings(self, config: StyleConfig) -> dict[str, Any]:
+        """What a picture of this run embeds in its PNG: ``config`` and the mask used."""
+        return {**config.to_dict(), "mask": self.mask.source if self.mask else None}
 
 
 def session_owner() -> str:
@@ -80,14 +86,17 @@ def start_run(
     content: InputImage | None,
     styles: Sequence[InputImage],
     values: dict[str, Any],
-    mask: InputImage | None,
+    mask: MaskChoice | None,
     stage: Any,
     *,
     continue_from: int | None = None,
 ) -> StudioResult | None:
     """Validate the inputs, then run the job in ``stage`` (see ``watch_job``).
 
-    Problems are reported with one ``st.error`` sentence and None is returned.
+    ``mask`` is the mask picked on the page. A run that continues from a result on another
+    photo than the one picked keeps that result's own mask unless an uploaded mask is picked
+    (a painted mask belongs to its photo). Problems are reported with one ``st.error``
+    sentence and None is returned.
     """
     base = find_result(continue_from) if continue_from is not None else None
     if continue_from is not None and base is None:
@@ -106,6 +115,16 @@ def start_run(
         return None
     if base is not None and config.method == "instant":
         config = config.replace(method="optimize")  # continuing means painting on
+    if base is not None and (content is None or content.key != base.content_key):
+        info_content = (to_float(base.content), base.content_name, base.content_key)
+    else:
+        assert content is not None
+        info_content = (content.as_float(), content.name, content.key)
+    photo, name, key = info_content
+    if mask is not None and not mask.fits(key):
+        mask = None  # painted on the picked photo, not on the one this run paints
+    if mask is None and base is not None and (content is None or content.key != key):
+        mask = base.mask_choice()  # continuing on the result's own photo: its own mask
     try:
         validate(config, len(styles), mask is not None)
         backend = get_backend()
@@ -115,12 +134,6 @@ def start_run(
     init_image = None
     if base is not None:
         init_image = base.final_image()
-    if base is not None and (content is None or content.key != base.content_key):
-        info_content = (to_float(base.content), base.content_name, base.content_key)
-    else:
-        assert content is not None
-        info_content = (content.as_float(), content.name, content.key)
-    photo, name, key = info_content
     if not backend.remote and not _ready_here(config, photo.shape):
         return None
     photo = resize_longest(photo, config.size)  # the engine's working size: less to keep queued
@@ -139,6 +152,7 @@ def start_run(
         tuple(s.name for s in styles),
         continue_from,
         owner=session_owner(),
+        mask=mask,
     )
     return watch_job(request, info, stage)
 
@@ -308,7 +322,7 @@ def watch_job(request: Any, info: RunInfo, stage: Any) -> StudioResult | None:
                         download_slot.download_button(
                             "Download the instant picture",
                             data=to_png_bytes(
-                                decode_png(instant_png), instant_config(info.config).to_dict()
+                                decode_png(instant_png), info.settings(instant_config(info.config))
                             ),
                             file_name="instant.png",
                             mime="image/png",
@@ -539,6 +553,9 @@ def _record(
     history: list[dict[str, Any]] | None = None,
 ) -> StudioResult:
     """A gallery record (id still 0) of one picture of a run."""
+    mask = None
+    if info.mask is not None:
+        mask = to_uint8(resize_to(info.mask.as_float()[..., None], *image.shape[:2])[..., 0])
     return StudioResult(
         result_id=0,
         image=to_uint8(image),
@@ -555,6 +572,8 @@ def _record(
         note=note,
         history=list(history or []),
         continued_from=info.continued_from,
+        mask=mask,
+        mask_source=info.mask.source if info.mask is not None else None,
     )
 
 

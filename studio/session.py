@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from nst.color import mask_region
 from nst.config import Adjustments, ServerLimits, StyleConfig
 from nst.images import resize_longest, to_jpeg_bytes, to_png_bytes, to_uint8
 
@@ -42,6 +43,29 @@ class InputImage:
         return f"{self.name} · {width}×{height}"
 
 
+@dataclass(frozen=True)
+class MaskChoice:
+    """The mask of a run: where the (first) painting goes, painted in the studio or uploaded."""
+
+    pixels: np.ndarray  # uint8 (height, width): white takes the first painting, black the second
+    source: str  # "painted", or the uploaded file's name (what the result's settings record)
+    photo_key: str | None = None  # the photo it was painted on; None: an upload fits any photo
+
+    @classmethod
+    def of(cls, image: np.ndarray, *, source: str, photo_key: str | None = None) -> MaskChoice:
+        """A mask from a gray or RGB image, float in [0, 1] or uint8 (colour counts by its
+        luminance)."""
+        gray = mask_region(to_float(image), *image.shape[:2])[..., 0]
+        return cls(to_uint8(gray), source, photo_key)
+
+    def fits(self, photo_key: str) -> bool:
+        """Whether it may be used on this photo: an upload on any, a painting on its own."""
+        return self.photo_key is None or self.photo_key == photo_key
+
+    def as_float(self) -> np.ndarray:
+        return to_float(self.pixels)
+
+
 @dataclass
 class StudioResult:
     """One finished (or stopped) run, as kept in the session's gallery."""
@@ -66,6 +90,10 @@ class StudioResult:
     adjustments: dict[str, float] = field(default_factory=dict)  # ``Adjustments`` fields
     # A painted run's first picture, from the instant network (uint8, the image's shape).
     instant: np.ndarray | None = None
+    # The run's mask (uint8 (h, w), the image's shape) and where it came from ("painted" or
+    # the uploaded file's name); None without one.
+    mask: np.ndarray | None = None
+    mask_source: str | None = None
     # (image, content) fitted within a side, made once per side (see ``fitted``).
     _fitted: dict[int, tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -93,7 +121,7 @@ class StudioResult:
     def nbytes(self) -> int:
         """Memory this record holds: full-size image and photo, the display copies made so far
         (a copy that is the full image itself counts once) and the loss history."""
-        kept = (self.image, self.content, self.instant)
+        kept = (self.image, self.content, self.instant, self.mask)
         arrays = {id(array): array for array in kept if array is not None}
         for pair in list(self._fitted.values()):
             arrays.update((id(array), array) for array in pair)
@@ -144,7 +172,14 @@ class StudioResult:
         }
         values["steps_done"] = self.steps_done
         values["stopped"] = self.stopped
+        values["mask"] = self.mask_source
         return values
+
+    def mask_choice(self) -> MaskChoice | None:
+        """The run's mask, for a run that continues from this result."""
+        if self.mask is None or self.mask_source is None:
+            return None
+        return MaskChoice(self.mask, self.mask_source, self.content_key)
 
     def adjustment_record(self) -> Adjustments:
         """The current adjustments as a validated record (defaults for those not moved)."""

@@ -15,7 +15,7 @@ import streamlit as st
 
 from nst.config import FieldSpec, StyleConfig, adjustment_specs, field_spec, field_specs
 from studio.inputs import mask_picker
-from studio.session import InputImage
+from studio.session import MaskChoice
 
 # Fields the app sets itself: the preview rate follows the output size so that the picture
 # updates about twice a second. (The server's pixel cap, ``ServerLimits``, has no widget.)
@@ -193,7 +193,7 @@ def widget_default(spec: FieldSpec) -> Any:
     return spec.default
 
 
-def settings_panel() -> tuple[dict[str, Any], InputImage | None]:
+def settings_panel() -> tuple[dict[str, Any], MaskChoice | None]:
     """The sliders (main group), colour controls and Advanced expander; returns raw values."""
     main = specs_in("main")
     # The method on a row of its own, above the sliders it decides the meaning of.
