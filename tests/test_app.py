@@ -481,6 +481,7 @@ def test_two_styles_blended_under_a_mask() -> None:
     mask[:, 48:] = 255
     buffer = io.BytesIO()
     Image.fromarray(mask).save(buffer, format="PNG")
+    at.segmented_control(key="mask_source").set_value("Upload").run()
     at.file_uploader(key="mask_upload").set_value(("mask.png", buffer.getvalue(), "image/png"))
     at.text_input(key="style_blend").set_value("0.7, 0.3")
     at.selectbox(key="preserve_colors").set_value("luminance")
@@ -490,6 +491,8 @@ def test_two_styles_blended_under_a_mask() -> None:
     assert record.style_names == ("a.jpg", "swirls")
     assert record.config.style_blend == (0.7, 0.3)
     assert record.config.preserve_colors == "luminance"
+    assert record.mask_source == "mask.png"
+    assert read_settings(record.png_bytes())["mask"] == "mask.png"
 
 
 def _interrupted_run_handover(record: object) -> None:
