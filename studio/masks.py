@@ -35,6 +35,7 @@ from studio.session import InputImage, MaskChoice, fit_within
 CANVAS_SIDE = 512  # the canvas's longest side in screen pixels (brush sizes are in these)
 PAINT_COLOR = "rgba(255, 75, 75, 0.6)"
 ERASE_COLOR = "rgba(255, 255, 255, 0.6)"
+CUT_COLOR = "rgba(255, 255, 255, 1)"  # an eraser stroke once it cuts through the paint
 BRUSH_SIZES = (5, 120, 40)  # smallest, largest, default brush diameter, canvas pixels
 FEATHER_SIZES = (0, 40, 4)  # no soft edge, the softest, default, canvas pixels
 # A pixel counts as painted from half a stroke's opacity on; a mask with no such pixel is empty.
@@ -101,7 +102,8 @@ def cut_erasers(drawing: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     cut = copy.deepcopy(drawing)
     for index in pending:
-        cut["objects"][index]["globalCompositeOperation"] = "destination-out"
+        # Opaque, so that it removes all the paint under it, not a share of it.
+        cut["objects"][index].update(globalCompositeOperation="destination-out", stroke=CUT_COLOR)
     return cut
 
 
@@ -210,7 +212,7 @@ def paint_mask(photo: InputImage) -> MaskChoice | None:
         state.receive(st.session_state[key])
     else:  # shown afresh (a new canvas, or the page visited again): restore the drawing
         state.seed = state.drawing
-    brush, size, invert, feather = st.columns([2, 2, 1, 2], vertical_alignment="bottom")
+    brush, size, feather, invert, clear = st.columns([2, 3, 3, 1, 1], vertical_alignment="bottom")
     mode = brush.segmented_control(
         "Brush",
         ["Paint", "Erase"],
@@ -245,6 +247,9 @@ def paint_mask(photo: InputImage) -> MaskChoice | None:
         persist_state="session",
         help="How far the edge of the mask blends, in pixels of the picture below.",
     )
+    clear.button("Clear", key="mask_clear", on_click=_clear, help="Start the mask afresh.")
+    # A line above the canvas: its toolbar (undo, redo) floats over the canvas's top edge.
+    st.caption("Paint over the photo where the (first) style should go.")
     height, canvas_width = canvas_shape(*photo.pixels.shape[:2])
     st_canvas(
         stroke_width=int(width),
@@ -257,12 +262,8 @@ def paint_mask(photo: InputImage) -> MaskChoice | None:
         return_image_data=True,
         key=key,
     )
-    st.button("Clear", key="mask_clear", on_click=_clear, icon=":material/ink_eraser_off:")
     if state.painted is None:
-        st.caption(
-            "Paint over the photo where the (first) style should go; with nothing painted "
-            "there is no mask."
-        )
+        st.caption("Nothing is painted yet, so there is no mask: the style goes everywhere.")
         return None
     mask = finish_mask(state.painted, invert=bool(inverted), feather=float(soft))
     share = float(mask.mean())

@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
@@ -323,3 +324,59 @@ def test_queue_position_and_a_closed_tab_frees_the_slot(
     finally:
         for page in (first, second):
             page.context.close()
+
+
+def _settled_box(locator: object) -> dict[str, float]:
+    """The element's box on the page once it is in view and has stopped moving (an expander
+    opening, pictures above it loading)."""
+    locator.scroll_into_view_if_needed()
+    previous = None
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        box = locator.bounding_box()
+        if box is not None and box == previous:
+            return box
+        previous = box
+        time.sleep(0.3)
+        locator.scroll_into_view_if_needed()
+    pytest.fail(f"the element kept moving on the page: {_status_text(locator.page)}")
+
+
+def test_a_mask_painted_with_the_mouse_keeps_the_photo_where_unpainted(
+    page: object, app_url: str, content_path: Path, style_path: Path
+) -> None:
+    _open(page, app_url, size=512)
+    _choose_pair(page, content_path, style_path)
+    page.get_by_text("Instant", exact=True).click()
+    expect(page.get_by_role("slider", name="Steps")).to_be_disabled()  # the rerun is done
+    page.get_by_text("Colour, blending and mask").click()
+    box = _settled_box(page.locator("canvas.upper-canvas"))
+    assert round(box["width"]) == 512 and round(box["height"]) == 384
+    # One zigzag stroke of the default brush (40 px) over the left half, x up to 256.
+    page.mouse.move(box["x"] + 20, box["y"])
+    page.mouse.down()
+    for index, x in enumerate(range(20, 237, 24)):
+        top, bottom = (0, 384) if index % 2 == 0 else (384, 0)
+        page.mouse.move(box["x"] + x, box["y"] + top, steps=2)
+        page.mouse.move(box["x"] + x, box["y"] + bottom, steps=12)
+    page.mouse.up()
+    page.get_by_text("Mask: white takes the (first) style").wait_for()
+    page.get_by_role("button", name="Stylize").click()
+    page.get_by_text("Painted by the instant network in").wait_for()
+    _images_loaded(page, "After: 512×384")
+    png, _ = _download(page, "Download PNG")
+    settings = read_settings(png)
+    assert settings["mask"] == "painted" and settings["method"] == "instant"
+    with Image.open(io.BytesIO(png)) as image:
+        result = np.asarray(image.convert("RGB"), np.float32) / 255
+    with Image.open(content_path) as photo:
+        original = (
+            np.asarray(
+                photo.convert("RGB").resize((512, 384), Image.Resampling.LANCZOS), np.float32
+            )
+            / 255
+        )
+    difference = np.abs(result - original).mean(axis=2)
+    painted, unpainted = difference[:, :200].mean(), difference[:, 320:].mean()
+    assert painted > 0.04, f"the painted half barely changed ({painted:.3f})"
+    assert unpainted < 0.01, f"the unpainted half changed ({unpainted:.3f})"

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from nst.images import read_settings
 from studio.masks import (
+    CUT_COLOR,
     DROPPED_SENTENCE,
     ERASE_COLOR,
     PAINT_COLOR,
@@ -119,6 +120,7 @@ def test_eraser_strokes_are_set_to_cut_through_the_paint_once() -> None:
         "source-over",
         "destination-out",
     ]
+    assert [item["stroke"] for item in cut["objects"]] == [PAINT_COLOR, CUT_COLOR]
     assert drawing["objects"][1]["globalCompositeOperation"] == "source-over"  # not changed
     assert cut_erasers(cut) is None  # nothing new to cut: the canvas is not reloaded again
     assert cut_erasers({"objects": [_stroke(PAINT_COLOR)]}) is None
