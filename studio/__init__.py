@@ -6,6 +6,7 @@ Pages stay thin: they lay out sections and call these helpers, one concern per m
 - ``widgets``: config fields as widgets (kept in the link), the settings panel, ``build_config``;
 - ``inputs``: the photo, painting and mask pickers, the pages' input row, upload decoding and
   the sample styles;
+- ``masks``: the mask painted over the photo (a brush canvas) and how it becomes a mask;
 - ``network``: the shared backbone cache and the demo-weights banner;
 - ``gallery``: the session's results (capped), and "continue from this result" requests;
 - ``runs``: starting a job on the process-wide queue (``nst.jobs``) and watching it live;

@@ -212,7 +212,7 @@ def paint_mask(photo: InputImage) -> MaskChoice | None:
         state.receive(st.session_state[key])
     else:  # shown afresh (a new canvas, or the page visited again): restore the drawing
         state.seed = state.drawing
-    brush, size, feather, invert, clear = st.columns([2, 3, 3, 1, 1], vertical_alignment="bottom")
+    brush, size, feather, invert = st.columns(4, vertical_alignment="bottom")
     mode = brush.segmented_control(
         "Brush",
         ["Paint", "Erase"],
@@ -247,7 +247,6 @@ def paint_mask(photo: InputImage) -> MaskChoice | None:
         persist_state="session",
         help="How far the edge of the mask blends, in pixels of the picture below.",
     )
-    clear.button("Clear", key="mask_clear", on_click=_clear, help="Start the mask afresh.")
     # A line above the canvas: its toolbar (undo, redo) floats over the canvas's top edge.
     st.caption("Paint over the photo where the (first) style should go.")
     height, canvas_width = canvas_shape(*photo.pixels.shape[:2])
@@ -262,6 +261,7 @@ def paint_mask(photo: InputImage) -> MaskChoice | None:
         return_image_data=True,
         key=key,
     )
+    st.button("Clear", key="mask_clear", on_click=_clear, help="Start the mask afresh.")
     if state.painted is None:
         st.caption("Nothing is painted yet, so there is no mask: the style goes everywhere.")
         return None
