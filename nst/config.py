@@ -289,10 +289,30 @@ class StyleConfig(Knobs):
     style_layer_weights: tuple[float, ...] = _knob(
         (),
         "Style layer weights",
-        "One weight per style layer, normalised to sum to 1 (empty: equal weights).",
+        "One weight per style layer, normalised to sum to 1 (empty: equal weights); the "
+        "deeper layers' weights are then scaled by 'Painting's subjects'.",
         "floats",
         minimum=0.0,
         maximum=100.0,
+    )
+    # The deeper style layers (block4 and block5 of VGG) respond to object parts: matched at
+    # the weight of the others, a portrait's statistics there are met by painting its eyes and
+    # faces into the photo, wherever the content term leaves room (docs/portraits.md). Our
+    # relative per-layer errors give every layer the same say; jcjohnson/neural-style's raw
+    # Gram errors leave the deep layers almost none. Matching only the channels' means and
+    # spreads there instead of their Gram matrices still planted the eyes, so the default
+    # leaves these layers out of the style term, and this control brings them back.
+    subject_weight: float = _knob(
+        0.0,
+        "Painting's subjects",
+        "Weight of the deeper style layers (block4 and block5 of VGG), which see the painting's "
+        "objects (eyes, faces, figures) rather than its strokes and colours, against the "
+        "others. 0: the painting's strokes, textures and colours only; 1: every layer alike "
+        "(Gatys et al.), which can paint a portrait's eyes and faces into your photo.",
+        "float",
+        minimum=0.0,
+        maximum=1.0,
+        step=0.05,
     )
     preserve_colors: str = _knob(
         "none",
@@ -360,6 +380,12 @@ class StyleConfig(Knobs):
             raise ValueError("style_blend: at least one weight must be greater than 0.")
         if self.style_layer_weights and sum(self.style_layer_weights) <= 0:
             raise ValueError("style_layer_weights: at least one weight must be greater than 0.")
+        shallow = self.style_layer_weights[: shallow_layer_count(len(self.style_layer_weights))]
+        if self.style_layer_weights and self.subject_weight == 0 and sum(shallow) <= 0:
+            raise ValueError(
+                "style_layer_weights: with 'Painting's subjects' at 0 the deeper style layers "
+                "are left out, so at least one of the others needs a weight greater than 0."
+            )
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -536,6 +562,24 @@ def normalised(weights: Sequence[float], count: int, what: str) -> list[float]:
         raise ValueError(f"{what}: expected {count} values, got {len(weights)}.")
     total = float(sum(weights))
     return [float(weight) / total for weight in weights]
+
+
+def shallow_layer_count(count: int) -> int:
+    """How many of ``count`` style layers, shallowest first, are not scaled by
+    ``subject_weight``: the first half, rounded up (block1 to block3 of VGG's five)."""
+    return (count + 1) // 2
+
+
+def style_layer_shares(config: StyleConfig, count: int) -> list[float]:
+    """Each of ``count`` style layers' share of the style loss, summing to 1: the config's
+    ``style_layer_weights`` (empty: equal), the deeper layers scaled by ``subject_weight``."""
+    weights = normalised(config.style_layer_weights, count, "style_layer_weights")
+    shallow = shallow_layer_count(count)
+    scaled = [
+        weight if index < shallow else weight * config.subject_weight
+        for index, weight in enumerate(weights)
+    ]
+    return normalised(scaled, count, "style_layer_weights")
 
 
 def validate(config: StyleConfig, style_count: int, has_mask: bool) -> None:

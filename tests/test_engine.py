@@ -299,6 +299,36 @@ def test_backbones_pooling_init_and_precision_reduce_the_loss(content_image, sty
     assert result.final_loss < result.initial_loss and np.isfinite(result.image).all()
 
 
+@pytest.mark.parametrize("backbone", ["vgg16", "resnet50"])
+def test_default_style_leaves_the_deeper_layers_out_and_still_lowers_the_loss(
+    content_image, style_image, backbone
+):
+    from nst.engine.model import default_layers
+
+    config = SMALL.replace(backbone=backbone, steps=8)
+    assert config.subject_weight == 0.0
+    style_layers = default_layers(backbone)[1]
+    shallow = style_layers[: (len(style_layers) + 1) // 2]
+    problem = prepare(content_image, [style_image], config)
+    (target,) = problem.style_targets
+    assert tuple(target.grams) == shallow  # block1 to block3 of VGG: strokes, not subjects
+    assert sum(target.layer_weights.values()) == pytest.approx(1.0)
+    everything = prepare(content_image, [style_image], config.replace(subject_weight=1.0))
+    (all_layers,) = everything.style_targets
+    assert tuple(all_layers.grams) == style_layers
+    assert list(all_layers.layer_weights.values()) == pytest.approx(
+        [1 / len(style_layers)] * len(style_layers)
+    )
+    # The default objective is the full objective without the deeper layers' style errors.
+    image = tf.constant(problem.content[None] * 0.5 + 0.25)
+    _, parts = problem.objective(image)
+    _, all_parts = everything.objective(image)
+    assert float(parts["content"]) == pytest.approx(float(all_parts["content"]), rel=1e-5)
+    assert float(parts["style"]) != pytest.approx(float(all_parts["style"]), rel=1e-3)
+    result = run_stylize(content_image, [style_image], config)
+    assert result.final_loss < result.initial_loss and np.isfinite(result.image).all()
+
+
 # ----- coarse to fine, learning-rate schedule, memory pre-flight -------------------------------
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from nst import color
-from nst.config import StyleConfig, normalised
+from nst.config import StyleConfig, normalised, style_layer_shares
 from nst.engine.losses import LossWeights, StyleTarget, gram_matrix, total_loss
 from nst.engine.model import Extractor, chosen_layers, extractor_for
 from nst.images import resize_to, style_side, working_shape
@@ -95,12 +95,10 @@ def prepare(
     """
     blend = normalised(config.style_blend, len(styles), "style_blend")
     content_layers, style_layers = chosen_layers(config)
-    layer_weights = dict(
-        zip(
-            style_layers,
-            normalised(config.style_layer_weights, len(style_layers), "style_layer_weights"),
-        )
-    )
+    shares = dict(zip(style_layers, style_layer_shares(config, len(style_layers))))
+    # Layers without a share (the deeper ones at the default ``subject_weight``) are left out.
+    layer_weights = {name: share for name, share in shares.items() if share > 0}
+    style_layers = tuple(layer_weights)
 
     started = time.perf_counter()
     extractor = extractor_for(config)
