@@ -132,6 +132,7 @@ class PaintedMask:
     painted: np.ndarray | None = None  # its painted weight; None while nothing is painted
     seed: dict[str, Any] | None = None
     background: bytes = field(default=b"", repr=False)  # the photo as the canvas shows it
+    received: str = field(default="", repr=False)  # the canvas picture last taken in
 
     @property
     def canvas_key(self) -> str:
@@ -153,8 +154,9 @@ class PaintedMask:
         without a picture (the canvas has not sent one since it was shown) changes nothing."""
         drawing = (value or {}).get("drawing") or {}
         data = drawing.get("data")
-        if not data:
-            return
+        if not data or data == self.received:
+            return  # nothing sent yet, or the picture already taken in (every rerun)
+        self.received = data
         self.drawing = drawing.get("raw")
         self.painted = mask_from_canvas(decode_canvas_picture(data))
         cut = cut_erasers(self.drawing)

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from nst.config import StyleConfig
 from nst.images import read_settings
 from studio.masks import (
     CUT_COLOR,
@@ -163,12 +164,49 @@ def test_what_the_canvas_sends_updates_the_painting() -> None:
     state.receive(_sent(rgba, [_stroke(PAINT_COLOR)]))
     assert state.painted is not None and state.painted[:, :20].min() == 1.0
     assert state.seed is None  # no eraser: the canvas goes on as it is
-    state.receive(_sent(rgba, [_stroke(PAINT_COLOR), _stroke(ERASE_COLOR)]))
+    erased = rgba.copy()
+    erased[:, 10:20] = ERASE_RGBA
+    state.receive(_sent(erased, [_stroke(PAINT_COLOR), _stroke(ERASE_COLOR)]))
+    assert state.painted[:, 10:20].max() == 0.0
     assert state.seed is not None
     assert state.seed["objects"][1]["globalCompositeOperation"] == "destination-out"
     kept = state.painted
     state.receive({"drawing": {"raw": state.drawing, "data": None}})
     assert state.painted is kept  # a state without a picture keeps the painting
+    state.receive(_sent(erased, [_stroke(PAINT_COLOR), _stroke(ERASE_COLOR)]))
+    assert state.painted is kept  # the same picture again (a rerun): taken in once
+    state.receive(_sent(_canvas(), []))  # everything undone
+    assert state.painted is None
+
+
+def test_results_name_their_mask() -> None:
+    from studio.results import mask_text
+    from studio.session import StudioResult
+
+    def record(source: str | None) -> StudioResult:
+        return StudioResult(
+            result_id=1,
+            image=np.zeros((2, 2, 3), np.uint8),
+            content=np.zeros((2, 2, 3), np.uint8),
+            config=StyleConfig(),
+            content_name="photo.jpg",
+            content_key="photo",
+            style_names=("a.jpg",),
+            created=0.0,
+            seconds=0.0,
+            steps_done=0,
+            stopped=False,
+            mask=None if source is None else np.zeros((2, 2), np.uint8),
+            mask_source=source,
+        )
+
+    assert [mask_text(record(source)) for source in ("painted", "sky.png", None)] == [
+        "painted mask",
+        "mask sky.png",
+        "no mask",
+    ]
+    assert record("sky.png").settings()["mask"] == "sky.png"
+    assert record(None).settings()["mask"] is None
 
 
 def test_a_mask_choice_fits_its_photo_or_any_for_an_upload() -> None:
