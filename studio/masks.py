@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import copy
 import io
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ import streamlit as st
 from PIL import Image
 
 from studio.session import InputImage, MaskChoice, fit_within
+
+logger = logging.getLogger(__name__)
 
 CANVAS_SIDE = 512  # the canvas's longest side in screen pixels (brush sizes are in these)
 PAINT_COLOR = "rgba(255, 75, 75, 0.6)"
@@ -157,8 +160,13 @@ class PaintedMask:
         if not data or data == self.received:
             return  # nothing sent yet, or the picture already taken in (every rerun)
         self.received = data
+        try:
+            picture = decode_canvas_picture(data)
+        except (ValueError, OSError):  # not a picture: keep the painting taken in before
+            logger.warning("The mask canvas sent a picture that cannot be read; ignored.")
+            return
         self.drawing = drawing.get("raw")
-        self.painted = mask_from_canvas(decode_canvas_picture(data))
+        self.painted = mask_from_canvas(picture)
         cut = cut_erasers(self.drawing)
         if cut is not None:
             self.seed = cut

@@ -175,6 +175,9 @@ def test_what_the_canvas_sends_updates_the_painting() -> None:
     assert state.painted is kept  # a state without a picture keeps the painting
     state.receive(_sent(erased, [_stroke(PAINT_COLOR), _stroke(ERASE_COLOR)]))
     assert state.painted is kept  # the same picture again (a rerun): taken in once
+    broken = {"drawing": {"raw": {"objects": []}, "data": "data:image/png;base64,bm90IGEgcG5n"}}
+    state.receive(broken)  # not a picture: the painting stays as it was
+    assert state.painted is kept and state.drawing["objects"]
     state.receive(_sent(_canvas(), []))  # everything undone
     assert state.painted is None
 
