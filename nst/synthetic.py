@@ -76,6 +76,67 @@ def disc_box(
     return width * 0.15 + shape_speed * index, height / 2.0, radius
 
 
+def synthetic_portrait(side: int = 160, *, seed: int = 0) -> np.ndarray:
+    """A float32 RGB "portrait" in [0, 1], ``side`` x ``side``: a face with two large eyes,
+    brows, nose and mouth in flat, outlined colour planes over a textured ochre ground. Used by
+    the How it works page to show a painting whose subject can travel into a photo."""
+    rng = np.random.default_rng(seed)
+    ground = _texture(rng, side, side, blur=max(1.0, side / 40))
+    image = np.clip(
+        np.array([0.78, 0.52, 0.22], np.float32) + 0.25 * (ground - 0.5), 0.0, 1.0
+    ).astype(np.float32)
+    scale = side / 160.0
+
+    def at(x: float, y: float) -> tuple[int, int]:
+        return round(x * scale), round(y * scale)
+
+    def size(a: float, b: float) -> tuple[int, int]:
+        return max(1, round(a * scale)), max(1, round(b * scale))
+
+    line = max(1, round(2 * scale))
+    outline = (0.18, 0.11, 0.07)
+    cv2.ellipse(image, at(80, 30), size(50, 34), 0, 180, 360, (0.16, 0.12, 0.10), -1)  # hair
+    cv2.ellipse(image, at(80, 78), size(42, 56), 0, 0, 360, (0.93, 0.72, 0.52), -1)  # face
+    cv2.ellipse(image, at(80, 78), size(42, 56), 0, 0, 360, outline, line)
+    for x in (62, 98):
+        cv2.ellipse(image, at(x, 66), size(13, 8), 0, 0, 360, (0.97, 0.95, 0.90), -1)  # white
+        cv2.ellipse(image, at(x, 66), size(13, 8), 0, 0, 360, outline, line)
+        cv2.circle(image, at(x, 66), max(2, round(6 * scale)), (0.30, 0.18, 0.08), -1)  # iris
+        cv2.circle(image, at(x, 66), max(1, round(3 * scale)), (0.04, 0.03, 0.03), -1)  # pupil
+        cv2.line(image, at(x - 14, 53), at(x + 12, 52), outline, line + 1)  # brow
+    cv2.line(image, at(80, 70), at(74, 98), outline, line)  # nose
+    cv2.line(image, at(74, 98), at(84, 98), outline, line)
+    cv2.ellipse(image, at(80, 114), size(14, 5), 0, 0, 180, (0.62, 0.22, 0.16), line + 1)  # mouth
+    cv2.rectangle(image, at(38, 136), at(122, 160), (0.90, 0.88, 0.80), -1)  # collar
+    return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+def synthetic_landscape(height: int = 120, width: int = 160, *, seed: int = 0) -> np.ndarray:
+    """A float32 RGB landscape in [0, 1] with no face in it: a graded sky, two ranges of hills
+    and a lake with a dark shore line."""
+    rng = np.random.default_rng(seed)
+    rows = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
+    sky = (1 - rows) * np.array([0.35, 0.55, 0.85], np.float32) + rows * np.array(
+        [0.80, 0.88, 0.95], np.float32
+    )
+    image = np.broadcast_to(sky, (height, width, 3)).copy()
+    columns = np.arange(width, dtype=np.float32)
+    texture = _texture(rng, height, width, blur=max(1.0, width / 60))
+    for base, amplitude, period, colour in (
+        (0.45, 0.10, 0.9, (0.38, 0.52, 0.34)),
+        (0.62, 0.07, 0.5, (0.22, 0.40, 0.18)),
+    ):
+        ridge = height * (base + amplitude * np.sin(columns / width * 2 * np.pi * period + base))
+        below = np.arange(height, dtype=np.float32)[:, None] >= ridge[None, :]
+        shaded = np.array(colour, np.float32) * (0.85 + 0.3 * texture)
+        image = np.where(below[..., None], shaded, image)
+    shore = round(height * 0.78)
+    lake = np.array([0.25, 0.42, 0.60], np.float32) * (0.9 + 0.2 * texture[shore:])
+    image[shore:] = lake
+    image[shore : shore + max(1, height // 60)] = (0.15, 0.18, 0.12)
+    return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m nst.synthetic OUT.mp4 [FRAMES] [WIDTH]``: write the clip to try the video CLI."""
     import sys

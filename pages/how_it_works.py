@@ -88,6 +88,43 @@ photo's shapes.
 """
 )
 
+st.header("The painting's style, not its subjects")
+st.markdown(
+    """
+The network's deeper layers (block4 and block5 of VGG) respond to *objects*: eyes, faces,
+figures. Asked to match a portrait's statistics there, the optimizer does the cheapest thing that
+matches them: it paints the sitter's eyes and faces into your sky and water. So by default the
+style loss uses only the shallower layers, which see the painting's strokes, textures and
+colours; *Painting's subjects* under *Advanced* brings the deeper ones back (1 weighs every layer
+alike, as Gatys et al. did).
+
+Here the engine paints a landscape after a portrait, both drawn by the app, at a small size:
+"""
+)
+landscape, portrait = explain.subject_example_inputs()
+columns = st.columns(4)
+columns[0].image(landscape, caption="The photo: a landscape, no face in it", width="stretch")
+columns[1].image(portrait, caption="The painting: a portrait", width="stretch")
+if st.button("Paint both", key="subject_example") or explain.subject_example_ready():
+    with st.spinner("Painting the landscape twice…"):
+        painted = explain.subject_example()
+    everything, default = explain.SUBJECT_WEIGHTS
+    columns[2].image(
+        painted[everything],
+        caption=f"Painting's subjects {everything:g}: every style layer alike",
+        width="stretch",
+    )
+    columns[3].image(
+        painted[default],
+        caption=f"Painting's subjects {default:g}: the default",
+        width="stretch",
+    )
+    st.caption(
+        f"{explain.SUBJECT_EXAMPLE_SIDE} px, {explain.SUBJECT_EXAMPLE_STEPS} iterations, the "
+        "default settings otherwise. The eyes need trained features to appear: with the "
+        "untrained features of an offline demo the two pictures show only the mechanics."
+    )
+
 st.header("Smoothness")
 crop = samples["watercolour" if "watercolour" in samples else names[0]]
 noisy = np.clip(crop + np.random.default_rng(0).normal(0, 0.15, crop.shape), 0, 1)

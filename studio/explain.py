@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from nst.config import StyleConfig
 from nst.engine import losses
 from nst.images import resize_to
+from nst.synthetic import synthetic_landscape, synthetic_portrait
 from studio.inputs import sample_styles
 from studio.widgets import list_text, specs_in
 
@@ -85,6 +87,45 @@ def explainer_samples(side: int = 192) -> Mapping[str, np.ndarray]:
         crops[name] = resize_to(picture.as_float(), side, side)
         crops[name].setflags(write=False)
     return MappingProxyType(crops)
+
+
+# The subjects example: small enough for a CPU, large enough for the deeper layers to see a face.
+SUBJECT_EXAMPLE_SIDE = 160
+SUBJECT_EXAMPLE_STEPS = 40
+SUBJECT_WEIGHTS = (1.0, 0.0)  # every style layer alike (Gatys et al.); the default
+
+
+@functools.cache
+def subject_example_inputs() -> tuple[np.ndarray, np.ndarray]:
+    """(landscape, portrait): the example's photo and painting, drawn by ``nst.synthetic``."""
+    side = SUBJECT_EXAMPLE_SIDE
+    landscape = synthetic_landscape(side * 3 // 4, side)
+    portrait = synthetic_portrait(side)
+    for image in (landscape, portrait):
+        image.setflags(write=False)
+    return landscape, portrait
+
+
+@functools.cache
+def subject_example() -> Mapping[float, np.ndarray]:
+    """The landscape painted after the portrait by the engine, with the default settings at a
+    small size, once per ``SUBJECT_WEIGHTS`` value of 'Painting's subjects' (made once per
+    process; shared read-only, like ``explainer_samples``)."""
+    from nst.engine import run_stylize  # the optimizer is only needed when this is asked for
+
+    landscape, portrait = subject_example_inputs()
+    config = StyleConfig(size=SUBJECT_EXAMPLE_SIDE, steps=SUBJECT_EXAMPLE_STEPS)
+    painted = {}
+    for weight in SUBJECT_WEIGHTS:
+        image = run_stylize(landscape, [portrait], config.replace(subject_weight=weight)).image
+        image.setflags(write=False)
+        painted[weight] = image
+    return MappingProxyType(painted)
+
+
+def subject_example_ready() -> bool:
+    """True once ``subject_example`` has been computed in this process."""
+    return subject_example.cache_info().currsize > 0
 
 
 def slider_reference(group: str) -> pd.DataFrame:
