@@ -136,6 +136,7 @@ class PaintedMask:
     seed: dict[str, Any] | None = None
     background: bytes = field(default=b"", repr=False)  # the photo as the canvas shows it
     received: str = field(default="", repr=False)  # the canvas picture last taken in
+    dropped: bool = False  # a painting on the previous photo was dropped for this one
 
     @property
     def canvas_key(self) -> str:
@@ -146,7 +147,8 @@ class PaintedMask:
         painted was dropped."""
         if photo_key == self.photo_key:
             return self, False
-        return PaintedMask(photo_key, generation=self.generation + 1), self.painted is not None
+        dropped = self.painted is not None
+        return PaintedMask(photo_key, self.generation + 1, dropped=dropped), dropped
 
     def cleared(self) -> PaintedMask:
         """A fresh, empty canvas on the same photo."""
@@ -167,6 +169,8 @@ class PaintedMask:
             return
         self.drawing = drawing.get("raw")
         self.painted = mask_from_canvas(picture)
+        if self.painted is not None:
+            self.dropped = False  # painted on this photo: the note on the previous one is done
         cut = cut_erasers(self.drawing)
         if cut is not None:
             self.seed = cut
@@ -273,7 +277,10 @@ def paint_mask(photo: InputImage) -> MaskChoice | None:
     )
     st.button("Clear", key="mask_clear", on_click=_clear, help="Start the mask afresh.")
     if state.painted is None:
-        st.caption("Nothing is painted yet, so there is no mask: the style goes everywhere.")
+        if state.dropped:  # said until something is painted on this photo
+            st.caption(DROPPED_SENTENCE)
+        else:
+            st.caption("Nothing is painted yet, so there is no mask: the style goes everywhere.")
         return None
     mask = finish_mask(state.painted, invert=bool(inverted), feather=float(soft))
     share = float(mask.mean())

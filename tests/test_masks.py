@@ -148,7 +148,9 @@ def test_a_painting_belongs_to_its_photo() -> None:
     rgba[:, :20] = PAINT_RGBA
     state.receive(_sent(rgba, [_stroke(PAINT_COLOR)]))
     fresh, dropped = state.for_photo("photo-b")
-    assert dropped and fresh.painted is None and fresh.drawing is None
+    assert dropped and fresh.dropped and fresh.painted is None and fresh.drawing is None
+    fresh.receive(_sent(rgba, [_stroke(PAINT_COLOR)]))
+    assert not fresh.dropped  # painted on the new photo: no more note about the old one
     cleared = state.cleared()
     assert cleared.photo_key == "photo-a" and cleared.painted is None
     assert cleared.canvas_key != state.canvas_key  # a fresh, empty canvas
@@ -309,8 +311,9 @@ def test_a_new_photo_drops_the_painting_with_a_sentence_and_continue_keeps_the_r
     assert [toast.value for toast in at.toast] == [DROPPED_SENTENCE]
     assert at.session_state["painted_mask"].painted is None
     assert not any(text.startswith("Mask: white takes") for text in _captions(at))
-    at.run()  # said once, not on every rerun
-    assert not at.toast
+    assert DROPPED_SENTENCE in _texts(at.caption)
+    at.run()  # the toast once; the note under the canvas until something is painted
+    assert not at.toast and DROPPED_SENTENCE in _texts(at.caption)
     # Continuing result #1 paints on its own photo, so with its own mask.
     at.radio(key="method").set_value("optimize").run()
     at.slider(key="steps").set_value(2)
