@@ -225,7 +225,7 @@ def paint_mask(photo: InputImage) -> MaskChoice | None:
     if key in st.session_state:
         state.receive(st.session_state[key])
     else:  # shown afresh (a new canvas, or the page visited again): restore the drawing
-        state.seed = state.drawing
+        state.seed = cut_erasers(state.drawing) or state.drawing
     brush, size, feather, invert = st.columns(4, vertical_alignment="bottom")
     mode = brush.segmented_control(
         "Brush",
