@@ -53,14 +53,14 @@ def test_steps_section_reports_speed_and_throughput(images):
     assert {(row["precision"], row["optimizer"]) for row in report["steps"]} == {
         (precision, optimizer)
         for precision in ("float32", "bfloat16")
-        for optimizer in ("adam", "lbfgs")
+        for optimizer in ("adam", "lbfgs", "lbfgs-scipy")
     }
     for row in report["steps"]:
         assert row["size"] == 64 and row["shape"] == [48, 64]
         for key in ("seconds_per_step", "gflop_per_step", "gflops", "ceiling_fraction"):
             assert _positive(row[key]), key
         assert _positive(row["targets_seconds"])
-        if row["optimizer"] == "lbfgs":  # scipy's own part of the step, below the whole step
+        if row["optimizer"] == "lbfgs-scipy":  # scipy's own part of the step, below the whole
             assert 0 < row["scipy_seconds_per_step"] < row["seconds_per_step"]
         else:
             assert "scipy_seconds_per_step" not in row
@@ -251,3 +251,28 @@ def test_instant_latency_is_timed_to_the_picture(images):
         ("Stylize to instant picture, local, Instant", "0.30 s", "< 1 s"),
         ("Stylize to instant picture, local, Painted (first preview)", "0.50 s", "< 1 s"),
     ]
+
+
+def test_lbfgs_parity_compares_both_optimizers_from_the_same_start(tmp_path, images):
+    from PIL import Image
+
+    from nst.benchmarks.lbfgs_parity import parity_section
+
+    content, style = images
+    for folder, image in (("photos", content), ("paintings", style)):
+        (tmp_path / folder).mkdir()
+        Image.fromarray((image * 255).astype("uint8")).save(tmp_path / folder / "one.png")
+    base = common.DEFAULTS.replace(precision="float32", init="content")
+    report = parity_section(
+        tmp_path / "photos", tmp_path / "paintings", 64, tmp_path / "out", base, checkpoints=(2, 4)
+    )
+    (pair,) = report["pairs"]
+    for optimizer in ("lbfgs", "lbfgs-scipy"):
+        losses = pair[optimizer]["losses"]
+        assert list(losses) == [2, 4] and losses[4] <= losses[2]
+        assert pair[optimizer]["steps"] == 4
+    assert pair["ratio"][4] == pytest.approx(
+        pair["lbfgs"]["losses"][4] / pair["lbfgs-scipy"]["losses"][4]
+    )
+    assert report["worst_ratio"]["4"] == pair["ratio"][4]
+    assert (tmp_path / "out.png").stat().st_size > 0 and (tmp_path / "out.json").is_file()

@@ -691,14 +691,14 @@ from nst.config import StyleConfig
 from nst.jobs.image import JobRequest, run_image
 from nst.jobs.local import JobQueue
 
-minimize = nst.engine.lbfgs.scipy.optimize.minimize
+pairs_init = nst.engine.lbfgs.CorrectionPairs.__init__
 seen = {}
 
-def recording_minimize(*args, **kwargs):  # runs in the engine's L-BFGS thread
-    seen.setdefault("lbfgs", []).append(tf.constant(0.0).device)
-    return minimize(*args, **kwargs)
+def recording_init(self, *args, **kwargs):  # L-BFGS's history, made where the run computes
+    pairs_init(self, *args, **kwargs)
+    seen.setdefault("lbfgs", []).append(self.s.device)
 
-nst.engine.lbfgs.scipy.optimize.minimize = recording_minimize
+nst.engine.lbfgs.CorrectionPairs.__init__ = recording_init
 together = threading.Barrier(2)
 
 def runner(request, token):
@@ -750,7 +750,7 @@ def test_pinned_engine_runs_keep_weights_and_l_bfgs_on_their_own_device() -> Non
         "/job:localhost/replica:0/task:0/device:CPU:1",
     )
     assert report["weights"] == [cpu0, cpu1]  # one copy of the model per device
-    assert report["lbfgs"] == [cpu0, cpu1]  # scipy's thread computes on its job's device
+    assert report["lbfgs"] == [cpu0, cpu1]  # L-BFGS's history stays on its job's device
     assert report["cached_on"] == ["/CPU:0", "/CPU:1"] and report["unpinned_cache"] == 0
     assert report["difference"] == 0.0  # the same job gives the same image on either device
 

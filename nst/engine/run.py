@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,14 @@ from nst.records import CancelToken, Progress, Result
 
 Event = Progress | Result
 logger = logging.getLogger(__name__)
+
+# One scale's optimizer: (problem, pixels, run, scale, previous outcome) -> progress records,
+# returning the scale's ``ScaleOutcome``.
+ScaleOptimizer = Callable[
+    [Problem, np.ndarray, RunState, Scale, ScaleOutcome | None],
+    Generator[Progress, None, ScaleOutcome],
+]
+OPTIMIZERS: dict[str, ScaleOptimizer] = {"adam": adam, "lbfgs": lbfgs}
 
 
 def check_run(
@@ -109,8 +117,10 @@ def optimize(
     extra_loss: ExtraLoss | None = None,
     instant_preview: bool = False,
     started: float | None = None,
+    optimizer: ScaleOptimizer | None = None,
 ) -> Iterator[Event]:
-    """``stylize`` for a run its caller has checked (``check_run``); the same arguments."""
+    """``stylize`` for a run its caller has checked (``check_run``); the same arguments, and
+    ``optimizer`` in place of ``config.optimizer``'s (the benchmarks' scipy reference)."""
     started = time.perf_counter() if started is None else started
     scales = plan_scales(config, warm_start=init_image is not None)
     if extra_loss is not None and len(scales) > 1:
@@ -138,7 +148,7 @@ def optimize(
             yield Progress(0, config.steps, float("nan"), {}, run.elapsed(), instant)
         if config.init == "instant":
             start_image = instant
-    optimizer = adam if config.optimizer == "adam" else lbfgs
+    optimizer = optimizer or OPTIMIZERS[config.optimizer]
     problem: Problem | None = None
     outcome: ScaleOutcome | None = None
     notes: list[str] = []

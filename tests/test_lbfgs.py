@@ -1,0 +1,198 @@
+"""The device L-BFGS (``nst.engine.lbfgs``): its parts on tiny problems with known answers, and
+the engine's runs with it at small sizes (random features, NST_WEIGHTS=random)."""
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.optimize
+import tensorflow as tf
+
+from nst.config import StyleConfig
+from nst.engine import Result, prepare, run_stylize, stylize
+from nst.engine import lbfgs as engine
+from nst.engine.objective import evaluate, initial_pixels
+
+SMALL = StyleConfig(size=64, steps=30, precision="float32", init="content", optimizer="lbfgs")
+
+
+def quadratic(curvatures: np.ndarray, centre: np.ndarray, floor: float):
+    """``floor + ½ Σ a (x - c)²`` as a traced value-and-gradient: minimum ``floor`` at ``c``."""
+    a, c = tf.constant(curvatures, tf.float32), tf.constant(centre, tf.float32)
+
+    @tf.function
+    def value_and_gradient(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = floor + 0.5 * tf.reduce_sum(a * tf.square(x - c))
+        return loss, {"quadratic": loss}, tape.gradient(loss, x)
+
+    return value_and_gradient
+
+
+def test_a_convex_problem_falls_every_iteration_to_its_known_minimum():
+    rng = np.random.default_rng(0)
+    curvatures = rng.uniform(0.1, 10.0, 40)  # condition number 100
+    centre = rng.normal(size=40)
+    ending = engine.Ending()
+    iterations = list(
+        engine.minimize(quadratic(curvatures, centre, 2.0), tf.zeros(40), 60, ending=ending)
+    )
+    losses = [iteration.loss for iteration in iterations]
+    assert all(later < earlier for earlier, later in itertools.pairwise(losses))
+    assert losses[-1] == pytest.approx(2.0, abs=1e-5)
+    np.testing.assert_allclose(iterations[-1].point.numpy(), centre, atol=1e-2)
+    assert set(iterations[-1].parts) == {"quadratic"}
+    # It ends where float32 resolves no lower loss, and says so, well before 60 iterations.
+    assert len(iterations) < 60 and ending.reason in {"line search", "reduction", "gradient"}
+
+
+def test_rosenbrock_is_solved_as_scipy_solves_it():
+    @tf.function
+    def rosenbrock(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(100.0 * tf.square(x[1:] - x[:-1] ** 2) + tf.square(1.0 - x[:-1]))
+        return loss, {}, tape.gradient(loss, x)
+
+    iterations = list(engine.minimize(rosenbrock, tf.zeros(6), 200, ending=engine.Ending()))
+    np.testing.assert_allclose(iterations[-1].point.numpy(), np.ones(6), atol=1e-3)
+    reference = scipy.optimize.minimize(
+        scipy.optimize.rosen, np.zeros(6), jac=scipy.optimize.rosen_der, method="L-BFGS-B"
+    )
+    # Within a few iterations of scipy's count on the same problem.
+    assert abs(len(iterations) - reference.nit) <= max(5, reference.nit // 4)
+
+
+def test_cubic_interpolation_finds_a_quadratics_minimum():
+    # f(t) = (t - 2)², seen at t = 0 (f 4, slope -4) and t = 3 (f 1, slope 2).
+    a = engine.Trial(0.0, 4.0, -4.0)
+    b = engine.Trial(3.0, 1.0, 2.0)
+    assert engine._cubic_minimum(a, b, 0.0, 3.0) == pytest.approx(2.0)
+    assert engine._cubic_minimum(a, b, 0.0, 1.5) == 1.5  # kept inside the safeguard
+    # No real minimiser (equal points): the middle of the interval.
+    assert engine._cubic_minimum(a, a, 0.0, 3.0) == 1.5
+
+
+def test_the_line_search_meets_the_strong_wolfe_conditions():
+    # φ(t) = (t - 5)² + 1: starting slope -10; a first step of 0.1 falls short (slope -9.8, the
+    # curvature condition wants at most 9 in size), so it extrapolates.
+    seen = []
+
+    def evaluate_at(step):
+        seen.append(step)
+        return engine.Trial(step, (step - 5.0) ** 2 + 1.0, 2.0 * (step - 5.0))
+
+    start = engine.Trial(0.0, 26.0, -10.0)
+    found, used = engine.strong_wolfe(evaluate_at, start, 0.1, 20)
+    assert found is not None and used == len(seen) >= 2
+    assert found.loss <= start.loss + engine.WOLFE_DECREASE * found.step * start.slope
+    assert abs(found.slope) <= engine.WOLFE_CURVATURE * abs(start.slope)
+    # A function that only rises along the direction: nothing lower is found.
+    rising, used = engine.strong_wolfe(
+        lambda t: engine.Trial(t, 26.0 + t, 1.0), engine.Trial(0.0, 26.0, -1.0), 1.0, 6
+    )
+    assert rising is None and used == 6
+
+
+def test_two_loop_recursion_matches_the_bfgs_inverse_hessian_of_one_pair():
+    s = np.array([1.0, -2.0, 0.5], np.float32)
+    y = np.array([2.0, -1.0, 1.0], np.float32)
+    g = np.array([0.3, 0.7, -1.1], np.float32)
+    pairs = engine.CorrectionPairs(3, history=4)
+    assert pairs.push(tf.constant(s), tf.constant(y))
+    rho, gamma = 1.0 / (s @ y), (s @ y) / (y @ y)
+    identity = np.eye(3)
+    inverse = (identity - rho * np.outer(s, y)) @ (gamma * identity) @ (
+        identity - rho * np.outer(y, s)
+    ) + rho * np.outer(s, s)
+    np.testing.assert_allclose(pairs.direction(tf.constant(g)).numpy(), -inverse @ g, rtol=1e-5)
+    # A pair of negative curvature is refused; the ring keeps the newest ``history`` pairs.
+    assert not pairs.push(tf.constant(s), tf.constant(-y))
+    for _ in range(6):
+        pairs.push(tf.constant(s), tf.constant(y))
+    assert pairs.count == 4
+    pairs.reset()
+    np.testing.assert_array_equal(pairs.direction(tf.constant(g)).numpy(), -g)
+
+
+def test_the_loss_sees_clipped_pixels():
+    content = np.random.default_rng(1).random((48, 64, 3)).astype(np.float32)
+    problem = prepare(content, [content[::-1]], SMALL)
+    objective = engine.traced_objective(problem, (1, 48, 64, 3))
+    outside = content.ravel().copy()
+    outside[:10], outside[10:20] = -0.5, 1.7
+    loss_outside, _, gradient = objective(tf.constant(outside))
+    loss_clipped, _, _ = objective(tf.constant(np.clip(outside, 0.0, 1.0)))
+    assert float(loss_outside) == pytest.approx(float(loss_clipped), rel=1e-6)
+    assert not gradient.numpy()[:20].any() and gradient.numpy()[20:].any()
+
+
+def scipy_reference(problem, start: np.ndarray, iterations: int) -> float:
+    """scipy's L-BFGS-B on the same objective from the same start: its lowest loss."""
+    objective = engine.traced_objective(problem, (1, *start.shape))
+    lowest = [float("inf")]
+
+    def value(flat):
+        total, _, gradient = objective(tf.constant(flat, tf.float32))
+        lowest[0] = min(lowest[0], float(total))
+        return float(total), gradient.numpy().astype(np.float64)
+
+    scipy.optimize.minimize(
+        value,
+        start.astype(np.float64).ravel(),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": iterations, "maxfun": 2 * iterations, "ftol": 1e-12, "gtol": 1e-12},
+    )
+    return lowest[0]
+
+
+def test_the_engine_reaches_scipys_loss_at_64_px(content_image, style_image):
+    problem = prepare(content_image, [style_image], SMALL)
+    start = initial_pixels(problem, SMALL, None)
+    reference = scipy_reference(problem, start, SMALL.steps)
+    result = run_stylize(content_image, [style_image], SMALL)
+    assert result.steps_done == SMALL.steps and result.note is None
+    assert result.final_loss <= 1.01 * reference
+    assert evaluate(problem, result.image) == pytest.approx(result.final_loss, rel=1e-4)
+
+
+def test_an_exhausted_evaluation_budget_ends_early_with_the_best_image(
+    content_image, style_image, monkeypatch
+):
+    monkeypatch.setattr(engine, "EVALUATIONS_PER_ITERATION", 0.4)  # 4 losses for 10 iterations
+    config = SMALL.replace(steps=10)
+    result = run_stylize(content_image, [style_image], config)
+    assert 1 <= result.steps_done < 10 and not result.stopped and result.error is None
+    assert result.note == (
+        f"L-BFGS ended after {result.steps_done} of 10 iterations: it used up its budget of loss "
+        "evaluations (two per iteration). The best image so far is kept."
+    )
+    assert result.final_loss < result.initial_loss
+
+
+def test_cancelled_within_an_iteration_it_stops_before_the_next_loss(content_image, style_image):
+    from nst.records import CancelToken
+
+    token, calls = CancelToken(), []
+    real = engine.traced_objective
+
+    def counting(problem, shape):
+        objective = real(problem, shape)
+
+        def counted(flat):
+            calls.append(1)
+            if len(calls) == 3:
+                token.cancel()  # mid-iteration: between two losses of a line search or step
+            return objective(flat)
+
+        return counted
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "traced_objective", counting)
+        events = list(stylize(content_image, [style_image], SMALL.replace(steps=20), cancel=token))
+    result = events[-1]
+    assert isinstance(result, Result) and result.stopped
+    assert len(calls) == 3 and result.steps_done <= 2
+    assert np.isfinite(result.image).all()
