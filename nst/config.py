@@ -305,9 +305,9 @@ class StyleConfig(Knobs):
     subject_weight: float = _knob(
         0.0,
         "Painting's subjects",
-        "Weight of the deeper style layers (block4 and block5 of VGG), which see the painting's "
-        "objects (eyes, faces, figures) rather than its strokes and colours, against the "
-        "others. 0: the painting's strokes, textures and colours only; 1: every layer alike "
+        "Weight of the deeper half of the style layers (block4 and block5 of VGG), which see "
+        "the painting's objects (eyes, faces, figures) rather than its strokes and colours, "
+        "against the others. 0: the painting's strokes, textures and colours only; 1: every layer alike "
         "(Gatys et al.), which can paint a portrait's eyes and faces into your photo.",
         "float",
         minimum=0.0,
