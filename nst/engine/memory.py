@@ -16,12 +16,13 @@ from nst.images import style_side, working_shape
 
 # Peak memory of a run is a straight line in the working image's pixels, for each optimizer and
 # precision (``python -m nst.bench --only memory`` measures it, one fresh process per size; the
-# figures are in docs/benchmarks.md). The base is TensorFlow and the model. L-BFGS adds scipy's
-# float64 copies and its correction pairs, allocated before the first iteration. The constants
-# sit a little above the measurements so the estimate never refuses a size that fits by much.
+# figures are in docs/benchmarks.md and docs/lbfgs.md). The base is TensorFlow and the model.
+# L-BFGS adds its correction pairs (two float32 copies of the image per pair) and a few working
+# vectors. The constants sit a little above the measurements so the estimate never refuses a
+# size that fits by much.
 MEMORY_BASE_BYTES = 1.2e9
 MEMORY_BYTES_PER_PIXEL = {"float32": 2150.0, "bfloat16": 1750.0}
-LBFGS_BYTES_PER_PIXEL = 500.0
+LBFGS_BYTES_PER_PIXEL = 350.0
 MEMORY_MARGIN = 1.1  # allocator slack and measurement spread
 
 
