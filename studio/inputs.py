@@ -174,16 +174,20 @@ def style_picker() -> list[InputImage]:
 def mask_picker() -> MaskChoice | None:
     """An optional mask, painted over the photo or uploaded: white (or painted) where the
     (first) style goes, black keeps the photo (or takes the second style)."""
+    # No mask until asked for: the brush canvas, once shown, sends its layout back to the
+    # server, which reruns the page, and a rerun ends a run that has just started.
     source = st.segmented_control(
         "Mask",
-        ["Paint", "Upload"],
-        default="Paint",
+        ["None", "Paint", "Upload"],
+        default="None",
         required=True,
         key="mask_source",
         persist_state="session",
-        help="Paint where the (first) style goes, or upload a black-and-white mask; with two "
-        "styles, the rest gets the second style.",
+        help="None: the style goes everywhere. Paint where the (first) style goes, or upload "
+        "a black-and-white mask; with two styles, the rest gets the second style.",
     )
+    if source == "None":
+        return None
     if source == "Paint":
         photo = _inputs().get("content")  # the photo picked above on this page
         if photo is None:

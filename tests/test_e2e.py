@@ -350,6 +350,7 @@ def test_a_mask_painted_with_the_mouse_keeps_the_photo_where_unpainted(
     page.get_by_text("Instant", exact=True).click()
     expect(page.get_by_role("slider", name="Steps")).to_be_disabled()  # the rerun is done
     page.get_by_text("Colour, blending and mask").click()
+    page.get_by_text("Paint", exact=True).click()
     box = _settled_box(page.locator("canvas.upper-canvas"))
     assert round(box["width"]) == 512 and round(box["height"]) == 384
     # One zigzag stroke of the default brush (40 px) over the left half, x up to 256.

@@ -256,10 +256,18 @@ def _photo_difference(record: object) -> tuple[float, float]:
     return float(left), float(right)
 
 
+def _choose_paint(at: AppTest) -> None:
+    at.segmented_control(key="mask_source").set_value("Paint").run()
+    assert not at.exception, at.exception
+
+
 def test_a_painted_mask_styles_only_where_painted_and_travels_with_the_result() -> None:
     at = _open()
     _upload(at, _jpeg(), [("a.jpg", _jpeg(seed=1))])
-    assert at.segmented_control(key="mask_source").value == "Paint"
+    # No canvas until asked for: shown, it reruns the page, which would end a starting run.
+    assert at.segmented_control(key="mask_source").value == "None"
+    assert "painted_mask" not in at.session_state
+    _choose_paint(at)
     assert "mask_canvas" in at.session_state["painted_mask"].canvas_key
     _paint_left_half(at)
     assert any(text.startswith("Mask: white takes") for text in _captions(at))
@@ -287,6 +295,7 @@ def test_a_painted_mask_styles_only_where_painted_and_travels_with_the_result() 
 def test_an_empty_canvas_is_no_mask() -> None:
     at = _open()
     _upload(at, _jpeg(), [("a.jpg", _jpeg(seed=1))])
+    _choose_paint(at)
     state = at.session_state["painted_mask"]
     height, width = canvas_shape(72, 96)
     at.session_state[state.canvas_key] = _sent(np.zeros((height, width, 4), np.uint8), [])
@@ -302,6 +311,7 @@ def test_an_empty_canvas_is_no_mask() -> None:
 def test_a_new_photo_drops_the_painting_with_a_sentence_and_continue_keeps_the_results() -> None:
     at = _open()
     _upload(at, _jpeg(), [("a.jpg", _jpeg(seed=1))])
+    _choose_paint(at)
     _paint_left_half(at)
     _instant_run(at)
     first = at.session_state["results"][0]
@@ -329,5 +339,6 @@ def test_a_new_photo_drops_the_painting_with_a_sentence_and_continue_keeps_the_r
 
 def test_no_photo_yet_asks_for_one_first() -> None:
     at = _open()
+    _choose_paint(at)
     assert any(text.startswith("Add a photo first, then paint") for text in _texts(at.caption))
     assert "painted_mask" not in at.session_state
