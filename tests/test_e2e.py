@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -342,22 +342,29 @@ def _settled_box(locator: object) -> dict[str, float]:
     pytest.fail(f"the element kept moving on the page: {_status_text(locator.page)}")
 
 
+def _click_until(target: object, shown: Callable[[], None], tries: int = 3) -> None:
+    """Click ``target`` until ``shown()`` passes (it raises while the effect is not there)."""
+    for attempt in range(tries):
+        target.click()
+        try:
+            shown()
+            return
+        except (AssertionError, PlaywrightTimeoutError):
+            if attempt == tries - 1:
+                raise
+
+
 def test_a_mask_painted_with_the_mouse_keeps_the_photo_where_unpainted(
     page: object, app_url: str, content_path: Path, style_path: Path
 ) -> None:
     _open(page, app_url, size=512)
     _choose_pair(page, content_path, style_path)
-    page.get_by_text("Instant", exact=True).click()
-    expect(page.get_by_role("slider", name="Steps")).to_be_disabled()  # the rerun is done
+    steps = page.get_by_role("slider", name="Steps")
+    # A click that lands during a rerun can be lost: click until its effect shows.
+    _click_until(page.get_by_text("Instant", exact=True), lambda: expect(steps).to_be_disabled())
     page.get_by_text("Colour, blending and mask").click()
     canvas = page.locator("canvas.upper-canvas")
-    for _ in range(3):  # a click that lands during a rerun can be lost: click until it shows
-        page.get_by_text("Paint", exact=True).click()
-        try:
-            canvas.wait_for(timeout=15_000)
-            break
-        except PlaywrightTimeoutError:
-            continue
+    _click_until(page.get_by_text("Paint", exact=True), lambda: canvas.wait_for(timeout=15_000))
     box = _settled_box(canvas)
     assert round(box["width"]) == 512 and round(box["height"]) == 384
     # One zigzag stroke of the default brush (40 px) over the left half, x up to 256.
