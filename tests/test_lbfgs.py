@@ -11,7 +11,7 @@ import tensorflow as tf
 from nst.config import StyleConfig
 from nst.engine import Result, prepare, run_stylize, stylize
 from nst.engine import lbfgs as engine
-from nst.engine.objective import evaluate, initial_pixels
+from nst.engine.objective import evaluate
 
 SMALL = StyleConfig(size=64, steps=30, precision="float32", init="content", optimizer="lbfgs")
 
@@ -128,33 +128,17 @@ def test_the_loss_sees_clipped_pixels():
     assert not gradient.numpy()[:20].any() and gradient.numpy()[20:].any()
 
 
-def scipy_reference(problem, start: np.ndarray, iterations: int) -> float:
-    """scipy's L-BFGS-B on the same objective from the same start: its lowest loss."""
-    objective = engine.traced_objective(problem, (1, *start.shape))
-    lowest = [float("inf")]
-
-    def value(flat):
-        total, _, gradient = objective(tf.constant(flat, tf.float32))
-        lowest[0] = min(lowest[0], float(total))
-        return float(total), gradient.numpy().astype(np.float64)
-
-    scipy.optimize.minimize(
-        value,
-        start.astype(np.float64).ravel(),
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": iterations, "maxfun": 2 * iterations, "ftol": 1e-12, "gtol": 1e-12},
-    )
-    return lowest[0]
-
-
 def test_the_engine_reaches_scipys_loss_at_64_px(content_image, style_image):
+    from nst.benchmarks import scipy_lbfgs
+    from nst.engine import optimize
+
     problem = prepare(content_image, [style_image], SMALL)
-    start = initial_pixels(problem, SMALL, None)
-    reference = scipy_reference(problem, start, SMALL.steps)
+    # scipy's L-BFGS-B, the benchmarks' reference, from the same start (the photo).
+    *_, reference = optimize(content_image, [style_image], SMALL, optimizer=scipy_lbfgs.lbfgs)
     result = run_stylize(content_image, [style_image], SMALL)
     assert result.steps_done == SMALL.steps and result.note is None
-    assert result.final_loss <= 1.01 * reference
+    assert reference.steps_done == SMALL.steps
+    assert result.final_loss <= 1.01 * reference.final_loss
     assert evaluate(problem, result.image) == pytest.approx(result.final_loss, rel=1e-4)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nst.benchmarks.common import DEFAULTS
-from nst.benchmarks.panel import _images_in
+from nst.benchmarks.panel import images_in
 from nst.benchmarks.time_to_quality import evaluation_config
 from nst.config import StyleConfig
 
@@ -42,9 +42,9 @@ def parity_section(
 
     steps = max(checkpoints)
     rows, entries = [], []
-    for content_path in _images_in(content_folder):
+    for content_path in images_in(content_folder):
         photo = load_image(content_path)
-        for style_path in _images_in(style_folder):
+        for style_path in images_in(style_folder):
             painting = load_image(style_path)
             evaluator = prepare(photo, [painting], evaluation_config(size, base))
             row: dict[str, Any] = {"content": content_path.name, "style": style_path.name}

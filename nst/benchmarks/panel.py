@@ -16,7 +16,7 @@ from nst.config import StyleConfig
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
-def _images_in(folder: str | Path) -> list[Path]:
+def images_in(folder: str | Path) -> list[Path]:
     paths = sorted(path for path in Path(folder).iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise ValueError(f"{folder}: no images (.jpg, .png, .webp) in this folder.")
@@ -47,9 +47,9 @@ def panel_section(
 
     config = (config or base).replace(size=size)
     rows, entries = [], []
-    for content_path in _images_in(content_folder):
+    for content_path in images_in(content_folder):
         photo = load_image(content_path)
-        for style_path in _images_in(style_folder):
+        for style_path in images_in(style_folder):
             painting = load_image(style_path)
             instant = stylize_instant(photo, [painting], config)
             result = run_stylize(photo, [painting], config)
