@@ -14,6 +14,7 @@ page = st.navigation(
         st.Page("pages/stylize.py", title="Stylize", icon=":material/brush:", default=True),
         st.Page("pages/gallery.py", title="Gallery", icon=":material/photo_library:"),
         st.Page("pages/video.py", title="Video", icon=":material/movie:"),
+        st.Page("pages/live.py", title="Live", icon=":material/videocam:"),
         st.Page("pages/how_it_works.py", title="How it works", icon=":material/school:"),
     ]
 )
