@@ -1,6 +1,6 @@
 """What a person judges in a result, as numbers: does the photo survive, did the palette move.
 
-Two figures per result, both computed at a fixed analysis size so that they compare across
+Three figures per result, each computed at fixed analysis sizes so that they compare across
 output sizes:
 
 - ``edge_agreement``: the Pearson correlation between the photo's and the result's edge maps
@@ -12,6 +12,11 @@ output sizes:
   painting's, ``1 - SW(result, painting) / SW(photo, painting)`` with SW the sliced Wasserstein
   distance between the RGB pixel distributions. 0: the photo's colours; 1: distributed like
   the painting's.
+- ``texture_at_scale``: how far the result's texture statistics moved from the photo's toward
+  the painting's, at the painting's own scale: Gram matrices of trained VGG16 block1_conv1 to
+  block3_conv1 with the result, photo and painting each resized to a shorter side of 128 px
+  and of 192 px, where a block3 feature sees a large share of the picture, so that large
+  strokes and swirls count as well as fine texture. 0: the photo's; 1: the painting's.
 
 ``contact_sheet`` lays out a panel of runs (photo, painting, result and their figures) as one
 image; ``nst.bench --only panel`` writes it.
@@ -32,6 +37,9 @@ from nst.images import resize_to, to_uint8, working_shape
 
 ANALYSIS_SIDE = 256  # edges and colours are compared at this longest side
 EDGE_BLUR = 1.0  # pixels at ANALYSIS_SIDE: suppresses single-pixel speckle, keeps outlines
+TEXTURE_SIDES = (128, 192)  # shorter sides at which texture is compared
+TEXTURE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1")
+TEXTURE_BACKBONE = "vgg16"  # its trained weights follow NST_WEIGHTS, like the engine's
 PROJECTIONS = 64  # random directions of the sliced Wasserstein distance
 QUANTILES = 1024  # points at which the projected distributions are compared
 
@@ -82,6 +90,60 @@ def palette_shift(photo: np.ndarray, painting: np.ndarray, result: np.ndarray) -
     if apart == 0:
         return 0.0
     return 1.0 - sliced_wasserstein(result_small, painting_small) / apart
+
+
+def _shorter_side_to(image: np.ndarray, side: int) -> np.ndarray:
+    height, width = image.shape[:2]
+    factor = side / min(height, width)
+    return resize_to(image, max(1, round(height * factor)), max(1, round(width * factor)))
+
+
+def _texture_grams(images: Sequence[np.ndarray], side: int) -> list[list[np.ndarray]]:
+    """Per image, the Gram matrix (divided by the positions) of every ``TEXTURE_LAYERS`` layer,
+    the image resized to a shorter side of ``side``."""
+    import tensorflow as tf
+
+    from nst.engine.losses import gram_matrix
+    from nst.engine.model import get_extractor
+
+    extractor = get_extractor(TEXTURE_BACKBONE, "max", TEXTURE_LAYERS, "float32")
+    grams = []
+    for image in images:
+        batch = tf.constant(_shorter_side_to(image, side)[None], tf.float32)
+        features = extractor(batch)
+        grams.append([gram_matrix(features[name])[0].numpy() for name in TEXTURE_LAYERS])
+    return grams
+
+
+def _gram_distance(grams: list[np.ndarray], targets: list[np.ndarray]) -> float:
+    """Mean over layers of the Frobenius distance between Gram matrices, relative to the
+    target's."""
+    return float(
+        np.mean(
+            [
+                np.linalg.norm(gram - target) / max(float(np.linalg.norm(target)), 1e-12)
+                for gram, target in zip(grams, targets)
+            ]
+        )
+    )
+
+
+def texture_at_scale(photo: np.ndarray, painting: np.ndarray, result: np.ndarray) -> float:
+    """The share of the photo's texture distance to the painting that the result closes, at
+    the painting's scale: 0 for the photo's statistics, 1 for the painting's.
+
+    At each of ``TEXTURE_SIDES`` the distance of an image to the painting is the mean over
+    ``TEXTURE_LAYERS`` of the Frobenius distance between the Gram matrices, relative to the
+    painting's Gram; the share is ``1 - distance(result) / distance(photo)``, and the figure the
+    mean over the sizes.
+    """
+    shares = []
+    for side in TEXTURE_SIDES:
+        photo_grams, painting_grams, result_grams = _texture_grams([photo, painting, result], side)
+        apart = _gram_distance(photo_grams, painting_grams)
+        closer = _gram_distance(result_grams, painting_grams)
+        shares.append(0.0 if apart == 0 else 1.0 - closer / apart)
+    return float(np.mean(shares))
 
 
 @dataclass(frozen=True)
