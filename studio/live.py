@@ -30,7 +30,7 @@ from nst.instant.live import (
 from nst.instant.video import instant_steadiness
 from nst.knobs import specs_of
 from nst.video_config import VideoConfig
-from studio.gallery import add_result, next_result_id
+from studio.gallery import add_result
 from studio.session import InputImage, StudioResult, to_float
 from studio.widgets import friendly_error, spec_widget
 
@@ -346,8 +346,7 @@ def take_snapshot(
         st.session_state["live_notice"] = ("error", str(error))
         return
     seconds = time.perf_counter() - started
-    record = snapshot_record(image, photo, config, styles, seconds)
-    add_result(record)
+    record = add_result(snapshot_record(image, photo, config, styles, seconds))
     st.session_state["live_notice"] = (
         "success",
         f"Snapshot #{record.result_id} ({record.size_text}) is in the gallery.",
@@ -361,12 +360,13 @@ def snapshot_record(
     styles: Sequence[InputImage],
     seconds: float,
 ) -> StudioResult:
-    """A gallery record of a snapshot: the painted frame, the frame itself and the settings."""
+    """A gallery record (id still 0) of a snapshot: the painted frame, the frame itself and
+    the settings."""
     from nst.images import resize_to, to_uint8
 
     created = time.time()
     return StudioResult(
-        result_id=next_result_id(),
+        result_id=0,  # the gallery gives it its number
         image=to_uint8(image),
         content=to_uint8(resize_to(photo, *image.shape[:2])),
         config=config,
