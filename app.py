@@ -5,7 +5,7 @@ Run with ``streamlit run app.py``.
 
 import streamlit as st
 
-from studio import network, runs
+from studio import banner, runs
 
 st.set_page_config(page_title="Style transfer studio", page_icon="🎨", layout="wide")
 
@@ -18,6 +18,8 @@ page = st.navigation(
         st.Page("pages/how_it_works.py", title="How it works", icon=":material/school:"),
     ]
 )
-network.weights_banner()
-runs.collect_runs()  # the image of a run that a click or a page change interrupted
+banner.weights_banner()
+runs.collect_runs()  # a run that ended while no page followed it (a closed tab, a reload)
+if page.title != "Stylize":
+    runs.run_badge()  # the Stylize page follows the run itself
 page.run()

@@ -5,12 +5,16 @@ them freely (a page, a job backend, a queue worker's client side).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from nst.config import StyleConfig
+
+# The step number of the ``Progress`` that carries a painted run's instant picture: it comes
+# before the optimizer's first step and is no step of the run.
+INSTANT_STEP = 0
 
 
 class CancelToken:
@@ -30,7 +34,7 @@ class CancelToken:
 def seconds_left(elapsed: float, step: int, total: int) -> float:
     """Seconds a run still needs at the pace of its steps so far; NaN before the first step
     (the instant picture)."""
-    if step < 1:
+    if step <= INSTANT_STEP:
         return float("nan")
     return elapsed / step * (total - step)
 
@@ -55,15 +59,20 @@ def history_row(record: Any) -> dict[str, Any]:
 class Progress:
     """One optimization step, or the run's instant picture.
 
-    The instant picture (``step`` 0, only when ``stylize`` is asked for one) comes before the
-    first step: the instant network's result (``nst.instant``), the first preview. Its loss is
-    NaN and it has no parts: it is not a step of the run and has no place in its history.
+    The instant picture (``step`` is ``INSTANT_STEP``) comes before the first step of a painted
+    run started afresh: the instant network's result (``nst.instant``), the first preview. Its
+    loss is NaN and it has no parts: it is not a step of the run and has no place in its history.
 
     Attributes:
-        step: steps done so far (1-based; 0 for the instant picture). total: steps planned.
+        step: steps done so far (1-based; ``INSTANT_STEP`` for the instant picture). total:
+            steps planned.
         loss: weighted objective of the image before this step; parts: its named terms.
         elapsed: seconds since the run started. preview: the current image, every
             ``preview_every`` steps, at the first and at the last step, else None.
+        scale / scales / scale_size: the coarse-to-fine scale doing this step (1-based), how
+            many the run has and its longest side in pixels (``nst.engine.scales``).
+        time_left: the engine's estimate of the seconds still needed, each step weighted by
+            its scale's pixels (NaN where not known: then ``seconds_left``'s even pace).
     """
 
     step: int
@@ -72,6 +81,10 @@ class Progress:
     parts: dict[str, float]
     elapsed: float
     preview: np.ndarray | None = None
+    scale: int = 1
+    scales: int = 1
+    scale_size: int = 0
+    time_left: float = float("nan")
 
     @property
     def seconds_left(self) -> float:
@@ -91,8 +104,8 @@ class Result:
         initial_loss / final_loss: the objective of the first and of the returned image.
         note: a plain sentence when the run ended before its last step for a reason other than
             a stop or an error (L-BFGS ending early), else None.
-        instant: the instant network's picture the run showed first (``instant_preview``),
-            a picture of its own that a person may keep, else None.
+        instant: the instant network's picture a painted run showed first, a picture of its own
+            that a person may keep, else None.
     """
 
     image: np.ndarray
@@ -106,3 +119,45 @@ class Result:
     steps_done: int = 0
     note: str | None = None
     instant: np.ndarray | None = None
+
+
+# ----- clips: the records both video methods yield -----
+
+
+@dataclass(frozen=True)
+class FrameStep:
+    """One optimization step of one frame (``index`` is 0-based, like ``FrameDone.index``)."""
+
+    index: int
+    frames: int
+    progress: Progress
+
+
+@dataclass(frozen=True)
+class FrameDone:
+    """A finished frame.
+
+    Attributes:
+        image: the stylized frame, float32 RGB in [0, 1] at the working size, before the
+            colour adjustments (``nst.config.Adjustments``).
+        parts: the loss terms of its last step. reliable: share of pixels the temporal loss
+            covered (0 for the first frame). seconds: time spent on it.
+    """
+
+    index: int
+    frames: int
+    image: np.ndarray
+    content: np.ndarray
+    parts: dict[str, float]
+    reliable: float
+    seconds: float
+    steps: int
+
+
+@dataclass
+class VideoOutcome:
+    """How a video run ended: ``frames`` holds every finished frame."""
+
+    frames: list[FrameDone] = field(default_factory=list)
+    stopped: bool = False
+    error: str | None = None

@@ -1,4 +1,4 @@
-"""Gallery: every result of this session, with settings, downloads, comparison and delete."""
+"""Gallery: every result of this browser, with settings, downloads, comparison and delete."""
 
 import streamlit as st
 
@@ -15,9 +15,9 @@ if not items:
     st.stop()
 
 st.caption(
-    f"{len(items)} result(s) in this session, newest first. The gallery keeps at most the "
-    f"{gallery.GALLERY_CAP} newest (fewer when the studio runs short of memory) and is lost "
-    "when the tab is closed: download what you want to keep."
+    f"{len(items)} result(s), newest first, kept on the server for this browser (a reload or a "
+    f"new tab finds them) for {gallery.keep_text()}: at most the {gallery.GALLERY_CAP} newest, "
+    "fewer when the studio runs short of memory. Download what you want to keep."
 )
 
 labels = {item.label: item for item in items}

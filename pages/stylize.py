@@ -15,7 +15,6 @@ values, mask = widgets.settings_panel()
 
 start = st.button("Stylize", type="primary", icon=":material/brush:", key="stylize")
 alerts = st.container()
-stage = st.empty()
 
 pending = gallery.take_pending_run()
 if start or pending:
@@ -25,17 +24,18 @@ if start or pending:
             styles,
             values,
             mask,
-            stage,
             continue_from=(pending or {}).get("continue_from"),
         )
 with alerts:
     runs.show_run_error()
 
-record = gallery.current_result()
-if record is not None:
-    with stage.container():
+if not runs.live_view(values):
+    record = gallery.current_result()
+    if record is not None:
         st.subheader("Result", anchor=False)
         results.result_panel(record)
+    elif gallery.current_was_lost():
+        st.info(gallery.LOST_RESULT, icon=":material/history:")
 notice = gallery.dropped_notice()
 if notice:
     st.caption(notice)

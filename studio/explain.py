@@ -111,13 +111,14 @@ def subject_example() -> Mapping[float, np.ndarray]:
     """The landscape painted after the portrait by the engine, with the default settings at a
     small size, once per ``SUBJECT_WEIGHTS`` value of 'Painting's subjects' (made once per
     process; shared read-only, like ``explainer_samples``)."""
-    from nst.engine import run_stylize  # the optimizer is only needed when this is asked for
+    from nst.front import result_of, stylize  # the optimizer only loads when this is asked for
 
     landscape, portrait = subject_example_inputs()
     config = StyleConfig(size=SUBJECT_EXAMPLE_SIDE, steps=SUBJECT_EXAMPLE_STEPS)
     painted = {}
     for weight in SUBJECT_WEIGHTS:
-        image = run_stylize(landscape, [portrait], config.replace(subject_weight=weight)).image
+        events = stylize(landscape, [portrait], config.replace(subject_weight=weight))
+        image = result_of(events).image
         image.setflags(write=False)
         painted[weight] = image
     return MappingProxyType(painted)

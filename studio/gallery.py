@@ -1,151 +1,98 @@
-"""The galleries: each session's results, oldest first, under one memory budget for the process.
+"""The person's gallery: their results, kept on the server under their browser's key.
 
-Every session keeps at most ``GALLERY_CAP`` results. All sessions' galleries together keep at
-most ``GALLERY_BYTES`` (``NST_GALLERY_MB`` overrides it), counted honestly: full-size image and
-photo, the display and thumbnail copies, the loss history. Beyond that, the oldest results of
-the whole process go first, whichever session made them, and that session is told so.
-
-A session's gallery lives in its ``st.session_state["results"]``; the process keeps only weak
-references to the galleries, so a closed session's results are freed with its state. Every
-change to any gallery happens under one lock, since another session's thread may drop results.
+The results live in the process-wide store (``studio.store``: this process's memory, or Redis
+with ``NST_QUEUE``, so that any web server shows them), for ``NST_KEEP_HOURS``, at most
+``GALLERY_CAP`` per person and, in memory, ``NST_GALLERY_MB`` for everyone together; the oldest
+go first and their owner is told. What a tab is looking at (``current_id``) stays in its
+session.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-import weakref
+import contextlib
 from typing import Any
 
 import streamlit as st
 
-from studio.session import DISPLAY_SIDE, THUMB_SIDE, StudioResult
+from studio.owner import browser_key
+from studio.session import DISPLAY_SIDE, THUMB_SIDE, StudioResult, format_seconds
+from studio.store import GALLERY_CAP, ResultStore, get_store, keep_seconds
 
-GALLERY_CAP = 12  # results kept per session
-# All galleries of the process together; the oldest results go first.
-GALLERY_BYTES = int(float(os.environ.get("NST_GALLERY_MB", "1024")) * 2**20)
+__all__ = ["GALLERY_CAP", "LOST_RESULT"]
 
-_lock = threading.Lock()
-# id -> gallery, weakly: a closed session's gallery is freed with its state.
-_galleries: weakref.WeakValueDictionary[int, SessionGallery] = weakref.WeakValueDictionary()
-_sequence = 0  # orders results across sessions by when they were added
-
-
-class SessionGallery(list):
-    """One session's results, oldest first (a list, so it can be weakly referenced).
-
-    ``dropped`` counts the results removed to keep within the caps, for the session's notice.
-    Change it only through this module's functions (they hold the lock).
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.dropped = 0
-        self.added: dict[int, int] = {}  # id(record) -> sequence number when added
+LOST_RESULT = (
+    "The result you were looking at is no longer kept: results expire after a while, and the "
+    "oldest make room for new ones. Download the ones you want to keep."
+)
 
 
-def _gallery() -> SessionGallery:
-    items = st.session_state.get("results")
-    if not isinstance(items, SessionGallery):
-        gallery = SessionGallery()
-        if items:
-            gallery.extend(items)
-        st.session_state["results"] = items = gallery
-    with _lock:
-        _galleries[id(items)] = items
-    return items
+def keep_text() -> str:
+    """How long results are kept, as a person reads it ("24 hours")."""
+    seconds = keep_seconds()
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:g} hours"
+    return format_seconds(seconds)
+
+
+def owner_store() -> ResultStore:
+    """The store of every person's results and runs (one per process)."""
+    return get_store()
 
 
 def results() -> list[StudioResult]:
-    """A snapshot of this session's results, oldest first."""
-    gallery = _gallery()
-    with _lock:
-        return list(gallery)
+    """This person's results, oldest first."""
+    return owner_store().results(browser_key())
 
 
 def find_result(result_id: int | None) -> StudioResult | None:
-    return next((item for item in results() if item.result_id == result_id), None)
+    if result_id is None:
+        return None
+    return owner_store().get(browser_key(), int(result_id))
 
 
 def current_result() -> StudioResult | None:
     return find_result(st.session_state.get("current_id"))
 
 
-def add_result(record: StudioResult) -> None:
-    """Append to the gallery; drop this session's oldest beyond the count cap and the whole
-    process's oldest beyond the byte budget (never the record just added)."""
-    global _sequence
-    st.session_state["current_id"] = record.result_id
-    gallery = _gallery()
-    # The display copies are made now, as the page is about to show them, so they are counted.
+def current_was_lost() -> bool:
+    """True when this tab was showing a result that has expired or been removed since."""
+    result_id = st.session_state.get("current_id")
+    if result_id is None or find_result(result_id) is not None:
+        return False
+    st.session_state["current_id"] = None  # said once
+    return True
+
+
+def add_result(record: StudioResult, *, owner: str | None = None) -> StudioResult:
+    """Keep ``record`` (its id is given here) and show it in this tab; returns it as kept.
+
+    ``owner`` defaults to this browser. The display copies are made now, as the page is about
+    to show them, so that the memory budget counts them.
+    """
     record.fitted(DISPLAY_SIDE)
     record.fitted(THUMB_SIDE)
-    with _lock:
-        _sequence += 1
-        gallery.append(record)
-        gallery.added[id(record)] = _sequence
-        while len(gallery) > GALLERY_CAP:
-            _drop(gallery, gallery[0])
-        _enforce_budget(keep=record)
+    kept = owner_store().add(owner or browser_key(), record)
+    with contextlib.suppress(Exception):  # outside a script run: the next page run shows it
+        st.session_state["current_id"] = kept.result_id
+    return kept
 
 
-def _drop(gallery: SessionGallery, record: StudioResult) -> None:
-    gallery.remove(record)
-    gallery.added.pop(id(record), None)
-    gallery.dropped += 1
-
-
-def _enforce_budget(keep: StudioResult) -> None:
-    """Drop the oldest results of all sessions until their bytes fit GALLERY_BYTES."""
-    galleries = list(_galleries.values())
-    total = sum(item.nbytes for gallery in galleries for item in gallery)
-    while total > GALLERY_BYTES:
-        candidates = [
-            (gallery.added.get(id(item), 0), index, gallery, item)
-            for index, gallery in enumerate(galleries)
-            for item in gallery
-            if item is not keep
-        ]
-        if not candidates:
-            return
-        _, _, gallery, oldest = min(candidates, key=lambda entry: entry[:2])
-        total -= oldest.nbytes
-        _drop(gallery, oldest)
-
-
-def gallery_bytes() -> int:
-    """Bytes held by all galleries of the process."""
-    with _lock:
-        return sum(item.nbytes for gallery in list(_galleries.values()) for item in gallery)
+def save_result(record: StudioResult) -> None:
+    """Write back a result whose adjustments changed."""
+    owner_store().update(browser_key(), record)
 
 
 def delete_result(result_id: int) -> None:
     """Callback: remove one result from the gallery."""
-    gallery = _gallery()
-    with _lock:
-        for item in [item for item in gallery if item.result_id == result_id]:
-            gallery.remove(item)
-            gallery.added.pop(id(item), None)
+    owner_store().delete(browser_key(), result_id)
     if st.session_state.get("current_id") == result_id:
         st.session_state["current_id"] = None
 
 
 def dropped_notice() -> str | None:
-    dropped = _gallery().dropped
-    if not dropped:
-        return None
-    plural = "result was" if dropped == 1 else "results were"
-    return (
-        f"{dropped} older {plural} removed to save memory: the gallery keeps at most the "
-        f"{GALLERY_CAP} newest, fewer when the studio is busy. Download the ones you want to "
-        "keep."
-    )
-
-
-def next_result_id() -> int:
-    number = st.session_state.get("next_id", 1)
-    st.session_state["next_id"] = number + 1
-    return number
+    """This person's notices not yet shown (results removed for space or age, runs that ended
+    without a picture), as one paragraph; each is said once."""
+    return " ".join(owner_store().take_notices(browser_key())) or None
 
 
 def request_continue(result_id: int) -> None:

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from nst.config import Adjustments, StyleConfig, adjustment_specs, field_spec, field_specs
+from nst.config import Adjustments, StyleConfig, field_spec
 from nst.images import resize_to
-from studio.gallery import delete_result, request_continue
+from nst.knobs import specs_of
+from studio.gallery import delete_result, request_continue, save_result
 from studio.session import (
     DISPLAY_SIDE,
     THUMB_SIDE,
@@ -59,9 +60,13 @@ def adjustment_widgets(record: StudioResult) -> dict[str, float]:
     """The instant adjustments (the config's "adjust" group) for one result."""
     values: dict[str, float] = {}
     keys = []
+    seeded = st.session_state.setdefault("adjustments_shown", set())
     for spec in specs_in("adjust"):
         key = f"{ADJUST_KEY}{record.result_id}_{spec.name}"
         keys.append(key)
+        if key not in seeded and key not in st.session_state and spec.name in record.adjustments:
+            st.session_state[key] = record.adjustments[spec.name]  # as kept, after a reload
+        seeded.add(key)
         values[spec.name] = spec_widget(spec, key=key)
     st.button(
         "Reset adjustments",
@@ -71,7 +76,9 @@ def adjustment_widgets(record: StudioResult) -> dict[str, float]:
         icon=":material/restart_alt:",
     )
     changed = {name: value for name, value in values.items() if value != field_spec(name).default}
-    record.adjustments = changed
+    if changed != record.adjustments:
+        record.adjustments = changed
+        save_result(record)  # kept on the server: the next visit shows it adjusted
     return changed
 
 
@@ -178,8 +185,8 @@ def result_panel(record: StudioResult) -> None:
 def settings_table(config: StyleConfig, adjustments: Adjustments) -> pd.DataFrame:
     """Label → value for every user-facing field (for the gallery's settings view)."""
     rows = []
-    fields = [(config, spec) for spec in field_specs()]
-    fields += [(adjustments, spec) for spec in adjustment_specs()]
+    fields = [(config, spec) for spec in specs_of(StyleConfig)]
+    fields += [(adjustments, spec) for spec in specs_of(Adjustments)]
     for record, spec in fields:
         if spec.name in APP_MANAGED:
             continue

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from nst.color import mask_region
+from nst.color import adjust, mask_region
 from nst.config import Adjustments, ServerLimits, StyleConfig
 from nst.images import resize_longest, to_jpeg_bytes, to_png_bytes, to_uint8
 
@@ -204,12 +204,12 @@ class StudioResult:
 
 
 def adjusted(image: np.ndarray, content: np.ndarray, adjustments: dict[str, float]) -> np.ndarray:
-    """``Adjustments(**adjustments)`` applied to uint8 arrays, float32 out; the identity without
-    adjustments."""
+    """``Adjustments(**adjustments)`` (checked) applied to uint8 arrays, float32 out; the
+    identity without adjustments."""
     picture = to_float(image)
     if not adjustments:
         return picture
-    return Adjustments(**adjustments).apply(picture, to_float(content))
+    return adjust(picture, content=to_float(content), **Adjustments(**adjustments).to_dict())
 
 
 def history_bytes(history: list[dict[str, float]]) -> int:

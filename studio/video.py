@@ -15,16 +15,9 @@ from typing import Any
 
 import streamlit as st
 
-from nst.config import (
-    Adjustments,
-    FieldSpec,
-    ServerLimits,
-    StyleConfig,
-    VideoConfig,
-    adjustment_specs,
-    field_specs,
-    video_field_specs,
-)
+from nst.config import Adjustments, ServerLimits, StyleConfig
+from nst.knobs import FieldSpec, specs_of
+from nst.video_config import VideoConfig
 from nst.videoio import VideoError, VideoInfo, probe
 from studio.session import InputImage, format_seconds
 from studio.widgets import APP_MANAGED, friendly_error, spec_widget, widget_default
@@ -133,9 +126,11 @@ def _widgets(specs: list[FieldSpec], columns: int) -> dict[str, Any]:
 def settings_panel() -> tuple[dict[str, Any], dict[str, Any]]:
     """Sliders from ``StyleConfig`` and ``VideoConfig``; returns (style values, video values)."""
     style_specs = [
-        spec for spec in [*field_specs(), *adjustment_specs()] if spec.name not in NOT_FOR_VIDEO
+        spec
+        for spec in [*specs_of(StyleConfig), *specs_of(Adjustments)]
+        if spec.name not in NOT_FOR_VIDEO
     ]
-    video_specs = [spec for spec in video_field_specs() if spec.name not in VIDEO_MANAGED]
+    video_specs = [spec for spec in specs_of(VideoConfig) if spec.name not in VIDEO_MANAGED]
     main = [spec for spec in style_specs if spec.group == "main"]
     # The method on a row of its own, above the sliders it decides the meaning of.
     style_values = _widgets([spec for spec in main if spec.choice_labels], 1)
@@ -157,7 +152,7 @@ def settings_panel() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _reset() -> None:
-    for spec in [*field_specs(), *adjustment_specs(), *video_field_specs()]:
+    for spec in [*specs_of(StyleConfig), *specs_of(Adjustments), *specs_of(VideoConfig)]:
         if KEY_PREFIX + spec.name in st.session_state:
             st.session_state[KEY_PREFIX + spec.name] = widget_default(page_spec(spec))
 
@@ -166,7 +161,7 @@ def build_configs(
     style_values: dict[str, Any], video_values: dict[str, Any]
 ) -> tuple[StyleConfig, VideoConfig, Adjustments]:
     """Validated configs and adjustments; a ValueError names the setting by its label."""
-    adjusting = {spec.name for spec in adjustment_specs()}
+    adjusting = {spec.name for spec in specs_of(Adjustments)}
     try:
         adjustments = Adjustments(
             **{name: value for name, value in style_values.items() if name in adjusting}
@@ -179,7 +174,7 @@ def build_configs(
         video = VideoConfig(**video_values)
     except (TypeError, ValueError) as error:
         name, _, rest = str(error).partition(": ")
-        labels = {spec.name: spec.label for spec in video_field_specs()}
+        labels = {spec.name: spec.label for spec in specs_of(VideoConfig)}
         raise ValueError(f"{labels.get(name, name)}: {rest}" if rest else str(error)) from None
     return config, video, adjustments
 
@@ -191,14 +186,13 @@ def run_video(
     video_values: dict[str, Any],
     stage: Any,
 ) -> None:
-    """Check everything, then run the clip on the job queue and watch it in ``stage``.
+    """Check the clip, then run it on the job queue and watch it in ``stage``.
 
-    Problems are one ``st.error`` sentence each; the previous result stays.
+    Problems are one ``st.error`` sentence each; the previous result stays. The job checks the
+    settings against the paintings, the weights and the memory (``nst.front``), and its
+    refusal is shown as the run's error.
     """
-    from nst.engine.model import WeightsError
-    from nst.instant import InstantUnavailable, load_networks
     from nst.jobs.video import VideoJobRequest, plan
-    from studio.network import ensure_model
 
     if clip is None:
         st.error("Upload a clip first: an MP4, MOV, WebM or animated GIF.")
@@ -209,20 +203,7 @@ def run_video(
     try:
         config, video, adjustments = build_configs(style_values, video_values)
         planned = plan(clip.data, config, video)
-        if config.style_blend and len(config.style_blend) != len(styles):
-            raise ValueError(
-                f"Style blend: give one weight per style ({len(styles)} chosen), or leave it "
-                "empty for equal weights."
-            )
     except ValueError as error:
-        st.error(str(error))
-        return
-    try:
-        if config.method == "instant":
-            load_networks()  # checked here, so a missing file is one sentence on the page
-        else:
-            ensure_model(config)
-    except (WeightsError, InstantUnavailable, ValueError) as error:
         st.error(str(error))
         return
     request = VideoJobRequest(

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from nst.config import FieldSpec, StyleConfig, adjustment_specs, field_spec, field_specs
+from nst.config import Adjustments, StyleConfig, default_layers, field_spec
+from nst.knobs import FieldSpec, specs_of
 from studio.inputs import mask_picker
 from studio.session import MaskChoice
 
@@ -26,7 +27,7 @@ _NICE_MANTISSAS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
 def specs_in(group: str) -> list[FieldSpec]:
     """The user-facing fields of one group (of ``StyleConfig`` or ``Adjustments``), in
     declaration order."""
-    specs = [*field_specs(), *adjustment_specs()]
+    specs = [*specs_of(StyleConfig), *specs_of(Adjustments)]
     return [spec for spec in specs if spec.group == group and spec.name not in APP_MANAGED]
 
 
@@ -166,8 +167,6 @@ def _settings_widgets(
 def _layer_hint(spec: FieldSpec) -> str:
     if spec.name not in ("content_layers", "style_layers"):
         return ""
-    from nst.engine.model import default_layers
-
     backbone = st.session_state.get("backbone", field_spec("backbone").default)
     content, style = default_layers(backbone)
     names = content if spec.name == "content_layers" else style
@@ -176,7 +175,7 @@ def _layer_hint(spec: FieldSpec) -> str:
 
 def reset_settings() -> None:
     """Callback: every settings widget back to its default (and out of the link)."""
-    for spec in field_specs():
+    for spec in specs_of(StyleConfig):
         if spec.name in st.session_state:
             # set rather than delete: a deleted widget would read the link's value again
             st.session_state[spec.name] = widget_default(spec)

@@ -10,7 +10,9 @@ draws (the demo banner) is only checked on the first run; the browser test cover
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +20,9 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from nst.config import StyleConfig, field_specs
+from nst.config import StyleConfig
 from nst.images import read_settings
+from nst.knobs import specs_of
 from studio.gallery import GALLERY_CAP
 from studio.session import StudioResult
 from studio.widgets import APP_MANAGED
@@ -56,11 +59,43 @@ def _upload(at: AppTest, content: bytes | None, styles: list[tuple[str, bytes]])
 
 
 def _stylize(at: AppTest, *, size: int = 64, steps: int = 3) -> None:
+    """Press Stylize and rerun the page until the run is settled into the results (the live
+    view follows the job in a fragment, which AppTest does not rerun by itself)."""
     at.slider(key="size").set_value(size)
     at.slider(key="steps").set_value(steps)
     at.button(key="stylize").click()
     at.run()
     assert not at.exception, at.exception
+    _settle(at)
+
+
+def _owner(at: AppTest) -> str:
+    return at.session_state["owner_key"]
+
+
+def _running(at: AppTest) -> bool:
+    from studio.gallery import owner_store
+
+    return owner_store().run(_owner(at)) is not None
+
+
+def _settle(at: AppTest, timeout: float = TIMEOUT) -> None:
+    """Rerun the page until this browser's run has ended and been kept."""
+    deadline = time.monotonic() + timeout
+    while _running(at):
+        assert time.monotonic() < deadline, "the run did not end"
+        time.sleep(0.2)
+        at.run()
+        assert not at.exception, at.exception
+
+
+def _results(at: AppTest) -> list[StudioResult]:
+    """This browser's results, oldest first, as the store keeps them."""
+    from studio.gallery import owner_store
+
+    if "owner_key" not in at.session_state:
+        return []
+    return owner_store().results(_owner(at))
 
 
 def _texts(elements) -> list[str]:
@@ -106,7 +141,7 @@ def test_stylize_page_shows_controls_from_the_config() -> None:
     keys = {widget.key for widget in widgets}
     user_facing = {
         spec.name
-        for spec in field_specs()
+        for spec in specs_of(StyleConfig)
         if spec.group != "adjust" and spec.name not in APP_MANAGED
     }
     assert user_facing <= keys
@@ -129,7 +164,7 @@ def test_a_run_gives_a_result_downloads_and_a_gallery_entry(finished_run: AppTes
     captions = _captions(at)
     assert any(caption.startswith("After: 64×") for caption in captions)
     assert any(caption.startswith("Before") for caption in captions)
-    (record,) = at.session_state["results"]
+    (record,) = _results(at)
     assert record.image.shape == (48, 64, 3) and record.image.dtype == np.uint8
     assert record.steps_done == 3 and not record.stopped
     assert record.instant.shape == record.image.shape and record.instant.dtype == np.uint8
@@ -171,7 +206,7 @@ def test_the_instant_method_shows_the_networks_picture_at_once(
     assert not at.exception, at.exception
     assert any(text.startswith("Painted by the instant network in") for text in _texts(at.success))
     assert _download_labels(at) == DOWNLOADS
-    (record,) = at.session_state["results"]
+    (record,) = _results(at)
     assert record.config.method == "instant" and record.steps_done == 0
     assert record.image.shape == (192, 256, 3) and record.instant is None
     # The network's own picture of the upload, at the output size, from the job's copies of
@@ -192,11 +227,11 @@ def test_the_instant_method_shows_the_networks_picture_at_once(
 
 def test_adjustments_are_instant_and_embedded_in_the_png(finished_run: AppTest) -> None:
     at = finished_run
-    (record,) = at.session_state["results"]
+    (record,) = _results(at)
     before = record.final_image()
     at.slider(key=f"adj_{record.result_id}_saturation").set_value(0.0).run()
     assert not at.exception, at.exception
-    assert len(at.session_state["results"]) == 1  # no new run
+    assert len(_results(at)) == 1  # no new run
     gray = record.final_image()
     assert np.abs(gray - before).max() > 0.01
     assert np.ptp(gray, axis=2).max() < 0.02  # saturation 0 is gray
@@ -210,7 +245,8 @@ def test_continue_from_a_result_warm_starts_a_new_run(finished_run: AppTest) -> 
     at = finished_run
     at.button(key="continue_1").click().run()
     assert not at.exception, at.exception
-    first, second = at.session_state["results"]
+    _settle(at)
+    first, second = _results(at)
     assert second.continued_from == first.result_id
     assert at.session_state["current_id"] == second.result_id
     at.switch_page("pages/gallery.py").run()
@@ -223,12 +259,13 @@ def test_results_survive_switching_pages(finished_run: AppTest) -> None:
     assert not at.exception, at.exception
     at.switch_page("pages/stylize.py").run()
     assert not at.exception, at.exception
-    assert len(at.session_state["results"]) == 1
+    assert len(_results(at)) == 1
     assert _download_labels(at) == PAINTED_DOWNLOADS
     # the photo and painting are remembered too, so the next run needs no new upload
     at.button(key="stylize").click().run()
     assert not at.exception, at.exception
-    assert len(at.session_state["results"]) == 2
+    _settle(at)
+    assert len(_results(at)) == 2
 
 
 def test_an_unreadable_upload_is_one_sentence_and_results_stay(finished_run: AppTest) -> None:
@@ -241,11 +278,11 @@ def test_an_unreadable_upload_is_one_sentence_and_results_stay(finished_run: App
     (message,) = _texts(at.error)
     assert message.startswith("notes.jpg: This file is not an image we can read")
     assert "\n" not in message and message.endswith(".")
-    assert len(at.session_state["results"]) == 1
+    assert len(_results(at)) == 1
     assert _download_labels(at) == PAINTED_DOWNLOADS
     at.button(key="stylize").click().run()
     assert "Add a photo first" in " ".join(_texts(at.error))
-    assert len(at.session_state["results"]) == 1
+    assert len(_results(at)) == 1
 
 
 def test_missing_inputs_and_bad_settings_are_reported() -> None:
@@ -269,7 +306,7 @@ def test_missing_inputs_and_bad_settings_are_reported() -> None:
     at.button(key="stylize").click().run()
     (message,) = _texts(at.error)
     assert message.startswith("Style layer weights: ")
-    assert "results" not in at.session_state or not at.session_state["results"]
+    assert not _results(at)
 
 
 def test_camera_and_sample_style(tmp_path: Path) -> None:
@@ -282,7 +319,7 @@ def test_camera_and_sample_style(tmp_path: Path) -> None:
     assert "shot.jpg · 80×60" in captions
     assert any(caption.startswith("mosaic") for caption in captions)
     _stylize(at, steps=2)
-    (record,) = at.session_state["results"]
+    (record,) = _results(at)
     assert record.content_name == "shot.jpg" and record.style_names == ("mosaic",)
 
 
@@ -292,6 +329,7 @@ def test_gallery_compare_delete_and_cap() -> None:
     _stylize(at, steps=1)
     at.select_slider(key="style_weight").set_value(100.0)
     at.button(key="stylize").click().run()
+    _settle(at)
     at.switch_page("pages/gallery.py").run()
     assert not at.exception, at.exception
     compare = at.multiselect(key="gallery_compare")
@@ -299,7 +337,7 @@ def test_gallery_compare_delete_and_cap() -> None:
     assert not at.exception, at.exception
     assert "**Where they differ**" in _texts(at.markdown)
     at.button(key="delete_1").click().run()
-    assert [item.result_id for item in at.session_state["results"]] == [2]
+    assert [item.result_id for item in _results(at)] == [2]
 
 
 def _tiny_result(result_id: int, *, steps_done: int = 1, stopped: bool = False) -> StudioResult:
@@ -329,7 +367,8 @@ def _fill_gallery(records: list) -> None:
 
     from studio import gallery
 
-    if "results" not in st.session_state:
+    if "filled" not in st.session_state:
+        st.session_state["filled"] = True
         for record in records:
             gallery.add_result(record)
     st.write(gallery.dropped_notice())
@@ -341,7 +380,7 @@ def test_the_gallery_is_capped_oldest_first_with_a_notice() -> None:
         _fill_gallery, default_timeout=TIMEOUT, kwargs={"records": records}
     ).run()
     assert not at.exception, at.exception
-    kept = [item.result_id for item in at.session_state["results"]]
+    kept = [item.result_id for item in _results(at)]
     assert kept == list(range(4, GALLERY_CAP + 4))
     assert "3 older results were removed" in at.markdown[0].value
 
@@ -381,15 +420,12 @@ def test_result_bytes_count_display_copies_and_history() -> None:
 
 
 def test_all_galleries_share_one_budget_oldest_first(monkeypatch) -> None:
-    import gc
-    import weakref
+    import studio.store
 
-    from studio import gallery
-
-    gc.collect()
-    monkeypatch.setattr(gallery, "_galleries", weakref.WeakValueDictionary())
     one = _sized_result(0, 100).nbytes  # 100 px: the display copies are the image itself
-    monkeypatch.setattr(gallery, "GALLERY_BYTES", 3 * one)
+    store = studio.store.MemoryStore(budget=3 * one)
+    monkeypatch.setattr(studio.store, "_store", store)
+    monkeypatch.setattr(studio.store, "_store_url", "")
     first = AppTest.from_function(
         _add_results,
         default_timeout=TIMEOUT,
@@ -402,11 +438,11 @@ def test_all_galleries_share_one_budget_oldest_first(monkeypatch) -> None:
         kwargs={"records": [_sized_result(3, 100), _sized_result(4, 100)]},
     ).run()
     assert not first.exception and not second.exception
-    # The fourth result overflows the budget: the process's oldest (the first session's #1)
-    # goes, and that session is told on its next rerun.
-    assert [item.result_id for item in first.session_state["results"]] == [2]
-    assert [item.result_id for item in second.session_state["results"]] == [3, 4]
-    assert gallery.gallery_bytes() <= 3 * one
+    # The fourth result overflows the budget: the process's oldest (the first browser's #1)
+    # goes, and that browser is told on its next rerun.
+    assert [item.result_id for item in _results(first)] == [2]
+    assert [item.result_id for item in _results(second)] == [1, 2]  # ids count per browser
+    assert store.held_bytes() <= 3 * one
     first.run()
     assert "1 older result was removed to save memory" in first.markdown[0].value
     assert "nothing dropped" in second.run().markdown[0].value
@@ -458,7 +494,7 @@ def test_a_tiny_photo_still_works() -> None:
     _upload(at, _png(20, 12), [("a.jpg", _jpeg())])
     assert not _texts(at.error)
     _stylize(at, steps=1)
-    (record,) = at.session_state["results"]
+    (record,) = _results(at)
     assert min(record.image.shape[:2]) >= 32  # the engine's smallest working side
 
 
@@ -467,10 +503,10 @@ def test_an_engine_failure_is_one_sentence_and_results_stay(finished_run: AppTes
     at.text_input(key="content_layers").set_value("no_such_layer")
     at.button(key="stylize").click().run()
     assert not at.exception, at.exception
+    _settle(at)
     (message,) = _texts(at.error)
     assert "no_such_layer" in message and "\n" not in message
-    assert len(at.session_state["results"]) == 1
-    assert any(text.startswith("Finished 3 steps") for text in _texts(at.success))
+    assert _results(at)[0].steps_done == 3  # the earlier result stays
 
 
 def test_two_styles_blended_under_a_mask() -> None:
@@ -487,7 +523,7 @@ def test_two_styles_blended_under_a_mask() -> None:
     at.selectbox(key="preserve_colors").set_value("luminance")
     _stylize(at, steps=2)
     assert not _texts(at.error)
-    (record,) = at.session_state["results"]
+    (record,) = _results(at)
     assert record.style_names == ("a.jpg", "swirls")
     assert record.config.style_blend == (0.7, 0.3)
     assert record.config.preserve_colors == "luminance"
@@ -495,108 +531,71 @@ def test_two_styles_blended_under_a_mask() -> None:
     assert read_settings(record.png_bytes())["mask"] == "mask.png"
 
 
-def _interrupted_run_handover(record: object) -> None:
-    """An AppTest script: a run interrupted elsewhere posts its image a moment later."""
-    import threading
+def test_a_run_goes_on_through_other_clicks_and_only_stop_ends_it() -> None:
+    from nst.jobs import JobState, get_backend
+    from studio.gallery import owner_store
 
-    import streamlit as st
-
-    from studio import runs
-
-    mailbox = runs.session_mailbox()
-    if "posted" not in st.session_state:
-        st.session_state["posted"] = True
-        mailbox.begin("job-1")
-        later = threading.Timer(0.5, mailbox.deliver, ("job-1", runs.RunOutcome(record=record)))
-        later.start()
-    kept = runs.collect_runs()
-    st.write(f"kept {kept.result_id if kept else None}")
-
-
-def test_an_interrupted_run_hands_its_image_to_the_next_run() -> None:
-    stopped = _tiny_result(0, steps_done=7, stopped=True)
-    at = AppTest.from_function(
-        _interrupted_run_handover, default_timeout=TIMEOUT, kwargs={"record": stopped}
-    ).run()
-    assert not at.exception, at.exception
-    assert at.markdown[0].value == "kept 1"  # the next run waited for the handover
-    at.run()
-    assert at.markdown[0].value == "kept None"
-    (record,) = at.session_state["results"]
-    assert record.stopped and record.steps_done == 7
-    assert at.session_state["current_id"] == 1
-
-
-def test_missing_weights_are_one_actionable_sentence(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("NST_WEIGHTS", str(tmp_path / "missing.h5"))
-    at = _open()
-    assert not any("NST_WEIGHTS=random" in text for text in _texts(at.warning))
-    _upload(at, _jpeg(), [("a.jpg", _jpeg(seed=1))])
-    _stylize(at, steps=1)
-    (message,) = _texts(at.error)
-    assert "missing.h5" in message and "NST_WEIGHTS" in message and "\n" not in message
-    assert "results" not in at.session_state or not at.session_state["results"]
-
-
-def test_a_size_that_cannot_fit_is_refused_before_starting(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import nst.engine.memory
-
-    monkeypatch.setattr(nst.engine.memory, "available_memory", lambda: 2 * 10**9)
     at = _open()
     _upload(at, _jpeg(), [("a.jpg", _jpeg(seed=1))])
-    _stylize(at, size=4096, steps=1)
-    (message,) = _texts(at.error)
-    assert message.startswith("A 4096 px result needs about") and "smaller output size" in message
-    assert "results" not in at.session_state or not at.session_state["results"]
-
-
-def test_settings_come_from_the_link_and_restore_to_defaults() -> None:
-    at = _open(style_weight="50", size="128")
-    assert at.select_slider(key="style_weight").value == 50.0
-    assert at.slider(key="size").value == 128
-    at.button(key="restore_defaults").click().run()
+    at.slider(key="size").set_value(64)
+    at.slider(key="steps").set_value(5000)
+    at.button(key="stylize").click().run()
+    run = owner_store().run(_owner(at))
+    assert run is not None
+    deadline = time.monotonic() + TIMEOUT
+    while get_backend().status(run.job_id, owner=_owner(at)).progress is None or (
+        get_backend().status(run.job_id, owner=_owner(at)).progress.step < 1
+    ):
+        assert time.monotonic() < deadline, "the run did not start painting"
+        time.sleep(0.2)
+    # A slider, another page and back: the run is still the same one, still painting.
+    at.select_slider(key="style_weight").set_value(100.0).run()
+    assert "The settings you changed apply to your next run." in " ".join(_texts(at.caption))
+    at.switch_page("pages/gallery.py").run()
+    at.switch_page("pages/stylize.py").run()
     assert not at.exception, at.exception
-    assert at.select_slider(key="style_weight").value == StyleConfig().style_weight
-    assert at.slider(key="size").value == StyleConfig().size
+    assert owner_store().run(_owner(at)).job_id == run.job_id
+    assert get_backend().status(run.job_id, owner=_owner(at)).state is JobState.RUNNING
+    assert not _results(at)
+    at.button(key="stop_run").click().run()
+    _settle(at)
+    (record,) = _results(at)
+    assert record.stopped and 1 <= record.steps_done < 5000
 
 
-def test_an_lbfgs_run_that_ends_early_says_why(
-    content_path: Path, style_path: Path, monkeypatch
-) -> None:
-    import nst.engine.lbfgs
+def test_a_new_stylize_says_it_replaces_the_running_run() -> None:
+    from studio.runs import REPLACED
 
-    # The optimizer itself ends the run: 3 loss evaluations allowed for 6 iterations.
-    monkeypatch.setattr(nst.engine.lbfgs, "EVALUATIONS_PER_ITERATION", 0.5)
     at = _open()
-    _upload(at, content_path.read_bytes(), [("starry_night.jpg", style_path.read_bytes())])
-    assert at.session_state["optimizer"] == "lbfgs"  # the default
-    _stylize(at, steps=6)
-    (record,) = at.session_state["results"]
-    assert not record.stopped and record.error is None and 1 <= record.steps_done < 6
-    (message,) = _texts(at.info)
-    assert message.startswith("Finished in ") and "\n" not in message
-    assert message.endswith(
-        f"L-BFGS ended after {record.steps_done} of 6 iterations: it used up its budget of "
-        "loss evaluations (two per iteration). The best image so far is kept."
-    )
-    assert not at.success and not at.warning
+    _upload(at, _jpeg(), [("a.jpg", _jpeg(seed=1))])
+    at.slider(key="size").set_value(64)
+    at.slider(key="steps").set_value(5000)
+    at.button(key="stylize").click().run()
+    at.slider(key="steps").set_value(2)
+    at.button(key="stylize").click().run()
+    assert not at.exception, at.exception
+    # The first run had at least its instant picture, kept as a result of its own.
+    assert REPLACED in _texts(at.info)
+    _settle(at)
+    first, second = _results(at)
+    assert first.stopped or first.config.method == "instant"
+    assert second.steps_done == 2 and not second.stopped
 
 
 def test_the_instant_picture_is_shown_as_such_and_kept_by_a_stop_before_step_one() -> None:
     from nst.jobs.backend import JobProgress, JobState, JobStatus, encode_png
     from nst.records import Result
-    from studio.runs import RunInfo, _outcome_record, _progress_text, _with_instant
+    from studio.runs import _outcome_record, _progress_text, _with_instant
+    from studio.store import PendingRun
 
     instant_step = JobProgress(step=0, total=100, loss=float("nan"), parts={}, elapsed=0.9)
     assert _progress_text(instant_step) == (
         "Instant picture ready; starting the 100 painting steps…"
     )
     config = StyleConfig(size=64)
-    info = RunInfo(config, np.zeros((6, 8, 3), np.float32), "photo", "k", ("s",))
+    info = PendingRun(
+        "j", config, np.zeros((6, 8, 3), np.uint8), "photo", "k", ("s",), None, None, None, 0.0
+    )
     photo = np.zeros((6, 8, 3), np.float32)
     instant = np.full((6, 8, 3), 0.5, np.float32)
     status = JobStatus(
@@ -610,13 +609,14 @@ def test_the_instant_picture_is_shown_as_such_and_kept_by_a_stop_before_step_one
     assert _outcome_record(info, status, stopped) is None  # nothing painted yet
     assert _outcome_record(info, status, None) is None  # the instant picture is no step either
     # ... but the instant picture is kept, as an instant result of its own.
-    kept = _with_instant(info, None, stopped, None)
+    kept = _with_instant(info, None, stopped)
     assert kept.config.method == "instant" and kept.steps_done == 0 and kept.seconds == 0.4
     np.testing.assert_array_equal(kept.image, np.full((6, 8, 3), 128, np.uint8))
     assert kept.status_text == "Painted by the instant network in 0.4 s."
     # From the page's own copy when the result did not come back.
-    assert _with_instant(info, None, None, status.preview).config.method == "instant"
+    seen = dataclasses.replace(info, instant_png=status.preview)
+    assert _with_instant(seen, None, None).config.method == "instant"
     # A painted record carries it beside its own image.
     one_step = Result(photo, [{"step": 1.0, "loss": 1.0}], {}, config, stopped=True, steps_done=1)
-    painted = _with_instant(info, _outcome_record(info, status, one_step), one_step, status.preview)
+    painted = _with_instant(seen, _outcome_record(seen, status, one_step), one_step)
     assert painted.steps_done == 1 and painted.instant.shape == painted.image.shape

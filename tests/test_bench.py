@@ -7,8 +7,8 @@ import pytest
 
 from nst.benchmarks import cli, common, memory, steps, time_to_quality
 from nst.benchmarks.report import format_table
-from nst.engine import run_stylize
 from nst.engine.model import preload, resolve_precision
+from tests.engine_runs import run_stylize
 
 
 def _positive(value) -> bool:

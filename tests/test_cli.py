@@ -11,8 +11,9 @@ import pytest
 from PIL import Image
 
 from nst.cli import build_parser
-from nst.config import field_specs
+from nst.config import StyleConfig
 from nst.images import load_image, read_settings
+from nst.knobs import specs_of
 
 ROOT = Path(__file__).parents[1]
 
@@ -35,7 +36,7 @@ def _run(*args: str, weights: str | None = "random") -> subprocess.CompletedProc
 def test_every_config_field_is_a_flag():
     parser = build_parser()
     flags = {option for action in parser._actions for option in action.option_strings}
-    for spec in field_specs():
+    for spec in specs_of(StyleConfig):
         assert "--" + spec.name.replace("_", "-") in flags
 
 

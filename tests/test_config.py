@@ -4,11 +4,12 @@ import dataclasses
 
 import pytest
 
-from nst.config import StyleConfig, field_spec, field_specs
+from nst.config import StyleConfig, field_spec
+from nst.knobs import specs_of
 
 
 def test_every_field_has_a_spec_with_help_and_valid_default():
-    specs = field_specs()
+    specs = specs_of(StyleConfig)
     assert [spec.name for spec in specs] == [f.name for f in dataclasses.fields(StyleConfig)]
     for spec in specs:
         assert spec.label and spec.help.endswith((".", ")"))

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nst import color
+from nst import color, front
 from nst.config import StyleConfig
-from nst.engine import CancelToken, Problem, Progress, Result, prepare, run_stylize, stylize
+from nst.engine import CancelToken, Problem, Progress, Result, prepare
 from nst.engine.losses import gram_matrix
 from nst.engine.objective import evaluate
 from nst.images import resize_to
+from tests.engine_runs import run_stylize, stylize
 
 SMALL = StyleConfig(size=96, steps=12, preview_every=4, precision="float32")
 
@@ -252,7 +253,7 @@ def test_backbones_pooling_init_and_precision_reduce_the_loss(content_image, sty
 def test_default_style_leaves_the_deeper_layers_out_and_still_lowers_the_loss(
     content_image, style_image, backbone
 ):
-    from nst.engine.model import default_layers
+    from nst.config import default_layers
 
     config = SMALL.replace(backbone=backbone, steps=8)
     assert config.subject_weight == 0.0
@@ -279,7 +280,7 @@ def test_default_style_leaves_the_deeper_layers_out_and_still_lowers_the_loss(
 
 
 def test_subject_weight_scales_the_deeper_half_of_the_style_layers():
-    from nst.config import style_layer_shares
+    from nst.engine.objective import style_layer_shares
 
     # Five layers: the first three keep their weights, the last two are scaled, then all
     # are normalised: (1, 1, 1, 0.1, 0.1) / 3.2.
@@ -364,7 +365,7 @@ def test_sizes_that_do_not_fit_in_memory_are_refused_before_starting(
     assert engine.estimate_memory(
         StyleConfig(size=1024, optimizer="lbfgs"), content_image.shape
     ) > engine.estimate_memory(StyleConfig(size=1024, optimizer="adam"), content_image.shape)
-    monkeypatch.setattr(engine, "available_memory", lambda: 2 * 10**9)
+    monkeypatch.setattr(front, "available_memory", lambda: 2 * 10**9)
     message = (
         r"^A 4096 px result needs about \d+ GB of memory but only 2 GB are available; "
         r"choose a smaller output size\.$"
@@ -443,7 +444,7 @@ def test_the_instant_picture_comes_first_and_leaves_the_run_unchanged(content_im
     from nst.instant import stylize_instant
 
     config = StyleConfig(size=264, steps=2, precision="float32", preview_every=100)
-    events = _events(content_image, style_image, config, instant_preview=True)
+    events = _events(content_image, style_image, config, instant_first=True)
     instant, steps, result = events[0], events[1:-1], events[-1]
     assert isinstance(instant, Progress) and instant.step == 0 and instant.total == 2
     assert np.isnan(instant.loss) and instant.parts == {} and np.isnan(instant.seconds_left)
@@ -459,12 +460,10 @@ def test_the_instant_picture_comes_first_and_leaves_the_run_unchanged(content_im
 
 def test_no_instant_preview_for_warm_starts_or_extra_terms(content_image, style_image):
     config = SMALL.replace(size=96, steps=1)
-    warm = _events(
-        content_image, style_image, config, instant_preview=True, init_image=content_image
-    )
+    warm = _events(content_image, style_image, config, instant_first=True, init_image=content_image)
     assert warm[0].step == 1
     nothing = lambda image: {"zero": 0.0 * tf.reduce_sum(image)}  # noqa: E731
-    extra = _events(content_image, style_image, config, instant_preview=True, extra_loss=nothing)
+    extra = _events(content_image, style_image, config, instant_first=True, extra_loss=nothing)
     assert extra[0].step == 1
 
 
@@ -497,7 +496,7 @@ def test_a_missing_instant_network_costs_the_preview_not_the_run(
 
     monkeypatch.setattr("nst.instant.stylize_instant", unavailable)
     config = SMALL.replace(size=96, steps=2, init="content")
-    events = _events(content_image, style_image, config, instant_preview=True)
+    events = _events(content_image, style_image, config, instant_first=True)
     assert [e.step for e in events[:-1]] == [1, 2] and events[-1].steps_done == 2
     with pytest.raises(InstantUnavailable):
         _events(content_image, style_image, config.replace(init="instant"))

@@ -222,7 +222,7 @@ def test_uninstalled_package_says_what_to_install(monkeypatch: pytest.MonkeyPatc
 def test_a_size_that_does_not_fit_is_refused_in_one_sentence(monkeypatch: pytest.MonkeyPatch):
     import psutil
 
-    from nst.instant.run import check_instant_run
+    from nst.front import check
 
     class Scarce:
         available = 0.1e9
@@ -230,7 +230,7 @@ def test_a_size_that_does_not_fit_is_refused_in_one_sentence(monkeypatch: pytest
     monkeypatch.setattr(psutil, "virtual_memory", lambda: Scarce())
     photo = np.zeros((300, 400, 3), np.float32)
     with pytest.raises(ValueError) as refused:
-        check_instant_run(photo, [photo], StyleConfig(size=4096))
+        check(photo, [photo], StyleConfig(size=4096, method="instant"))
     message = str(refused.value)
     assert message.startswith("An instant 4096 px result needs about ")
     assert message.endswith("; choose a smaller output size.") and "\n" not in message

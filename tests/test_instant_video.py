@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from nst.config import StyleConfig, VideoConfig
+from nst.config import StyleConfig
 from nst.instant import load_networks
 from nst.instant import video as instant_video
 from nst.instant.video import (
@@ -23,9 +23,10 @@ from nst.instant.video import (
     steady,
     stylize_instant_video,
 )
-from nst.records import CancelToken
+from nst.motion import FrameMotion, frame_motion, temporal_error
+from nst.records import CancelToken, FrameDone, VideoOutcome
 from nst.synthetic import synthetic_frames
-from nst.video import FrameDone, FrameMotion, VideoOutcome, frame_motion, temporal_error
+from nst.video_config import VideoConfig
 from tests.scenes import painting
 
 HEIGHT, WIDTH = 72, 96

@@ -800,3 +800,23 @@ def test_a_sketch_is_the_first_preview_but_not_a_step_of_the_history(queues) -> 
     released.set()
     wait_until(lambda: queue.status(job_id).state.finished)
     assert [row["step"] for row in queue.status(job_id).history] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("visible", "expected"), [(None, 2), ("1", 1), ("0,1,5", 2), ("", 0), ("-1", 0), ("0,-1,1", 1)]
+)
+def test_gpus_are_counted_from_the_driver_without_tensorflow(
+    monkeypatch, tmp_path, visible: str | None, expected: int
+) -> None:
+    import nst.jobs.local
+
+    for bus in ("0000:01:00.0", "0000:02:00.0"):
+        (tmp_path / bus).mkdir()
+    monkeypatch.setattr(nst.jobs.local, "NVIDIA_GPUS", str(tmp_path))
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert nst.jobs.local._gpu_count() == expected
+    monkeypatch.setattr(nst.jobs.local, "NVIDIA_GPUS", str(tmp_path / "absent"))
+    assert nst.jobs.local._gpu_count() == 0

@@ -9,9 +9,10 @@ import scipy.optimize
 import tensorflow as tf
 
 from nst.config import StyleConfig
-from nst.engine import Result, prepare, run_stylize, stylize
+from nst.engine import Result, prepare
 from nst.engine import lbfgs as engine
 from nst.engine.objective import evaluate
+from tests.engine_runs import run_stylize, stylize
 
 SMALL = StyleConfig(size=64, steps=30, precision="float32", init="content", optimizer="lbfgs")
 

@@ -27,7 +27,7 @@ from studio.masks import (
     painted_weight,
 )
 from studio.session import MaskChoice
-from tests.test_app import _captions, _jpeg, _open, _texts, _upload
+from tests.test_app import _captions, _jpeg, _open, _results, _settle, _texts, _upload
 
 PAINT_RGBA = (255, 75, 75, 153)  # PAINT_COLOR as the canvas renders one stroke
 ERASE_RGBA = (255, 255, 255, 153)
@@ -244,6 +244,7 @@ def _instant_run(at: AppTest) -> None:
     at.slider(key="mask_feather").set_value(0)
     at.button(key="stylize").click().run()
     assert not at.exception, at.exception
+    _settle(at)
     assert not _texts(at.error)
 
 
@@ -272,7 +273,7 @@ def test_a_painted_mask_styles_only_where_painted_and_travels_with_the_result() 
     _paint_left_half(at)
     assert any(text.startswith("Mask: white takes") for text in _captions(at))
     _instant_run(at)
-    (record,) = at.session_state["results"]
+    (record,) = _results(at)
     assert record.mask_source == "painted" and record.mask.shape == record.image.shape[:2]
     painted, kept = _photo_difference(record)
     assert painted > 10 * max(kept, 1.0)  # styled where painted, the photo elsewhere
@@ -282,7 +283,8 @@ def test_a_painted_mask_styles_only_where_painted_and_travels_with_the_result() 
     at.checkbox(key="mask_invert").check()
     at.button(key="stylize").click().run()
     assert not at.exception, at.exception
-    inverted = at.session_state["results"][-1]
+    _settle(at)
+    inverted = _results(at)[-1]
     painted, kept = _photo_difference(inverted)
     assert kept > 10 * max(painted, 1.0)
     # The gallery says a mask was used and shows it.
@@ -301,7 +303,7 @@ def test_an_empty_canvas_is_no_mask() -> None:
     at.session_state[state.canvas_key] = _sent(np.zeros((height, width, 4), np.uint8), [])
     at.run()
     _instant_run(at)
-    (record,) = at.session_state["results"]
+    (record,) = _results(at)
     assert record.mask is None and record.mask_source is None
     assert read_settings(record.png_bytes())["mask"] is None
     painted, kept = _photo_difference(record)
@@ -314,7 +316,7 @@ def test_a_new_photo_drops_the_painting_with_a_sentence_and_continue_keeps_the_r
     _choose_paint(at)
     _paint_left_half(at)
     _instant_run(at)
-    first = at.session_state["results"][0]
+    first = _results(at)[0]
     at.file_uploader(key="content_upload").set_value(("other.jpg", _jpeg(seed=5), "image/jpeg"))
     at.run()
     assert not at.exception, at.exception
@@ -329,12 +331,13 @@ def test_a_new_photo_drops_the_painting_with_a_sentence_and_continue_keeps_the_r
     at.slider(key="steps").set_value(2)
     at.button(key="continue_1").click().run()
     assert not at.exception, at.exception
+    _settle(at)
     assert not _texts(at.error)
-    continued = at.session_state["results"][-1]
+    continued = _results(at)[-1]
     assert continued.continued_from == 1 and continued.content_key == first.content_key
     assert continued.mask_source == "painted"
     assert read_settings(continued.png_bytes())["mask"] == "painted"
-    assert len(at.session_state["results"]) == 2  # nothing made before is lost
+    assert len(_results(at)) == 2  # nothing made before is lost
 
 
 def test_no_photo_yet_asks_for_one_first() -> None:

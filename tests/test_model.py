@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 from keras.src.legacy.saving import legacy_h5_format
 
+from nst.config import weights_mode
 from nst.engine import model
 
 
@@ -20,7 +21,7 @@ def test_weights_mode(monkeypatch):
         ("/x/vgg19.h5", "path"),
     ]:
         monkeypatch.setenv("NST_WEIGHTS", value)
-        assert model.weights_mode() == mode
+        assert weights_mode() == mode
 
 
 def test_random_weights_are_deterministic_across_builds():
@@ -168,7 +169,7 @@ def test_weights_from_an_h5_path(tmp_path, monkeypatch):
     loaded = model._build_backbone("vgg16", str(path))
     assert all(np.array_equal(a, b) for a, b in zip(source.get_weights(), loaded.get_weights()))
     monkeypatch.setenv("NST_WEIGHTS", str(path))
-    assert model.weights_mode() == "path"
+    assert weights_mode() == "path"
     extractor = model.get_extractor("vgg16", "max", ("block1_conv1",), "float32")
     assert np.array_equal(extractor.model.get_weights()[0], source.get_weights()[0])
 

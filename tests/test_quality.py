@@ -67,6 +67,18 @@ def test_sliced_wasserstein_is_zero_for_equal_distributions_and_sees_a_shift():
     assert 0.02 < distance < 0.2
 
 
+def test_texture_at_scale_is_one_for_the_painting_and_zero_for_the_photo():
+    photo, painting = _scene(), _painting()
+    assert quality.texture_at_scale(photo, painting, painting) == pytest.approx(1.0)
+    assert quality.texture_at_scale(photo, painting, photo) == pytest.approx(0.0, abs=1e-6)
+    # The painting at another size has its statistics at the painting's scale too (each image
+    # is compared at the same shorter sides); a half-and-half blend lies in between.
+    larger = np.kron(painting, np.ones((2, 2, 1), np.float32))
+    assert quality.texture_at_scale(photo, painting, larger) > 0.8
+    middle = quality.texture_at_scale(photo, painting, 0.5 * photo + 0.5 * painting)
+    assert 0.0 < middle < 1.0
+
+
 def test_contact_sheet_has_a_row_per_run():
     photo, painting = _scene(), _painting()
     entry = quality.PanelEntry("scene", "stripes", photo, painting, photo, ["loss 1.0"])
@@ -94,6 +106,7 @@ def test_panel_runs_every_pair_and_writes_sheet_and_figures(tmp_path, content_pa
         assert set(row["parts"]) == {"content", "style", "tv"}
         assert row["loss"] == pytest.approx(sum(row["parts"].values()), rel=1e-5)
         assert row["steps"] == 2 and -1.0 <= row["edge_agreement"] <= 1.0
+        assert row["texture_at_scale"] <= 1.0 and row["instant"]["texture_at_scale"] <= 1.0
         # The instant network's picture beside the optimizer's, which starts from it and so
         # ends lower on the same objective.
         alone = row["instant"]
@@ -107,6 +120,13 @@ def test_panel_runs_every_pair_and_writes_sheet_and_figures(tmp_path, content_pa
         photos, paintings, 64, tmp_path / "other", base, base.replace(steps=3)
     )
     assert [row["steps"] for row in other["pairs"]] == [3, 3]
+    # Against other settings: both run on every pair, side by side on the sheet.
+    compared = panel.panel_section(
+        photos, paintings, 64, tmp_path / "compared", base, against=base.replace(steps=1)
+    )
+    assert [row["against"]["steps"] for row in compared["pairs"]] == [1, 1]
+    assert compared["speedup"] > 0 and 0 <= compared["texture_higher_pairs"] <= 2
+    assert Image.open(tmp_path / "compared.png").height == 8 + 6 * 328  # three rows a pair
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images"):
         panel.panel_section(tmp_path / "empty", paintings, 64, tmp_path / "again", base)

@@ -221,7 +221,7 @@ def test_a_job_whose_worker_dies_before_claiming_it_is_reported(cluster: Cluster
     from rq import Queue
     from rq.serializers import JSONSerializer
 
-    from nst.jobs.worker import JobRun
+    from nst.worker import JobRun
 
     # A queue no worker listens on; this test plays the worker, with RQ's own dequeue.
     queue = cluster.queue(queue_name="nst-orphans", worker_ttl=1.0)
@@ -248,7 +248,7 @@ def test_a_job_taken_and_claimed_in_time_is_not_reported_lost(cluster: Cluster) 
     from rq import Queue
     from rq.serializers import JSONSerializer
 
-    from nst.jobs.worker import JobRun
+    from nst.worker import JobRun
 
     queue = cluster.queue(queue_name="nst-orphans", worker_ttl=1.0)
     job_id = queue.submit(request(1), owner="me")
@@ -358,7 +358,7 @@ def test_the_stylize_page_runs_on_the_workers(
 def test_the_web_tier_does_not_load_tensorflow_on_redis() -> None:
     script = (
         "import sys\n"
-        "import studio.runs, studio.network, studio.inputs, studio.widgets, studio.results\n"
+        "import studio.runs, studio.banner, studio.inputs, studio.widgets, studio.results\n"
         "import studio.gallery, nst.jobs, nst.jobs.redis\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
     )
@@ -366,7 +366,7 @@ def test_the_web_tier_does_not_load_tensorflow_on_redis() -> None:
 
 
 def test_a_hung_job_is_ended_with_rqs_stop_command(cluster: Cluster) -> None:
-    from nst.jobs.worker import EXIT_JOB_STOPPED, STOPPED_BY_OPERATOR
+    from nst.worker import EXIT_JOB_STOPPED, STOPPED_BY_OPERATOR
 
     queue = cluster.queue()
     job_id, pid = running_with_a_preview(queue, request(2, steps=1000))
@@ -399,8 +399,8 @@ def test_a_hung_job_is_ended_with_rqs_stop_command(cluster: Cluster) -> None:
 def test_a_killed_worker_is_reported_and_its_last_preview_kept(
     cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import studio.runs
-    from studio.runs import RunInfo
+    from studio.runs import _outcome_record
+    from studio.store import PendingRun
 
     queue = cluster.queue()
     job_id, pid = running_with_a_preview(queue, request(1, steps=1000))
@@ -414,13 +414,14 @@ def test_a_killed_worker_is_reported_and_its_last_preview_kept(
     np.testing.assert_allclose(result.image, decode_png(status.preview), atol=1 / 255)
     assert result.steps_done >= 1
 
-    # The page's settling step puts that picture in the gallery with the sentence.
-    monkeypatch.setattr(studio.runs, "get_backend", lambda: queue)
-    info = RunInfo(StyleConfig(size=64), content_image(1), "photo", "k", ("s",), owner="me")
-    outcome = studio.runs.settle_job(job_id, info)
-    assert outcome.record is not None
-    assert outcome.record.error == WORKER_LOST
-    assert outcome.record.image.shape == (48, 64, 3)
+    # The page's settling step makes that picture a gallery record with the sentence.
+    photo = (content_image(1) * 255).astype(np.uint8)
+    run = PendingRun(
+        job_id, StyleConfig(size=64), photo, "photo", "k", ("s",), None, None, None, 0.0
+    )
+    record = _outcome_record(run, status, result)
+    assert record is not None and record.error == WORKER_LOST
+    assert record.image.shape == (48, 64, 3)
 
 
 def test_redis_going_away_is_one_sentence_and_workers_come_back(cluster: Cluster) -> None:

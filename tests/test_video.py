@@ -12,17 +12,12 @@ import pytest
 from PIL import Image
 
 from nst.cli import main
-from nst.config import StyleConfig, VideoConfig
+from nst.config import StyleConfig
+from nst.front import check_clip_size, stylize_clip
+from nst.motion import frame_motion, temporal_error, warp
+from nst.records import FrameDone, VideoOutcome
 from nst.synthetic import disc_box, synthetic_frames
-from nst.video import (
-    FrameDone,
-    VideoOutcome,
-    check_size,
-    frame_motion,
-    stylize_video,
-    temporal_error,
-    warp,
-)
+from nst.video_config import VideoConfig
 from nst.videoio import (
     VideoError,
     encode_animation,
@@ -177,9 +172,9 @@ def test_bad_clips_get_one_sentence(data: bytes, message: str) -> None:
 
 def test_too_long_a_clip_is_refused_with_the_figures() -> None:
     video = VideoConfig(max_video_pixels=1_000_000)
-    check_size(100, (72, 96), video)  # 691,200 pixels: fine
+    check_clip_size(100, (72, 96), video)  # 691,200 pixels: fine
     with pytest.raises(ValueError, match=r"200 frames x 96x72 px = 1,382,400 pixels") as caught:
-        check_size(200, (72, 96), video)
+        check_clip_size(200, (72, 96), video)
     assert "at most 144 frames" in str(caught.value)
 
 
@@ -209,7 +204,7 @@ def style() -> np.ndarray:
 def _run(frames: list[np.ndarray], style: np.ndarray, **options: object) -> list[FrameDone]:
     return [
         event
-        for event in stylize_video(frames, [style], SMALL, FAST, frame_count=len(frames), **options)
+        for event in stylize_clip(frames, [style], SMALL, FAST, frame_count=len(frames), **options)
         if isinstance(event, FrameDone)
     ]
 
@@ -241,7 +236,7 @@ def test_stop_keeps_the_frames_already_done(style: np.ndarray) -> None:
 
     frames = synthetic_frames(6, 48, 64)
     cancel, outcome, seen = CancelToken(), VideoOutcome(), []
-    for event in stylize_video(
+    for event in stylize_clip(
         frames, [style], SMALL, FAST, frame_count=6, cancel=cancel, outcome=outcome
     ):
         if isinstance(event, FrameDone):
@@ -309,9 +304,7 @@ def test_instant_method_through_stylize_video_is_steadier_than_frame_by_frame(
     config = SMALL.replace(method="instant")
 
     def outputs(temporal: bool) -> list[np.ndarray]:
-        events = list(
-            stylize_video(frames, [style], config, FAST, frame_count=6, temporal=temporal)
-        )
+        events = list(stylize_clip(frames, [style], config, FAST, frame_count=6, temporal=temporal))
         assert all(isinstance(event, FrameDone) for event in events)  # no optimizer steps
         return [event.image for event in events]
 
@@ -331,7 +324,7 @@ def test_instant_method_stop_keeps_the_frames_already_done(style: np.ndarray) ->
     frames = synthetic_frames(6, 48, 64)
     cancel, outcome, seen = CancelToken(), VideoOutcome(), []
     config = SMALL.replace(method="instant")
-    for event in stylize_video(
+    for event in stylize_clip(
         frames, [style], config, FAST, frame_count=6, cancel=cancel, outcome=outcome
     ):
         seen.append(event.index)

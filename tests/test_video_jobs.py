@@ -9,10 +9,11 @@ import av
 import numpy as np
 import pytest
 
-from nst.config import StyleConfig, VideoConfig
+from nst.config import StyleConfig
 from nst.jobs import JobQueue, JobState, job_kind
 from nst.jobs.video import VideoJobRequest, VideoResult
 from nst.synthetic import synthetic_frames
+from nst.video_config import VideoConfig
 from tests.video_cases import audio_stream_seconds, make_clip
 
 CONFIG = StyleConfig(size=64, optimizer="adam", preview_every=1000)

@@ -8,7 +8,9 @@ from pathlib import Path
 import av
 from streamlit.testing.v1 import AppTest
 
-from nst.config import field_specs, video_field_specs
+from nst.config import StyleConfig
+from nst.knobs import specs_of
+from nst.video_config import VideoConfig
 from studio.video import NOT_FOR_VIDEO, VIDEO_MANAGED
 from tests.video_cases import audio_stream_seconds, make_clip
 
@@ -36,9 +38,11 @@ def test_video_page_offers_the_config_settings() -> None:
     widgets = [*at.slider, *at.select_slider, *at.selectbox, *at.text_input, *at.number_input]
     widgets += [*at.radio]
     keys = {widget.key for widget in widgets}
-    expected = {f"video_{spec.name}" for spec in field_specs() if spec.name not in NOT_FOR_VIDEO}
+    expected = {
+        f"video_{spec.name}" for spec in specs_of(StyleConfig) if spec.name not in NOT_FOR_VIDEO
+    }
     expected |= {
-        f"video_{spec.name}" for spec in video_field_specs() if spec.name not in VIDEO_MANAGED
+        f"video_{spec.name}" for spec in specs_of(VideoConfig) if spec.name not in VIDEO_MANAGED
     }
     assert expected <= keys
     assert at.select_slider(key="video_temporal_weight").label == "Steadiness"

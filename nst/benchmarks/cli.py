@@ -25,6 +25,9 @@ random ones (mechanics only):
 - ``lbfgs``: the device L-BFGS against scipy's L-BFGS-B on every pair of the panel's folders,
   from the same start: the loss after 50 and 100 iterations, seconds, a contact sheet
   (``nst.benchmarks.lbfgs_parity``).
+- ``large``: painted runs at ``--large-sizes``, one scale against the coarse-to-fine pyramid,
+  each in a fresh process: seconds, seconds per step at each scale, peak RSS and the memory
+  estimate (``nst.benchmarks.large``).
 - ``queue``: jobs per minute through the in-process queue and through Redis with 1 and 2
   workers, and the latency from a worker's preview to the page (``nst.benchmarks.queueing``).
 - ``video``: the synthetic clip stylized frame by frame and with the temporal method at 256 px
@@ -82,6 +85,7 @@ SECTIONS = (
     "video",
     "live",
     "queue",
+    "large",
 )
 # What a plain ``python -m nst.bench`` runs; the panel (minutes per pair) only when asked.
 DEFAULT_SECTIONS = ("steps", "quality", "preview", "default", "memory", "instant")
@@ -150,8 +154,15 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         )
     if "panel" in sections:
         fast_config = parse_config(args.fast, base) if args.fast else None
+        against = parse_config(args.against, base) if args.against else None
         report["panel"] = panel_section(
-            args.panel_content, args.panel_style, args.size, args.panel_out, base, fast_config
+            args.panel_content,
+            args.panel_style,
+            args.size,
+            args.panel_out,
+            base,
+            fast_config,
+            against,
         )
     if "lbfgs" in sections:
         from nst.benchmarks.lbfgs_parity import parity_section
@@ -163,6 +174,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         from nst.benchmarks.video import video_section
 
         report["video"] = video_section(style, config=base)
+    if "large" in sections:
+        from nst.benchmarks.large import large_section
+
+        steps = tuple(args.large_steps)
+        report["large"] = large_section(args.content, args.style, args.large_sizes, steps, base)
     if "live" in sections:
         from nst.benchmarks.live import live_section
 
@@ -209,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
         "optimizer=adam,steps=300 (precision too, or each of float32 and the default)",
     )
     parser.add_argument(
+        "--against",
+        help="panel: also run these settings on every pair, interleaved, e.g. scales=1 (today's "
+        "single scale): the speed ratio and the figures side by side",
+    )
+    parser.add_argument(
         "--backbone",
         default=DEFAULTS.backbone,
         choices=BACKBONES,
@@ -233,7 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=3, help="runs of preview/default (median)")
     parser.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)}")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--large-sizes", type=_sizes, default=[2048, 4096])
+    parser.add_argument(
+        "--large-steps",
+        type=_sizes,
+        default=[DEFAULTS.steps, DEFAULTS.steps],
+        help="large: steps of the one-scale run and of the pyramid, e.g. 3,40 on a CPU",
+    )
     parser.add_argument("--memory-probe", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--large-probe", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--large-scales", type=int, default=DEFAULTS.scales, help=argparse.SUPPRESS)
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -247,6 +277,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.large_probe:
+        from nst.benchmarks.large import large_probe
+
+        base = StyleConfig(backbone=args.backbone, precision=args.precision)
+        probe = large_probe(
+            args.content,
+            args.style,
+            args.large_probe,
+            args.large_scales,
+            args.large_steps[0],
+            base,
+        )
+        print(json.dumps(probe))
+        return 0
     if args.memory_probe:
         probe = peak_rss_probe(
             args.content,

@@ -34,7 +34,8 @@ def machine_info() -> dict[str, Any]:
     import psutil
     import tensorflow as tf
 
-    from nst.engine.model import cpu_has_bf16, has_gpu, resolve_precision, weights_mode
+    from nst.config import weights_mode
+    from nst.engine.model import cpu_has_bf16, has_gpu, resolve_precision
 
     model = platform.processor() or platform.machine()
     try:

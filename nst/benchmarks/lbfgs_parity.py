@@ -36,7 +36,8 @@ def parity_section(
 
     from nst import quality
     from nst.benchmarks.scipy_lbfgs import engine_optimizer
-    from nst.engine import optimize, prepare
+    from nst.engine import prepare
+    from nst.front import stylize
     from nst.images import load_image
     from nst.records import Result
 
@@ -54,7 +55,8 @@ def parity_section(
                     size=size, steps=steps, optimizer=setting, preview_every=min(checkpoints)
                 )
                 pictures, result = {}, None
-                for event in optimize(photo, [painting], config, optimizer=function):
+                events = stylize(photo, [painting], config, optimizer=function, instant_first=False)
+                for event in events:
                     if isinstance(event, Result):
                         result = event
                     elif event.step in checkpoints and event.preview is not None:

@@ -28,14 +28,14 @@ def peak_rss_probe(
 ) -> dict[str, Any]:
     """Run a few full-size steps in this process and report its peak RSS (for ``--memory``)."""
     from nst.benchmarks.scipy_lbfgs import engine_optimizer
-    from nst.engine import optimize
+    from nst.front import stylize
     from nst.images import load_image
 
     content, style = load_image(content_path), load_image(style_path)
     setting, function = engine_optimizer(optimizer)
     config = base.replace(size=size, steps=3, scales=1, precision=precision, optimizer=setting)
     # Unchecked: measure, do not refuse.
-    for _ in optimize(content, [style], config, optimizer=function):
+    for _ in stylize(content, [style], config, optimizer=function, checked=True):
         pass
     return {
         "size": size,

@@ -19,10 +19,11 @@ def first_preview_seconds(
 ) -> float:
     """Seconds from pressing go (model built) to the first preview, at default settings, which
     is the instant picture the studio's image jobs start with (``nst.jobs.image.run_image``)."""
-    from nst.engine import Progress, stylize
+    from nst.engine import Progress
+    from nst.front import stylize
 
     started = time.perf_counter()
-    events = stylize(content, [style], base.replace(size=size), instant_preview=True)
+    events = stylize(content, [style], base.replace(size=size))
     try:
         for event in events:
             if isinstance(event, Progress) and event.preview is not None:
@@ -36,10 +37,10 @@ def default_run(
     content: np.ndarray, style: np.ndarray, size: int, base: StyleConfig = DEFAULTS
 ) -> dict[str, Any]:
     """A complete run at default settings (model built): total seconds and their split."""
-    from nst.engine import run_stylize
+    from nst.front import result_of, stylize
 
     started = time.perf_counter()
-    result = run_stylize(content, [style], base.replace(size=size))
+    result = result_of(stylize(content, [style], base.replace(size=size), instant_first=False))
     return {
         "size": size,
         "seconds": time.perf_counter() - started,

@@ -107,7 +107,8 @@ def step_speed(
     tracing (and, for L-BFGS, scipy's set-up).
     """
     from nst.benchmarks.scipy_lbfgs import REFERENCE, engine_optimizer
-    from nst.engine import Progress, Result, optimize
+    from nst.engine import Progress, Result
+    from nst.front import stylize
 
     setting, function = engine_optimizer(optimizer)
     config = base.replace(
@@ -120,7 +121,8 @@ def step_speed(
     )
     stamps: list[float] = []
     result = None
-    for event in optimize(content, [style], config, optimizer=function):
+    events = stylize(content, [style], config, optimizer=function, instant_first=False)
+    for event in events:
         if isinstance(event, Progress):
             stamps.append(time.perf_counter())
         elif isinstance(event, Result):

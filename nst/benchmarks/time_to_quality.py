@@ -137,13 +137,14 @@ def fast_run(
     """
     import tensorflow as tf
 
-    from nst.engine import Progress, Result, prepare, stylize
+    from nst.engine import Progress, Result, prepare
     from nst.engine.model import resolve_precision
+    from nst.front import stylize
 
     config = (config or base).replace(size=size, preview_every=1)
     frames: list[tuple[int, float, np.ndarray]] = []
     result = None
-    for event in stylize(content, [style], config):
+    for event in stylize(content, [style], config, instant_first=False):
         if isinstance(event, Result):
             result = event
         elif isinstance(event, Progress) and event.preview is not None:

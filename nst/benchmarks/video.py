@@ -2,7 +2,8 @@
 ``python -m nst.benchmarks.video``.
 
 On the project's synthetic clip (``nst.synthetic``) at a small size, it stylizes every frame on
-its own (frame by frame, the baseline) and with the temporal method (``nst.video``), and gives:
+its own (frame by frame, the baseline) and with the temporal method
+(``nst.front.stylize_clip``), and gives:
 
 - seconds per frame: the first frame and the mean of the rest;
 - the temporal error: the mean over reliable pixels of |output_i - warp(output_{i-1})|, with
@@ -29,9 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from nst.config import StyleConfig, VideoConfig
+from nst.config import StyleConfig
+from nst.front import stylize_clip
+from nst.motion import frame_motion, temporal_error
+from nst.records import FrameDone
 from nst.synthetic import synthetic_frames
-from nst.video import FrameDone, frame_motion, stylize_video, temporal_error
+from nst.video_config import VideoConfig
 
 VIDEO_FRAMES = 10
 VIDEO_SIZE = 256
@@ -50,7 +54,7 @@ def _run(
 ) -> dict[str, Any]:
     done: list[FrameDone] = []
     started = time.perf_counter()
-    for event in stylize_video(
+    for event in stylize_clip(
         frames, [style], config, video, frame_count=len(frames), temporal=temporal
     ):
         if isinstance(event, FrameDone):

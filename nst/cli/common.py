@@ -14,17 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from nst.config import (
-    Adjustments,
-    FieldSpec,
-    ServerLimits,
-    StyleConfig,
-    adjustment_specs,
-    field_specs,
-    limit_specs,
-    specs_of,
-)
+from nst.config import Adjustments, ServerLimits, StyleConfig
 from nst.images import ImageError, check_shape, load_image
+from nst.knobs import FieldSpec, specs_of
 
 Config = TypeVar("Config")
 
@@ -51,7 +43,7 @@ def add_config_flags(
     """One flag per config field (``style_weight`` -> ``--style-weight``), with its help text;
     unset flags stay None so the config's own defaults apply."""
     group = parser.add_argument_group(title)
-    for spec in field_specs() if specs is None else specs:
+    for spec in specs_of(StyleConfig) if specs is None else specs:
         flag = "--" + spec.name.replace("_", "-")
         default = spec.default
         if spec.kind in ("floats", "strings"):
@@ -98,9 +90,9 @@ class Settings:
 
 def add_settings_flags(parser: argparse.ArgumentParser, leave_out: frozenset[str] = frozenset()):
     """The flags of ``StyleConfig`` (but ``leave_out``), ``Adjustments`` and ``ServerLimits``."""
-    add_config_flags(parser, [spec for spec in field_specs() if spec.name not in leave_out])
-    add_config_flags(parser, adjustment_specs(), "colour adjustments (after the run)")
-    add_config_flags(parser, limit_specs(), "limits")
+    add_config_flags(parser, [spec for spec in specs_of(StyleConfig) if spec.name not in leave_out])
+    add_config_flags(parser, specs_of(Adjustments), "colour adjustments (after the run)")
+    add_config_flags(parser, specs_of(ServerLimits), "limits")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

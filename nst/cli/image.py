@@ -87,19 +87,15 @@ def _stylize_one(
     styles = [load_input(path, limits, "style") for path in style_paths]
     mask = load_input(mask_path, limits, "mask") if mask_path else None
     started = time.perf_counter()
+    from nst.color import adjust
+    from nst.front import result_of, stylize  # the instant method loads no TensorFlow
+
     try:
-        if config.method == "instant":  # the feed-forward network alone: no TensorFlow
-            from nst.instant.run import check_instant_run, instant_result
-
-            check_instant_run(content, styles, config, mask)
-            result = instant_result(content, styles, config, mask=mask)
-        else:
-            from nst.engine import run_stylize
-
-            result = run_stylize(content, styles, config, mask=mask, on_progress=progress)
+        events = stylize(content, styles, config, mask=mask, instant_first=False)  # no previews
+        result = result_of(events, on_progress=progress)
     except ImageError as error:  # inputs that decode but cannot be used (e.g. 4000x10)
         raise UsageError(str(error)) from None
-    image = settings.adjustments.apply(result.image, content)
+    image = adjust(result.image, content=content, **settings.adjustments.to_dict())
     output.parent.mkdir(parents=True, exist_ok=True)
     embedded = _settings(settings, content_path, style_paths, mask_path)
     embedded.update(final_loss=result.final_loss, steps_done=result.steps_done)

@@ -31,7 +31,8 @@ from nst.cli.common import (
     output_path,
     settings_from,
 )
-from nst.config import VideoConfig, video_field_specs
+from nst.knobs import specs_of
+from nst.video_config import VideoConfig
 from nst.videoio import VideoError, encode_animation, encode_mp4, frame_shape, probe, read_frames
 
 OUTPUT_SUFFIXES = (".mp4", ".webp", ".gif")
@@ -58,7 +59,7 @@ def build_video_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_config_flags(parser, video_field_specs(), "video settings")
+    add_config_flags(parser, specs_of(VideoConfig), "video settings")
     add_settings_flags(parser, leave_out=NOT_FOR_VIDEO)
     parser.set_defaults(**dict.fromkeys(NOT_FOR_VIDEO))
     return parser
@@ -76,12 +77,12 @@ def run_video_command(argv: Sequence[str]) -> int:
         info = probe(args.clip, max_pixels=settings.limits.max_pixels)
     except VideoError as error:
         raise UsageError(f"clip '{args.clip}': {error}") from None
-    from nst.video import check_size
+    from nst.front import check_clip_size
 
     shape = frame_shape(info, config.size)
     count = info.frames if not video.max_frames else min(video.max_frames, info.frames)
     try:
-        check_size(count, shape, video)
+        check_clip_size(count, shape, video)
     except ValueError as error:
         raise UsageError(str(error)) from None
     if info.notice:
@@ -114,8 +115,9 @@ def _stylize_clip(
     """Run the frames with a bar per frame and one overall; write what was finished."""
     from tqdm import tqdm
 
-    from nst.records import CancelToken
-    from nst.video import FrameDone, FrameStep, VideoOutcome, stylize_video
+    from nst.color import adjust
+    from nst.front import stylize_clip
+    from nst.records import CancelToken, FrameDone, FrameStep, VideoOutcome
 
     config = settings.config
     started = time.perf_counter()
@@ -134,7 +136,7 @@ def _stylize_clip(
     )
     try:
         frames = read_frames(args.clip, info, shape, max_frames=count)
-        for event in stylize_video(
+        for event in stylize_clip(
             frames, styles, config, video, frame_count=count, cancel=cancel, outcome=outcome
         ):
             if isinstance(event, FrameStep):
@@ -156,7 +158,8 @@ def _stylize_clip(
         overall.close()
     done = outcome.frames
     if done:
-        images = [settings.adjustments.apply(frame.image, frame.content) for frame in done]
+        changes = settings.adjustments.to_dict()
+        images = [adjust(frame.image, content=frame.content, **changes) for frame in done]
         output.parent.mkdir(parents=True, exist_ok=True)
         if output.suffix.lower() == ".mp4":
             output.write_bytes(encode_mp4(images, info.fps, audio_from=args.clip))

@@ -30,7 +30,6 @@ from nst.records import Progress
 ADAM_BETA_1 = 0.9
 ADAM_BETA_2 = 0.999
 ADAM_EPSILON = 1e-8
-CARRY_MOMENTS = True
 
 
 def learning_rate_at(config: StyleConfig, step: int, steps: int) -> float:
@@ -96,7 +95,7 @@ def adam(
     config = run.config
     shape = pixels.shape[:2]
     image = tf.constant(pixels[None], tf.float32)
-    if previous is not None and previous.moments is not None and CARRY_MOMENTS:
+    if previous is not None and previous.moments is not None:  # the last scale's, resized
         m, v, count = previous.moments
         m, v = _resized(m, shape), tf.maximum(_resized(v, shape), 0.0)
     else:

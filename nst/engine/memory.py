@@ -27,7 +27,11 @@ MEMORY_MARGIN = 1.1  # allocator slack and measurement spread
 
 
 def estimate_memory(config: StyleConfig, content_shape: Sequence[int]) -> int:
-    """Bytes of memory a run of ``config`` on a content image of ``content_shape`` peaks at."""
+    """Bytes of memory a run of ``config`` on a content image of ``content_shape`` peaks at.
+
+    A coarse-to-fine run peaks at its largest scale, the output size: each smaller scale's
+    tensors are released before the next is prepared, so the smaller scales add nothing
+    (``nst.bench --only large`` measures both kinds of run)."""
     height, width = working_shape(*content_shape[:2], config.size)
     per_pixel = MEMORY_BYTES_PER_PIXEL[resolve_precision(config.precision)]
     if config.optimizer == "lbfgs":

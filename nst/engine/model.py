@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nst.config import StyleConfig
+from nst.config import StyleConfig, default_layers
 
 WEIGHT_FILES = {
     "vgg19": "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
@@ -41,39 +41,11 @@ _APPLICATIONS = {
     "resnet50": (keras.applications.ResNet50, keras.applications.resnet50.preprocess_input),
 }
 
-# Default layers. VGG: Gatys et al. (content conv5_2 for VGG19, as the product asks; style
-# conv1_1..conv5_1). VGG16 has the same block structure. ResNet50: the output of each stage,
-# the usual choice in the backbone comparisons; content at stage 4 (stride 16, like conv5_2).
-DEFAULT_LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "vgg19": (
-        ("block5_conv2",),
-        ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"),
-    ),
-    "vgg16": (
-        ("block5_conv2",),
-        ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"),
-    ),
-    "resnet50": (
-        ("conv4_block6_out",),
-        ("conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out"),
-    ),
-}
-
 RANDOM_SEED = 1234
 
 
 class WeightsError(RuntimeError):
     """The backbone's weights cannot be obtained; the message says how to fix it."""
-
-
-def weights_mode() -> str:
-    """'imagenet', 'random' or 'path', from ``NST_WEIGHTS``."""
-    value = os.environ.get("NST_WEIGHTS", "").strip()
-    if value in ("", "imagenet"):
-        return "imagenet"
-    if value == "random":
-        return "random"
-    return "path"
 
 
 def configure_devices() -> None:
@@ -127,11 +99,6 @@ def resolve_precision(precision: str) -> str:
         return precision
     native = gpu_has_bf16() if has_gpu() else cpu_has_bf16()
     return "bfloat16" if native else "float32"
-
-
-def default_layers(backbone: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(content layers, style layers) used when the config leaves them empty."""
-    return DEFAULT_LAYERS[backbone]
 
 
 def chosen_layers(config: StyleConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -5,7 +5,7 @@ targets (content features, style Gram matrices, masks) into a ``Problem``; ``Pro
 is the loss of an image, read like the TensorFlow tutorial's train step: features, then the
 weighted content, style and total-variation terms, then any extra terms (a video's temporal
 loss). ``prepare`` trusts its caller: the run was validated and its memory checked where it
-entered the engine (``nst.engine.run.check_run``).
+came through the front door (``nst.front.check``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from nst import color
-from nst.config import StyleConfig, normalised, style_layer_shares
+from nst.config import StyleConfig, normalised, shallow_layer_count
 from nst.engine.losses import LossWeights, StyleTarget, gram_matrix, total_loss
 from nst.engine.model import Extractor, chosen_layers, extractor_for
 from nst.images import resize_to, style_side, working_shape
@@ -81,6 +81,18 @@ def evaluate(problem: Problem, pixels: np.ndarray) -> float:
     return float(total)
 
 
+def style_layer_shares(config: StyleConfig, count: int) -> list[float]:
+    """Each of ``count`` style layers' share of the style loss, summing to 1: the config's
+    ``style_layer_weights`` (empty: equal), the deeper layers scaled by ``subject_weight``."""
+    weights = normalised(config.style_layer_weights, count, "style_layer_weights")
+    shallow = shallow_layer_count(count)
+    scaled = [
+        weight if index < shallow else weight * config.subject_weight
+        for index, weight in enumerate(weights)
+    ]
+    return normalised(scaled, count, "style_layer_weights")
+
+
 def prepare(
     content: np.ndarray,
     styles: Sequence[np.ndarray],
@@ -91,7 +103,7 @@ def prepare(
     """Resize the inputs, build the extractor and compute all targets once.
 
     ``extra_loss`` (optional) maps the (1, h, w, 3) image the loss sees at the working size to
-    further named, weighted loss terms. The caller has checked the run (``check_run``).
+    further named, weighted loss terms. The caller has checked the run (``nst.front.check``).
     """
     blend = normalised(config.style_blend, len(styles), "style_blend")
     content_layers, style_layers = chosen_layers(config)

@@ -24,6 +24,10 @@ from nst.records import CancelToken, Progress, history_row
 
 SCALE_RATIO = math.sqrt(2.0)
 MIN_SCALE_SIZE = 128  # below it the deepest style layer sees only a few pixels
+# Each smaller scale gets this many times the steps of the next larger one: a step costs about
+# its pixels (half at each smaller scale), and the coarse scales, where the painting's large
+# strokes form, are where steps are cheap (docs/benchmarks.md).
+STEP_GROWTH = math.sqrt(2.0)
 
 NUMERIC_ERROR = (
     "The loss became {value} at step {step}, so the run stopped and kept the last good image; "
@@ -46,15 +50,22 @@ def scale_sizes(config: StyleConfig, *, warm_start: bool = False) -> list[int]:
     return sizes
 
 
-def split_steps(steps: int, scales: int, final_share: float) -> list[int]:
-    """Steps per scale: ``final_share`` of them at the last scale, the rest split evenly."""
+def split_steps(steps: int, scales: int, final_share: float, growth: float = 1.0) -> list[int]:
+    """Steps per scale, smallest first: ``final_share`` of them at the last scale, the rest
+    split between the smaller ones, each smaller scale getting ``growth`` times the steps of
+    the next larger one (1: evenly)."""
     if scales == 1:
         return [steps]
     final = min(steps, max(1, round(steps * final_share)))
     rest, coarse = steps - final, scales - 1
-    return [rest // coarse + (1 if index < rest % coarse else 0) for index in range(coarse)] + [
-        final
-    ]
+    weights = [growth ** (coarse - 1 - index) for index in range(coarse)]
+    exact = [rest * weight / sum(weights) for weight in weights]
+    counts = [int(value) for value in exact]
+    # Largest remainders first (the smaller scale on a tie): the counts sum to ``rest``.
+    order = sorted(range(coarse), key=lambda index: (counts[index] - exact[index], index))
+    for index in order[: rest - sum(counts)]:
+        counts[index] += 1
+    return [*counts, final]
 
 
 @dataclass(frozen=True)
@@ -71,13 +82,22 @@ def plan_scales(config: StyleConfig, *, warm_start: bool = False) -> list[Scale]
     """The scales a run of ``config`` goes through (those given no steps are skipped, except
     the last)."""
     sizes = scale_sizes(config, warm_start=warm_start)
-    counts = split_steps(config.steps, len(sizes), config.final_share)
+    counts = split_steps(config.steps, len(sizes), config.final_share, STEP_GROWTH)
     scales, offset = [], 0
     for index, (size, steps) in enumerate(zip(sizes, counts)):
         if steps or index == len(sizes) - 1:
             scales.append(Scale(size, steps, offset, index == len(sizes) - 1))
             offset += steps
     return scales
+
+
+def start_config(config: StyleConfig, plan: list[Scale]) -> StyleConfig:
+    """The settings the first scale starts with: a pyramid starts from the photo unless
+    ``pyramid_start`` says "init" (from the photo, the coarse scales' strokes come out larger
+    and the palette moves further than from the instant picture: docs/benchmarks.md)."""
+    if len(plan) > 1 and config.pyramid_start == "content":
+        return config.replace(init="content")
+    return config
 
 
 @dataclass
@@ -91,9 +111,29 @@ class RunState:
     history: list[dict[str, float]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     initial_loss: float | None = None  # the objective of the starting image
+    plan: list[Scale] = field(default_factory=list)  # the run's scales (``plan_scales``)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
+
+    def scale_at(self, step: int) -> tuple[int, Scale | None]:
+        """The 1-based index in ``plan`` of the scale that does ``step``, and that scale."""
+        for index, scale in enumerate(self.plan, start=1):
+            if step <= scale.offset + scale.steps:
+                return index, scale
+        return len(self.plan), self.plan[-1] if self.plan else None
+
+    def time_left(self, step: int, elapsed: float) -> float:
+        """Seconds the run still needs after ``step``, at its pace so far, a step costing its
+        scale's pixels (twice those of the scale before): a coarse step is cheap, so the plain
+        per-step pace would promise too little time."""
+        if not self.plan or step < 1:
+            return float("nan")
+        work = [scale.steps * scale.size**2 for scale in self.plan]
+        done = sum(
+            min(max(step - scale.offset, 0), scale.steps) * scale.size**2 for scale in self.plan
+        )
+        return elapsed / done * (sum(work) - done) if done else float("nan")
 
     def progress(
         self, problem: Problem, step: int, total: float, parts: dict[str, float], pixels: Any
@@ -104,7 +144,19 @@ class RunState:
         # The first step always shows a picture: the user sees the run start within seconds.
         if step == 1 or step % self.config.preview_every == 0 or step == self.config.steps:
             preview = self.preview(problem, pixels())
-        progress = Progress(step, self.config.steps, total, parts, elapsed, preview)
+        index, scale = self.scale_at(step)
+        progress = Progress(
+            step,
+            self.config.steps,
+            total,
+            parts,
+            elapsed,
+            preview,
+            scale=index,
+            scales=len(self.plan) or 1,
+            scale_size=scale.size if scale is not None else self.config.size,
+            time_left=self.time_left(step, elapsed),
+        )
         self.history.append(history_row(progress))
         return progress
 

@@ -95,20 +95,6 @@ def estimate_instant_memory(config: StyleConfig, content_shape: Sequence[int]) -
     return int(MEMORY_BASE_BYTES + MEMORY_BYTES_PER_PIXEL * padded)
 
 
-def check_instant_memory(config: StyleConfig, content_shape: Sequence[int]) -> None:
-    """Raise ``ValueError`` with a plain sentence if an instant run cannot fit in memory."""
-    import psutil
-
-    needed = estimate_instant_memory(config, content_shape)
-    # What the system has available, plus what this process already holds (the networks).
-    available = psutil.virtual_memory().available + psutil.Process().memory_info().rss
-    if needed > available:
-        raise ValueError(
-            f"An instant {config.size} px result needs about {needed / 1e9:.1f} GB of memory but "
-            f"only {available / 1e9:.1f} GB are available; choose a smaller output size."
-        )
-
-
 def paint(networks: Networks, photo: np.ndarray, vector: np.ndarray) -> np.ndarray:
     """One transformer pass at the photo's own size (mirror-padded to whole strides)."""
     height, width = photo.shape[:2]
@@ -154,7 +140,7 @@ def stylize_instant(
 ) -> np.ndarray:
     """Stylize ``content`` with the paintings ``styles`` in one pass of the network.
 
-    The caller has validated ``config`` against the inputs (``nst.config.validate``).
+    The caller has checked the run (``nst.front.check``).
 
     Args:
         content: the photo, float32 RGB in [0, 1].

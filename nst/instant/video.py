@@ -9,7 +9,7 @@ blended with the previous *output* warped into the current frame:
 
 This is an exponential moving average of the painted frames along the motion: strokes that
 stay put are kept, a disoccluded region or a motion boundary (reliability 0) takes the new
-painting at once. The flow and the reliability mask are ``nst.video``'s (DIS flow, Ruder et
+painting at once. The flow and the reliability mask are ``nst.motion``'s (DIS flow, Ruder et
 al.'s consistency and boundary tests), found at half the frame size; the warp is bicubic.
 ``docs/video.md`` has the measurements behind these choices.
 
@@ -26,12 +26,13 @@ import cv2
 import numpy as np
 
 from nst import color
-from nst.config import StyleConfig, VideoConfig, validate
+from nst.config import StyleConfig
 from nst.images import resize_to
 from nst.instant.networks import Networks, load_networks
 from nst.instant.transfer import blended_vector, paint, painting_vectors, run_shape
-from nst.records import CancelToken
-from nst.video import FrameDone, FrameMotion, VideoOutcome, frame_motion, warp
+from nst.motion import FrameMotion, frame_motion, warp
+from nst.records import CancelToken, FrameDone, VideoOutcome
+from nst.video_config import VideoConfig
 
 # The previous output's share where the flow is reliable, at the default Steadiness slider:
 # the value that steadies the clip most while the frames keep the painting's strokes
@@ -92,7 +93,7 @@ def paint_frame(
 
 
 def motion_between(previous: np.ndarray, current: np.ndarray) -> FrameMotion:
-    """``nst.video.frame_motion`` found at ``FLOW_SCALE`` of the frame size and brought back.
+    """``nst.motion.frame_motion`` found at ``FLOW_SCALE`` of the frame size and brought back.
 
     The flow vectors are rescaled to full-size pixels and the reliability mask resized.
     """
@@ -137,11 +138,11 @@ def stylize_instant_video(
 ) -> Iterator[FrameDone]:
     """Stylize ``frames`` (float32 RGB in [0, 1], one shape: the working size) in order.
 
-    Yields one ``nst.video.FrameDone`` per frame, the same record the optimizer's video loop
+    Yields one ``nst.records.FrameDone`` per frame, the same record the optimizer's video loop
     yields (``parts`` empty, ``steps`` 1), so the CLI, the jobs and the page treat both alike.
     ``steadiness`` in [0, ``MAX_STEADINESS``]: 0 is frame by frame, higher keeps more of the
-    previous output where the motion is reliable. The settings are checked against the styles
-    at the first frame (``ValueError``). When ``cancel`` is set the loop ends before the next
+    previous output where the motion is reliable. The caller has checked the run
+    (``nst.front.check_clip``). When ``cancel`` is set the loop ends before the next
     frame (the frame in progress is finished: it takes one pass of the network); ``outcome``
     (if given) collects the finished frames and ``stopped``.
 
@@ -163,7 +164,6 @@ def stylize_instant_video(
                 return
             started = time.perf_counter()
             if vector is None:
-                validate(config, len(styles), has_mask=False)
                 vector = clip_vector(styles, config, content, networks)
             motion: Future[FrameMotion] | None = None
             if previous is not None and steadiness > 0:

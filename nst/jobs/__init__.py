@@ -8,7 +8,7 @@
   ``nst.jobs.redis.RedisQueue``, jobs run by ``python -m nst.worker`` processes.
 
 The interface and its records are in ``nst.jobs.backend``, one module per job kind (``image``,
-``video``), the RQ worker in ``nst.jobs.worker``; nothing here imports TensorFlow.
+``video``; the RQ worker is ``nst.worker``); nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import os
 import threading
 from typing import Any
 
+from nst.config import grace_seconds
 from nst.jobs.backend import (
     JobBackend,
     JobKind,
@@ -32,6 +33,7 @@ from nst.jobs.backend import (
 )
 from nst.jobs.image import JobRequest
 from nst.jobs.local import JobQueue, default_concurrency
+from nst.jobs.video import VideoJobRequest
 
 __all__ = [
     "QUEUE_ENV",
@@ -45,6 +47,7 @@ __all__ = [
     "QueueUnavailableError",
     "Runner",
     "UnknownJobError",
+    "VideoJobRequest",
     "default_concurrency",
     "get_backend",
     "job_kind",
@@ -82,12 +85,13 @@ def get_backend() -> JobBackend:
         if _queue is None or _queue_url != url or getattr(_queue, "closed", False):
             if _queue is not None and _queue_url != url:
                 _queue.shutdown(timeout=5.0)
+            grace = grace_seconds()  # a page's status calls are the heartbeat
             if url:
                 from nst.jobs.redis import RedisQueue
 
-                _queue = RedisQueue(url)
+                _queue = RedisQueue(url, heartbeat_timeout=grace)
             else:
-                _queue = JobQueue()
+                _queue = JobQueue(heartbeat_timeout=grace)
             _queue_url = url
         return _queue
 

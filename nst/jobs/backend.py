@@ -15,20 +15,18 @@ other owner gets ``UnknownJobError``, exactly as for an id that never existed.
 Nothing here imports TensorFlow, so the web tier of a Redis deployment never builds a model.
 
 Job kinds. A request carries ``kind`` (``"image"`` for ``nst.jobs.image``, ``"video"`` for
-``nst.jobs.video``). ``register_kind`` names, per kind, the runner that computes it (a dotted
-path, imported lazily where the job runs: a worker thread or an RQ worker) and the codecs that
-turn the request and the result into JSON-safe metadata plus encoded blobs for Redis. A kind
-registered in its own module is listed in ``KIND_MODULES``, which is imported on the first job
-of that kind. A runner yields progress records (any object with ``step``, ``total``,
-``loss``, ``parts``, ``elapsed`` and ``preview``: a float RGB array or None; a video runner
-adds ``frame``/``frames``, 1-based, which ``JobProgress`` carries to the page) and finally one
+``nst.jobs.video``, both imported by ``nst.jobs``). ``register_kind`` names, per kind, the
+runner function that computes it (a worker thread or an RQ worker calls it) and the codecs that
+turn the request and the result into JSON-safe metadata plus encoded blobs for Redis. A runner
+yields progress records (any object with ``step``, ``total``, ``loss``, ``parts``, ``elapsed``
+and ``preview``: a float RGB array or None; a video runner adds ``frame``/``frames``, 1-based,
+which ``JobProgress`` carries to the page) and finally one
 result; it checks its ``CancelToken`` every step.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import json
 import logging
@@ -44,7 +42,7 @@ from PIL import Image
 
 from nst.config import StyleConfig
 from nst.images import load_image, to_uint8
-from nst.records import CancelToken, Result, history_row, seconds_left
+from nst.records import INSTANT_STEP, CancelToken, Result, history_row, seconds_left
 
 __all__ = [
     "PAGE_POLL_SECONDS",
@@ -224,28 +222,23 @@ Blobs = dict[str, bytes]
 class JobKind:
     """How one kind of job is run and carried.
 
-    ``runner`` is a dotted path ``"module:function"`` imported when a job of this kind runs,
-    so registering a kind costs nothing on the web tier. The codecs turn requests and results
+    ``runner`` is the function that computes a job of this kind; it imports what it needs
+    (TensorFlow, onnxruntime) when it runs, so registering a kind costs nothing on the web
+    tier. The codecs turn requests and results
     into JSON-safe metadata plus encoded blobs (images as PNG) for the Redis backend: nothing
     user-supplied is ever unpickled.
     """
 
     name: str
     request_type: type
-    runner: str
+    runner: Runner
     encode_request: Callable[[Any], tuple[dict[str, Any], Blobs]]
     decode_request: Callable[[dict[str, Any], Blobs], Any]
     encode_result: Callable[[Result], tuple[dict[str, Any], Blobs]]
     decode_result: Callable[[dict[str, Any], Blobs], Result]
 
-    def load_runner(self) -> Runner:
-        module, _, name = self.runner.partition(":")
-        return getattr(importlib.import_module(module), name)
 
-
-_KINDS: dict[str, JobKind] = {}
-# Each kind registers itself when its module is imported: the first job of a kind imports it.
-KIND_MODULES = {"image": "nst.jobs.image", "video": "nst.jobs.video"}
+_KINDS: dict[str, JobKind] = {}  # filled as ``nst.jobs`` imports each kind's module
 
 
 def register_kind(kind: JobKind) -> None:
@@ -256,8 +249,6 @@ def register_kind(kind: JobKind) -> None:
 
 def job_kind(name: str) -> JobKind:
     """The registered kind called ``name``; ``ValueError`` for an unknown one."""
-    if name not in _KINDS and name in KIND_MODULES:
-        importlib.import_module(KIND_MODULES[name])
     try:
         return _KINDS[name]
     except KeyError:
@@ -336,7 +327,7 @@ def follow_run(
                     result = item
                     break
                 progress = JobProgress.from_record(item)
-                row = history_row(item) if item.step >= 1 else None
+                row = history_row(item) if item.step > INSTANT_STEP else None
                 record(progress, row, getattr(item, "preview", None))
         state, error = final_state(result, cancel.cancelled)
     except Exception as exc:

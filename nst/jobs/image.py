@@ -1,10 +1,8 @@
 """The image kind: one photo, its styles and the settings in, one picture out.
 
-``JobRequest`` is what a page submits; ``run_image`` is its runner (the instant network, or
-``nst.engine.stylize`` showing the instant picture first, since every view of an image job
-shows previews); the codecs carry it to RQ
-workers as PNG blobs. Importing this module registers the kind; nothing here imports
-TensorFlow.
+``JobRequest`` is what a page submits; ``run_image`` is its runner (the front door,
+``nst.front.stylize``); the codecs carry it to RQ workers as PNG blobs. Importing this module
+registers the kind; nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -81,16 +79,10 @@ def _decode_image_request(meta: dict[str, Any], blobs: Blobs) -> JobRequest:
 
 
 def run_image(request: JobRequest, cancel: CancelToken) -> Iterable[Any]:
-    """The image runner: ``method`` "instant" runs the instant network alone (no TensorFlow);
-    "optimize" runs ``nst.engine.stylize`` (imports TensorFlow), whose first preview is the
-    instant picture."""
-    if request.config.method == "instant":
-        from nst.instant.run import run_instant
-
-        return run_instant(
-            request.content, list(request.styles), request.config, mask=request.mask, cancel=cancel
-        )
-    from nst.engine import stylize
+    """The image runner: the front door (``nst.front.stylize``), which checks the run, makes
+    the instant picture and, for a painted run, shows it first and then paints (TensorFlow is
+    imported only then)."""
+    from nst.front import stylize
 
     return stylize(
         request.content,
@@ -99,7 +91,6 @@ def run_image(request: JobRequest, cancel: CancelToken) -> Iterable[Any]:
         mask=request.mask,
         init_image=request.init_image,
         cancel=cancel,
-        instant_preview=True,  # every view of an image job shows previews
     )
 
 
@@ -107,7 +98,7 @@ register_kind(
     JobKind(
         name="image",
         request_type=JobRequest,
-        runner="nst.jobs.image:run_image",
+        runner=run_image,
         encode_request=_encode_image_request,
         decode_request=_decode_image_request,
         encode_result=encode_result,

@@ -50,6 +50,8 @@ from nst.records import CancelToken, Result
 
 __all__ = ["JobQueue", "default_concurrency", "slot_devices"]
 
+NVIDIA_GPUS = "/proc/driver/nvidia/gpus"  # one folder per GPU the driver sees (Linux)
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_TIMEOUT = 15.0
@@ -347,7 +349,7 @@ class JobQueue:
         """Drive one job's runner to its end, recording what it yields."""
 
         def start() -> Any:
-            runner = self._runner or kind_of(job.request).load_runner()
+            runner = self._runner or kind_of(job.request).runner
             return runner(job.request, job.token)
 
         def pin() -> Any:
@@ -426,10 +428,19 @@ def slot_devices() -> list[str]:
 
 
 def _gpu_count() -> int:
-    """Number of visible GPUs (TensorFlow is imported here, not at module import)."""
+    """Visible NVIDIA GPUs, counted without importing TensorFlow (seconds and most of a gigabyte
+    that an instant-only web process never needs): the driver's list, narrowed by
+    ``CUDA_VISIBLE_DEVICES`` as TensorFlow narrows it."""
     try:
-        import tensorflow as tf
-
-        return len(tf.config.list_physical_devices("GPU"))
-    except Exception:  # no TensorFlow, or no usable driver: compute on the CPU
+        found = len(os.listdir(NVIDIA_GPUS))
+    except OSError:  # no NVIDIA driver: compute on the CPU
         return 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return found
+    chosen = []
+    for part in visible.split(","):
+        if part.strip() in ("", "-1"):
+            break  # CUDA stops at the first invalid entry; "-1" hides every GPU
+        chosen.append(part)
+    return min(found, len(chosen))

@@ -39,6 +39,7 @@ from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from nst.config import keep_seconds
 from nst.jobs.backend import (
     UNKNOWN_JOB,
     Blobs,
@@ -68,9 +69,17 @@ logger = logging.getLogger(__name__)
 QUEUE_NAME = "nst"
 PREFIX = "nst:job:"
 JOB_TTL = 24 * 3600  # every key of a job expires this long after its last change
-FINISHED_TTL = 3600  # a finished job's keys, once the page has had time to collect them
 WORKER_TTL = 10  # seconds without a worker heartbeat before a running job counts as lost
 DEFAULT_HEARTBEAT_TIMEOUT = 15.0
+
+
+def finished_ttl() -> int:
+    """Seconds a finished job's keys live: as long as the person's results are kept
+    (``NST_KEEP_HOURS``), since a run that ended with no page following it (a closed tab) is
+    collected into them on the person's next visit."""
+    return max(3600, round(keep_seconds()))
+
+
 JOB_TIMEOUT = 6 * 3600  # RQ's hard limit for one run (a hung job); cancellation is cooperative
 WORKER_LOST = (
     "The worker running this job stopped (its process or machine went down); "
@@ -186,12 +195,12 @@ class RedisQueue:
                 pipe.expire(key(job_id, part), JOB_TTL)
             pipe.execute()
             self.rq_queue.enqueue_call(
-                "nst.jobs.worker.run_job",
+                "nst.worker.run_job",
                 args=(job_id,),
                 job_id=job_id,
                 timeout=JOB_TIMEOUT,
                 result_ttl=0,
-                failure_ttl=FINISHED_TTL,
+                failure_ttl=finished_ttl(),
                 ttl=JOB_TTL,
             )
 
@@ -330,7 +339,7 @@ class RedisQueue:
             mapping={"state": state.value, "error": error, "finished_at": repr(time.time())},
         )
         pipe.delete(key(job_id, "request"), Job.key_for(job_id))
-        _expire_all(pipe, job_id, FINISHED_TTL)
+        _expire_all(pipe, job_id, finished_ttl())
         pipe.execute()
 
     def _result(self, job_id: str, owner: str) -> Result | None:
@@ -389,7 +398,7 @@ def fail(pipe: Any, job_id: str, error: str) -> None:
             "finished_at": repr(time.time()),
         },
     )
-    _expire_all(pipe, job_id, FINISHED_TTL)
+    _expire_all(pipe, job_id, finished_ttl())
     pipe.delete(key(job_id, "request"), key(job_id, "alive"))
 
 

@@ -1,7 +1,7 @@
 """Video jobs through the job interface (``nst.jobs``): the "video" kind, its request, runner,
 result and the codecs that carry them to RQ workers. Importing this module registers the kind.
 
-The runner stylizes the clip frame by frame (``nst.video.stylize_video``: the optimizer, or the
+The runner stylizes the clip frame by frame (``nst.front.stylize_clip``: the optimizer, or the
 instant network with ``StyleConfig.method == "instant"``), yields a progress record per step
 (``frame``/``frames`` say which frame; the instant method has one step a frame) with the
 finished frame as the preview, and ends with a ``VideoResult`` holding the encoded MP4 (with
@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nst.config import Adjustments, ServerLimits, StyleConfig, VideoConfig
+from nst.color import adjust
+from nst.config import Adjustments, ServerLimits, StyleConfig
 from nst.jobs.backend import (
     Blobs,
     JobKind,
@@ -31,7 +32,8 @@ from nst.jobs.backend import (
     register_kind,
     style_for_run,
 )
-from nst.records import CancelToken, Result
+from nst.records import CancelToken, FrameDone, FrameStep, Result, VideoOutcome
+from nst.video_config import VideoConfig
 from nst.videoio import (
     VideoError,
     VideoInfo,
@@ -112,12 +114,12 @@ class VideoPlan:
 
 def plan(clip: bytes, config: StyleConfig, video: VideoConfig) -> VideoPlan:
     """Check a clip and the run's size; raise ``VideoError``/``ValueError`` with one sentence."""
-    from nst.video import check_size
+    from nst.front import check_clip_size
 
     info = probe(clip, max_pixels=ServerLimits().max_pixels)
     shape = frame_shape(info, config.size)
     frames = info.frames if not video.max_frames else min(video.max_frames, info.frames)
-    check_size(frames, shape, video)
+    check_clip_size(frames, shape, video)
     return VideoPlan(info, shape, frames)
 
 
@@ -140,7 +142,7 @@ def steps_done(frame: int, step: int, video: VideoConfig, config: StyleConfig | 
 
 def run_video_job(request: VideoJobRequest, cancel: CancelToken) -> Iterator[Any]:
     """The "video" runner: progress records per step, then one ``VideoResult``."""
-    from nst.video import FrameDone, FrameStep, VideoOutcome, stylize_video
+    from nst.front import stylize_clip
 
     started = time.perf_counter()
     config, video = request.config, request.video
@@ -155,7 +157,7 @@ def run_video_job(request: VideoJobRequest, cancel: CancelToken) -> Iterator[Any
     error: str | None = None
     try:
         frames = read_frames(request.clip, run.info, run.shape, max_frames=run.frames)
-        for event in stylize_video(
+        for event in stylize_clip(
             frames,
             list(request.styles),
             config,
@@ -176,7 +178,7 @@ def run_video_job(request: VideoJobRequest, cancel: CancelToken) -> Iterator[Any
                     run.frames,
                 )
             elif isinstance(event, FrameDone):
-                image = request.adjustments.apply(event.image, event.content)
+                image = adjust(event.image, content=event.content, **request.adjustments.to_dict())
                 finished.append(image)
                 history.append({"frame": event.index + 1, "seconds": event.seconds, **event.parts})
                 yield FrameProgress(
@@ -306,7 +308,7 @@ register_kind(
     JobKind(
         name="video",
         request_type=VideoJobRequest,
-        runner="nst.jobs.video:run_video_job",
+        runner=run_video_job,
         encode_request=_encode_request,
         decode_request=_decode_request,
         encode_result=_encode_video_result,

@@ -1,6 +1,6 @@
 """Soak test: many sessions, several runs each, through the real pages; reports memory.
 
-``python -m studio.soak`` opens 20 sessions of the app with Streamlit's AppTest (each keeps its
+``python -m tests.soak`` opens 20 sessions of the app with Streamlit's AppTest (each keeps its
 own session state and gallery, all in this one process, as on a server), uploads a photo and a
 painting in each, and runs 3 rounds in which every session stylizes once at a small size. It
 prints the process's resident memory (RSS) after the first round and after the last, and exits
@@ -97,7 +97,9 @@ def soak(sessions: int, runs: int, size: int, steps: int, timeout: float) -> dic
             f"{time.perf_counter() - started:.0f} s",
             flush=True,
         )
-    kept = sum(len(at.session_state["results"]) for at in apps)
+    from studio.store import get_store
+
+    kept = sum(len(get_store().results(at.session_state["owner_key"])) for at in apps)
     if kept != sessions * runs:
         raise RuntimeError(f"expected {sessions * runs} results in the galleries, found {kept}")
     return {

@@ -1,0 +1,119 @@
+"""The front door (``nst.front``): one entry for both methods, each run checked once, and the
+instant picture never waiting for the optimizer's network."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nst import front
+from nst.config import StyleConfig
+from nst.records import INSTANT_STEP, Progress, Result
+from tests.test_app import _jpeg, _open, _results, _stylize, _upload
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Counter:
+    """Wraps a function and counts its calls."""
+
+    def __init__(self, function):
+        self.function, self.calls = function, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.function(*args, **kwargs)
+
+
+def _count_checks(monkeypatch: pytest.MonkeyPatch) -> dict[str, Counter]:
+    counters = {
+        "check": Counter(front.check),
+        "memory": Counter(front.available_memory),
+        "shape": Counter(front.check_shape),
+    }
+    monkeypatch.setattr(front, "check", counters["check"])
+    monkeypatch.setattr(front, "available_memory", counters["memory"])
+    monkeypatch.setattr(front, "check_shape", counters["shape"])
+    return counters
+
+
+def test_a_painted_run_from_the_page_is_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    counters = _count_checks(monkeypatch)
+    at = _open()
+    _upload(at, _jpeg(), [("a.jpg", _jpeg(seed=1)), ("b.jpg", _jpeg(seed=2))])
+    _stylize(at, steps=2)
+    (record,) = _results(at)
+    assert record.steps_done == 2
+    # One check of the run: its settings, its three images' shapes, its memory.
+    assert counters["check"].calls == 1
+    assert counters["memory"].calls == 1
+    assert counters["shape"].calls == 3
+
+
+def test_a_painted_run_yields_the_instant_picture_then_its_steps(content_image, style_image):
+    config = StyleConfig(size=96, steps=2, precision="float32", preview_every=1)
+    events = list(front.stylize(content_image, [style_image], config))
+    first, steps, result = events[0], events[1:-1], events[-1]
+    assert isinstance(first, Progress) and first.step == INSTANT_STEP
+    assert [event.step for event in steps] == [1, 2] and isinstance(result, Result)
+    np.testing.assert_array_equal(result.instant, first.preview)
+    assert result.image.shape == first.preview.shape == (72, 96, 3)
+
+
+def test_the_instant_method_is_one_result_without_steps(content_image, style_image):
+    config = StyleConfig(size=128, method="instant")
+    (result,) = list(front.stylize(content_image, [style_image], config))
+    assert result.steps_done == 0 and result.history == [] and np.isnan(result.final_loss)
+    assert result.image.shape == (96, 128, 3) and set(result.timings) >= {"build", "total"}
+
+
+def test_refusals_are_one_sentence_before_anything_runs(content_image, style_image):
+    config = StyleConfig(size=96, steps=1)
+    with pytest.raises(ValueError, match=r"^Give at least one style image\.$"):
+        next(front.stylize(content_image, [], config))
+    mask = np.ones(content_image.shape[:2], np.float32)
+    with pytest.raises(ValueError, match=r"^A mask works with one or two styles"):
+        next(front.stylize(content_image, [style_image] * 3, config, mask=mask))
+    with pytest.raises(ValueError, match=r"^Style blend: give one weight per style \(2 chosen"):
+        next(front.stylize(content_image, [style_image] * 2, config.replace(style_blend=(1, 2, 3))))
+
+
+def test_an_instant_run_in_a_fresh_process_builds_no_vgg_network() -> None:
+    script = f"""
+import json, sys
+sys.path.insert(0, {str(ROOT)!r})
+from tests.test_app import _jpeg, _open, _results, _settle, _upload
+at = _open()
+_upload(at, _jpeg(), [("a.jpg", _jpeg(seed=1))])
+at.radio(key="method").set_value("instant").run()
+at.slider(key="size").set_value(64)
+at.button(key="stylize").click()
+at.run()
+assert not at.exception, at.exception
+_settle(at)
+record = _results(at)[0]
+print(json.dumps({{
+    "method": record.config.method,
+    "shape": list(record.image.shape),
+    "tensorflow": "tensorflow" in sys.modules,
+    "optimizer": "nst.engine.model" in sys.modules,
+}}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "NST_WEIGHTS": "random"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["method"] == "instant" and seen["shape"] == [48, 64, 3]
+    assert not seen["optimizer"] and not seen["tensorflow"]

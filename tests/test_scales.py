@@ -1,0 +1,126 @@
+"""The coarse-to-fine plan (sizes, steps, shares) and what a pyramid run reports."""
+
+import numpy as np
+import pytest
+
+from nst.config import StyleConfig
+from nst.engine.scales import RunState, Scale, plan_scales, split_steps
+from nst.records import CancelToken
+
+# The measured pyramid (docs/benchmarks.md): every scale from about 128 px, a tenth of the
+# steps at the output size.
+PYRAMID = StyleConfig(scales=12, final_share=0.1)
+
+
+def _plan(**values) -> list[tuple[int, int]]:
+    return [(scale.size, scale.steps) for scale in plan_scales(PYRAMID.replace(**values))]
+
+
+def test_the_pyramid_starts_near_128_px_and_grows_by_sqrt2_to_the_output_size():
+    plan = plan_scales(PYRAMID.replace(size=512))
+    assert [scale.size for scale in plan] == [128, 181, 256, 362, 512]
+    assert sum(scale.steps for scale in plan) == StyleConfig().steps
+    # Most steps where they are cheap: each smaller scale gets more than the next larger one
+    # (the output size only its final share).
+    steps = [scale.steps for scale in plan]
+    assert steps[:-1] == sorted(steps[:-1], reverse=True)
+    assert steps[-1] == round(PYRAMID.steps * PYRAMID.final_share)
+    assert [scale.offset for scale in plan] == [0, *np.cumsum(steps[:-1]).tolist()]
+    assert [scale.last for scale in plan] == [False] * 4 + [True]
+
+
+@pytest.mark.parametrize(
+    ("size", "first", "count"),
+    [(384, 136, 4), (700, 175, 5), (1024, 128, 7), (2048, 128, 9), (4096, 128, 11)],
+)
+def test_every_output_size_starts_between_128_and_181_px(size, first, count):
+    sizes = [scale.size for scale in plan_scales(PYRAMID.replace(size=size))]
+    assert sizes[0] == first and len(sizes) == count and sizes[-1] == size
+    ratios = np.array(sizes[1:]) / np.array(sizes[:-1])
+    assert np.allclose(ratios, np.sqrt(2), atol=0.01)
+
+
+def test_small_outputs_warm_starts_and_one_scale_paint_at_the_output_size_only():
+    assert _plan(size=96) == [(96, 100)]
+    assert _plan(size=512, scales=1) == [(512, 100)]
+    assert [(s.size, s.steps) for s in plan_scales(PYRAMID.replace(size=512), warm_start=True)] == [
+        (512, 100)
+    ]
+    # A scale left without steps is skipped; the output size always stays.
+    assert _plan(size=512, steps=3, final_share=0.4) == [(128, 1), (181, 1), (512, 1)]
+
+
+def test_split_steps_gives_each_smaller_scale_growth_times_the_next_ones_steps():
+    assert split_steps(100, 5, 0.1, growth=2**0.5) == [35, 25, 18, 12, 10]
+    assert split_steps(100, 5, 0.1, growth=2.0) == [48, 24, 12, 6, 10]
+    assert split_steps(100, 4, 0.25) == [25, 25, 25, 25]  # growth 1: even
+    for steps in (1, 7, 33, 100, 999):
+        assert sum(split_steps(steps, 6, 0.15, growth=1.4)) == steps
+
+
+def test_time_left_weighs_each_step_by_its_scales_pixels():
+    plan = [Scale(128, 40, 0, False), Scale(256, 20, 40, True)]
+    run = RunState(StyleConfig(size=256, steps=60), CancelToken(), 0.0, (192, 256), plan=plan)
+    # All 40 coarse steps (each a quarter of a fine one) took 10 s: the 20 fine ones need 20 s.
+    assert run.time_left(40, 10.0) == pytest.approx(20.0)
+    # Half the fine steps done: 80 of the 120 quarter-step units took 20 s; 40 are left.
+    assert run.time_left(50, 20.0) == pytest.approx(10.0)
+    assert run.time_left(60, 30.0) == 0.0
+    assert np.isnan(run.time_left(0, 1.0))
+    assert run.scale_at(1) == (1, plan[0]) and run.scale_at(40) == (1, plan[0])
+    assert run.scale_at(41) == (2, plan[1]) and run.scale_at(60) == (2, plan[1])
+
+
+def test_a_pyramid_run_says_its_scale_and_ends_at_the_output_size(content_image, style_image):
+    from nst import front
+
+    # Adam does every step it is given (L-BFGS may end a scale early on random features).
+    config = PYRAMID.replace(
+        size=192, steps=6, final_share=0.3, preview_every=2, precision="float32", optimizer="adam"
+    )
+    plan = plan_scales(config)
+    assert [(s.size, s.steps) for s in plan] == [(136, 4), (192, 2)]
+    events = list(front.stylize(content_image, [style_image], config, instant_first=False))
+    steps, result = events[:-1], events[-1]
+    assert [(e.step, e.scale, e.scales, e.scale_size) for e in steps] == [
+        (1, 1, 2, 136),
+        (2, 1, 2, 136),
+        (3, 1, 2, 136),
+        (4, 1, 2, 136),
+        (5, 2, 2, 192),
+        (6, 2, 2, 192),
+    ]
+    assert all(np.isfinite(e.time_left) for e in steps) and steps[-1].time_left == 0.0
+    # Previews, the coarse ones included, are at the output size, like the result.
+    previews = [e.preview for e in steps if e.preview is not None]
+    assert previews and all(p.shape == (144, 192, 3) for p in previews)
+    assert result.image.shape == (144, 192, 3) and result.steps_done == 6
+
+
+def test_a_pyramid_stopped_at_a_coarse_scale_keeps_its_best_at_the_output_size(
+    content_image, style_image
+):
+    from nst import front
+
+    config = PYRAMID.replace(size=192, steps=10, final_share=0.2, precision="float32")
+    cancel = CancelToken()
+    result = None
+    for event in front.stylize(
+        content_image, [style_image], config, cancel=cancel, instant_first=False
+    ):
+        if getattr(event, "step", 0) == 3:
+            assert event.scale_size == 136
+            cancel.cancel()
+        result = event
+    assert result.stopped and result.steps_done == 3
+    assert result.image.shape == (144, 192, 3) and np.isfinite(result.final_loss)
+
+
+def test_the_memory_estimate_of_a_pyramid_is_that_of_its_largest_scale():
+    from nst.engine.memory import estimate_memory
+
+    shape = (1536, 2048, 3)
+    pyramid = PYRAMID.replace(size=2048)
+    assert len(plan_scales(pyramid)) > 1
+    assert estimate_memory(pyramid, shape) == estimate_memory(pyramid.replace(scales=1), shape)
+    assert estimate_memory(pyramid, shape) > estimate_memory(pyramid.replace(size=1448), shape)
