@@ -39,15 +39,26 @@ def owner_store() -> ResultStore:
     return get_store()
 
 
+def _or(default: Any, read: Any) -> Any:
+    """``read()``, or ``default`` while the store cannot be reached (the run that needs it
+    says so in its own sentence)."""
+    from nst.jobs import QueueUnavailableError
+
+    try:
+        return read()
+    except QueueUnavailableError:
+        return default
+
+
 def results() -> list[StudioResult]:
     """This person's results, oldest first."""
-    return owner_store().results(browser_key())
+    return _or([], lambda: owner_store().results(browser_key()))
 
 
 def find_result(result_id: int | None) -> StudioResult | None:
     if result_id is None:
         return None
-    return owner_store().get(browser_key(), int(result_id))
+    return _or(None, lambda: owner_store().get(browser_key(), int(result_id)))
 
 
 def current_result() -> StudioResult | None:
@@ -92,7 +103,7 @@ def delete_result(result_id: int) -> None:
 def dropped_notice() -> str | None:
     """This person's notices not yet shown (results removed for space or age, runs that ended
     without a picture), as one paragraph; each is said once."""
-    return " ".join(owner_store().take_notices(browser_key())) or None
+    return " ".join(_or([], lambda: owner_store().take_notices(browser_key()))) or None
 
 
 def request_continue(result_id: int) -> None:

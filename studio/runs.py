@@ -190,9 +190,9 @@ def live_view(values: dict[str, Any]) -> bool:
 @st.fragment(run_every=POLL_SECONDS)
 def _follow(owner: str, settings_changed: bool) -> None:
     """One look at the job: progress, preview, loss chart, Stop; settles it once finished."""
-    store, queue = owner_store(), get_backend()
-    run = store.run(owner)
-    if run is None:  # settled meanwhile (by another tab, or a badge)
+    queue = get_backend()
+    run = running(owner)
+    if run is None:  # settled meanwhile (by another tab, or a badge), or the store is down
         st.rerun()
     try:
         status = _fresh_status(queue, run, owner)
@@ -319,7 +319,7 @@ def run_badge() -> None:
 
 @st.fragment(run_every=BADGE_SECONDS)
 def _badge(owner: str) -> None:
-    run = owner_store().run(owner)
+    run = running(owner)
     if run is None:
         return
     try:

@@ -74,9 +74,13 @@ def _owner(at: AppTest) -> str:
 
 
 def _running(at: AppTest) -> bool:
+    from nst.jobs import QueueUnavailableError
     from studio.gallery import owner_store
 
-    return owner_store().run(_owner(at)) is not None
+    try:
+        return owner_store().run(_owner(at)) is not None
+    except QueueUnavailableError:  # the store is down: no run can be followed
+        return False
 
 
 def _settle(at: AppTest, timeout: float = TIMEOUT) -> None:
