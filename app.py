@@ -5,8 +5,9 @@ Run with ``streamlit run app.py``.
 
 import streamlit as st
 
-from studio import banner, runs
+from studio import banner, keras_guard, runs
 
+keras_guard.keep_keras_session()  # before any run ends: a job may be mid-step
 st.set_page_config(page_title="Style transfer studio", page_icon="🎨", layout="wide")
 
 page = st.navigation(

@@ -128,17 +128,6 @@ def start_run(
         init_image=base.final_image() if base is not None else None,
     )
     owner = session_owner()
-    if not backend.remote and config.method == "optimize":
-        # Building the first Keras network in a job thread of the web server hung the job
-        # (not under AppTest), so an in-process painted run builds it here, once per process.
-        from nst.engine.model import WeightsError, extractor_for
-
-        try:
-            with st.spinner(f"Building the {config.backbone.upper()} network…"):
-                extractor_for(config)
-        except (WeightsError, ValueError) as error:
-            st.error(str(error))
-            return
     try:
         job_id = backend.submit(request, owner=owner)
         run = PendingRun(

@@ -117,3 +117,22 @@ print(json.dumps({{
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["method"] == "instant" and seen["shape"] == [48, 64, 3]
     assert not seen["optimizer"] and not seen["tensorflow"]
+
+
+def test_script_runs_leave_keras_session_alone_under_a_running_step() -> None:
+    """Streamlit's clean-up after a script run must not clear the Keras session (it freed
+    TensorFlow state under a job's running step and crashed the server)."""
+    import keras
+    from streamlit.runtime.scriptrunner import script_runner
+
+    from studio.keras_guard import keep_keras_session
+
+    cleared = []
+    original = keras.backend.clear_session
+    keras.backend.clear_session = lambda *args, **kwargs: cleared.append(True)
+    try:
+        keep_keras_session()
+        script_runner._clean_problem_modules()
+    finally:
+        keras.backend.clear_session = original
+    assert cleared == []

@@ -113,13 +113,9 @@ def any_size_transformer() -> bytes:
     stem = f"transform-any-size-v{GRAPH_VERSION}-{pinned}-{stat.st_size}-{stat.st_mtime_ns}"
     graph_path = cache_dir() / f"{stem}.onnx"
     digest_path = graph_path.with_suffix(".sha256")
-    try:
-        graph = graph_path.read_bytes()
-        if hashlib.sha256(graph).hexdigest() == digest_path.read_text().strip():
-            return graph
-        logger.warning("The cached instant network %s is damaged; rewriting it.", graph_path)
-    except OSError:
-        pass  # not cached yet
+    cached = _read_cached(graph_path, digest_path)
+    if cached is not None:
+        return cached
     graph = _any_size_graph(model_file(TRANSFORMER_FILE))
     try:
         graph_path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,6 +123,22 @@ def any_size_transformer() -> bytes:
         _write_atomically(digest_path, hashlib.sha256(graph).hexdigest().encode())
     except OSError as error:
         logger.info("Cannot cache the instant network in %s (%s).", graph_path.parent, error)
+    return graph
+
+
+def _read_cached(graph_path: Path, digest_path: Path) -> bytes | None:
+    """The cached graph if it is there and matches its digest, else None (to be rewritten)."""
+    if not (graph_path.is_file() and digest_path.is_file()):
+        return None
+    try:
+        graph = graph_path.read_bytes()
+        digest = digest_path.read_text().strip()
+    except OSError as error:
+        logger.warning("The cached instant network %s cannot be read (%s).", graph_path, error)
+        return None
+    if hashlib.sha256(graph).hexdigest() != digest:
+        logger.warning("The cached instant network %s is damaged; rewriting it.", graph_path)
+        return None
     return graph
 
 
