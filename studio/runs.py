@@ -156,8 +156,7 @@ def running(owner: str) -> PendingRun | None:
     """The person's run still going (or finished and not yet settled), if any."""
     try:
         return owner_store().run(owner)
-    except QueueUnavailableError as error:
-        st.error(str(error), icon=":material/cloud_off:")
+    except QueueUnavailableError:  # the same Redis as the queue: Stylize says so, once
         return None
 
 
