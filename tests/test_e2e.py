@@ -400,3 +400,52 @@ def test_a_mask_painted_with_the_mouse_keeps_the_photo_where_unpainted(
     painted, unpainted = difference[:, :200].mean(), difference[:, 320:].mean()
     assert painted > 0.04, f"the painted half barely changed ({painted:.3f})"
     assert unpainted < 0.01, f"the unpainted half changed ({unpainted:.3f})"
+
+
+def test_a_run_survives_a_slider_a_page_change_and_a_reload_and_stays_private(
+    browser: object, page: object, app_url: str, content_path: Path, style_path: Path
+) -> None:
+    _start_run(page, app_url, content_path, style_path, size=96, steps=40)
+    page.get_by_text("Preview at step").wait_for()
+    # (a) a slider: the run goes on, and the page says the change is for the next run
+    saturation_free = page.get_by_role("slider", name="Smoothness")
+    saturation_free.focus()
+    saturation_free.press("ArrowRight")
+    page.get_by_text("The settings you changed apply to your next run.").wait_for()
+    # (b) another page and back
+    page.get_by_role("link", name="Gallery").click()
+    page.get_by_text("Painting: step").wait_for()
+    page.get_by_role("link", name="Stylize").first.click()
+    page.get_by_text("Preview at step").wait_for()
+    # (c) a reload: the same browser finds its run by its cookie
+    page.reload()
+    page.get_by_text("Preview at step").wait_for()
+    _first_text(page, ["Finished 40 steps"], timeout_ms=180_000)
+    # Another browser sees none of it.
+    other = _new_page(browser)
+    try:
+        other.goto(f"{app_url}/gallery")
+        other.get_by_text("No results yet").wait_for()
+    finally:
+        other.context.close()
+    page.get_by_role("link", name="Gallery").click()
+    page.get_by_text(f"#1 · {content_path.name} × {style_path.name}").wait_for()
+
+
+def test_a_closed_tab_finds_its_run_in_the_same_browser(
+    browser: object, app_url: str, content_path: Path, style_path: Path
+) -> None:
+    first = _new_page(browser)
+    context = first.context
+    try:
+        _start_run(first, app_url, content_path, style_path, size=128, steps=5000)
+        first.get_by_text("Preview at step").wait_for()
+        first.close()  # the tab goes; the grace period (5 s here) then stops the run
+        time.sleep(8)
+        again = context.new_page()
+        again.set_default_timeout(TIMEOUT_MS)
+        again.goto(f"{app_url}/gallery")
+        again.get_by_text(f"#1 · {content_path.name} × {style_path.name}").wait_for()
+        again.get_by_text("Stopped early").first.wait_for()
+    finally:
+        context.close()
