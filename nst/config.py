@@ -434,14 +434,23 @@ def _env_number(name: str, default: float, low: float, high: float, unit: str) -
         value = math.nan
     if not low <= value <= high:
         raise ValueError(
-            f"{name} must be a number of {unit} from {low:g} to {high:g}; got {raw!r}."
+            f"{name} must be a number of {unit} from {low:g} to {high:g} (default "
+            f"{default:g}), got {raw!r}."
         )
     return value
 
 
-def keep_seconds() -> float:
+KEEP_HOURS_BOUNDS = (0.01, 8760.0)
+
+
+def keep_hours() -> float:
     """How long a person's results are kept on the server: ``NST_KEEP_HOURS`` (default 24)."""
-    return 3600.0 * _env_number("NST_KEEP_HOURS", KEEP_HOURS_DEFAULT, 0.01, 8760.0, "hours")
+    return _env_number("NST_KEEP_HOURS", KEEP_HOURS_DEFAULT, *KEEP_HOURS_BOUNDS, "hours")
+
+
+def keep_seconds() -> float:
+    """``keep_hours()`` in seconds."""
+    return 3600.0 * keep_hours()
 
 
 def grace_seconds() -> float:

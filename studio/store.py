@@ -35,7 +35,8 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 from PIL import Image
 
-from nst.config import StyleConfig
+from nst.config import KEEP_HOURS_BOUNDS, StyleConfig, keep_hours, keep_seconds
+from nst.config import KEEP_HOURS_DEFAULT as DEFAULT_KEEP_HOURS
 from nst.jobs import QueueUnavailableError, queue_url
 from studio.session import DISPLAY_SIDE, THUMB_SIDE, StudioResult
 
@@ -69,9 +70,7 @@ OWNER_KEY_LENGTH = 43  # secrets.token_urlsafe(32): 32 random bytes in unpadded 
 _URLSAFE = frozenset(string.ascii_letters + string.digits + "-_")
 
 GALLERY_CAP = 12  # results kept per owner
-KEEP_ENV = "NST_KEEP_HOURS"
-DEFAULT_KEEP_HOURS = 24.0
-KEEP_HOURS_BOUNDS = (0.01, 8760.0)
+KEEP_ENV = "NST_KEEP_HOURS"  # read by nst.config.keep_hours
 # A running job's record lives at least this long, whatever the keep time: a run can take
 # hours (RQ's hard limit is 6 h) and must not vanish while it paints.
 RUN_SECONDS = 24 * 3600
@@ -97,32 +96,6 @@ def gallery_bytes_from_env() -> int:
 
 # All owners' results in one process together (MemoryStore); the oldest go first.
 GALLERY_BYTES = gallery_bytes_from_env()
-
-
-def keep_hours() -> float:
-    """``NST_KEEP_HOURS``: how long results are kept (default 24); ``ValueError`` if malformed."""
-    text = os.environ.get(KEEP_ENV, "").strip()
-    if not text:
-        return DEFAULT_KEEP_HOURS
-    try:
-        hours = float(text)
-    except ValueError:
-        hours = math.nan
-    low, high = KEEP_HOURS_BOUNDS
-    if not low <= hours <= high:  # NaN fails too
-        raise ValueError(
-            f"{KEEP_ENV} must be a number of hours from {low:g} to {high:g} "
-            f"(default {DEFAULT_KEEP_HOURS:g}), got {text!r}."
-        )
-    return hours
-
-
-def keep_seconds() -> float:
-    """``keep_hours()`` in seconds."""
-    return keep_hours() * 3600
-
-
-# ----- owner keys -----
 
 
 def new_owner_key() -> str:
