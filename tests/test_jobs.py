@@ -820,3 +820,21 @@ def test_gpus_are_counted_from_the_driver_without_tensorflow(
     assert nst.jobs.local._gpu_count() == expected
     monkeypatch.setattr(nst.jobs.local, "NVIDIA_GPUS", str(tmp_path / "absent"))
     assert nst.jobs.local._gpu_count() == 0
+
+
+def test_a_step_s_scale_reaches_the_page_through_both_backends_records() -> None:
+    from nst.jobs.backend import JobProgress
+    from nst.records import Progress
+    from studio.runs import _progress_text
+
+    step = Progress(
+        7, 20, 0.5, {"style": 0.25}, 3.0, scale=2, scales=4, scale_size=256, time_left=9.0
+    )
+    carried = JobProgress.from_dict(JobProgress.from_record(step).to_dict())
+    assert (carried.scale, carried.scales, carried.scale_size, carried.time_left) == (
+        2,
+        4,
+        256,
+        9.0,
+    )
+    assert "at 256 px, scale 2 of 4 · about 9.0 s left" in _progress_text(carried)

@@ -117,7 +117,9 @@ class JobProgress:
     """One step of a running job, as the page sees it.
 
     ``step``/``total`` count optimization steps (of the current frame, for a video job, where
-    ``frame``/``frames`` say which frame of how many; None for an image).
+    ``frame``/``frames`` say which frame of how many; None for an image). ``scale``/``scales``/
+    ``scale_size`` say which coarse-to-fine scale the step painted, ``time_left`` the engine's
+    estimate across scales (NaN: unknown, see ``nst.records.Progress``).
     """
 
     step: int
@@ -127,6 +129,10 @@ class JobProgress:
     elapsed: float
     frame: int | None = None
     frames: int | None = None
+    scale: int = 1
+    scales: int = 1
+    scale_size: int = 0
+    time_left: float = float("nan")
 
     @property
     def seconds_left(self) -> float:
@@ -145,6 +151,10 @@ class JobProgress:
             elapsed=float(record.elapsed),
             frame=None if frame is None else int(frame),
             frames=None if frames is None else int(frames),
+            scale=int(getattr(record, "scale", 1)),
+            scales=int(getattr(record, "scales", 1)),
+            scale_size=int(getattr(record, "scale_size", 0)),
+            time_left=float(getattr(record, "time_left", float("nan"))),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -156,6 +166,10 @@ class JobProgress:
             "elapsed": self.elapsed,
             "frame": self.frame,
             "frames": self.frames,
+            "scale": self.scale,
+            "scales": self.scales,
+            "scale_size": self.scale_size,
+            "time_left": _json_float(self.time_left),
         }
 
     @classmethod
@@ -168,6 +182,10 @@ class JobProgress:
             elapsed=float(values["elapsed"]),
             frame=values.get("frame"),
             frames=values.get("frames"),
+            scale=int(values.get("scale", 1)),
+            scales=int(values.get("scales", 1)),
+            scale_size=int(values.get("scale_size", 0)),
+            time_left=_float(values.get("time_left", float("nan"))),
         )
 
 
