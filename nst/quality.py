@@ -76,8 +76,14 @@ def sliced_wasserstein(
     levels = np.linspace(0.0, 1.0, QUANTILES)
 
     def quantiles(image: np.ndarray) -> np.ndarray:
-        projected = image.reshape(-1, 3).astype(np.float64) @ directions.T
-        return np.quantile(projected, levels, axis=0)
+        # np.quantile's linear rule, on rows sorted in place: several times quicker than
+        # np.quantile along the columns of the (pixels, projections) array.
+        projected = np.sort(directions @ image.reshape(-1, 3).astype(np.float64).T, axis=1)
+        position = levels * (projected.shape[1] - 1)
+        below = np.floor(position).astype(int)
+        above = np.minimum(below + 1, projected.shape[1] - 1)
+        share = position - below
+        return projected[:, below] * (1.0 - share) + projected[:, above] * share
 
     return float(np.mean(np.abs(quantiles(first) - quantiles(second))))
 

@@ -18,14 +18,13 @@ style_values, video_values = video.settings_panel()
 
 start = st.button("Stylize clip", type="primary", icon=":material/movie:", key="video_start")
 alerts = st.container()
-stage = st.empty()
 if start:
     with alerts:
-        video.run_video(clip, styles, style_values, video_values, stage)
+        video.run_video(clip, styles, style_values, video_values)
 with alerts:
     video.show_error()
 
+running = video.live_view()
 record = st.session_state.get("video_result")
 if record is not None:
-    with stage.container():
-        video.result_panel(record)
+    video.result_panel(record, "Your last clip" if running else "Result")

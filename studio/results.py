@@ -29,18 +29,32 @@ ADJUST_KEY = "adj_"
 
 
 def loss_chart(history: Sequence[dict[str, Any]], *, height: int = 260) -> None:
-    """Line chart of the loss parts (content, style, smoothness) by step."""
+    """Line chart of the loss parts (content, style, smoothness) by step.
+
+    A plain Vega-Lite spec: the live view draws it at every poll, and ``st.line_chart`` builds
+    and validates an Altair chart each time, which took more of the two cores than the run's
+    own Python work."""
     frame = pd.DataFrame(list(history))
     if frame.empty or "step" not in frame:
         return
     parts = [c for c in frame.columns if c not in ("step", "loss", "elapsed")]
     if not parts:
         parts = ["loss"]
-    frame = frame.dropna(subset=["step"]).drop_duplicates("step", keep="last").set_index("step")
+    frame = frame.dropna(subset=["step"]).drop_duplicates("step", keep="last")
     if len(frame) > CHART_POINTS:
         frame = frame.iloc[:: math.ceil(len(frame) / CHART_POINTS)]
     names = {"tv": "smoothness (tv)"}
-    st.line_chart(frame[parts].rename(columns=names), x_label="step", y_label="loss", height=height)
+    long = frame.melt(id_vars="step", value_vars=parts, var_name="part", value_name="value")
+    long["part"] = long["part"].map(lambda part: names.get(part, part))
+    spec = {
+        "mark": {"type": "line", "tooltip": True},
+        "encoding": {
+            "x": {"field": "step", "type": "quantitative", "title": "step"},
+            "y": {"field": "value", "type": "quantitative", "title": "loss"},
+            "color": {"field": "part", "type": "nominal", "title": None},
+        },
+    }
+    st.vega_lite_chart(long.dropna(subset=["value"]), spec, width="stretch", height=height)
 
 
 def wipe(before: np.ndarray, after: np.ndarray, position: float) -> np.ndarray:

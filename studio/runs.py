@@ -61,8 +61,6 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = PAGE_POLL_SECONDS  # how often the live view asks the queue for news
 BADGE_SECONDS = 2.0  # how often another page's badge does
 SETTLE_SECONDS = 10.0  # how long a stopped run may take to hand back its image
-WORKERS_SECONDS = 5.0  # how often a queued run on Redis checks that some worker listens
-UNREACHABLE_SECONDS = 10.0  # how long the video view keeps retrying a queue it cannot reach
 REPLACED = (
     "Your previous run was stopped to start this one; the picture it had painted is in the gallery."
 )
@@ -233,7 +231,7 @@ def _show_status(bar_slot: Any, status: JobStatus, run: PendingRun, owner: str) 
     """The bar, the place in line, the preview and the loss chart of one status."""
     if status.state is JobState.QUEUED:
         bar_slot.progress(0.0, text="Waiting for a free slot…")
-        _waiting_note(status)
+        waiting_note(status)
         return
     progress = status.progress
     if progress is None:
@@ -274,21 +272,24 @@ def _show_status(bar_slot: Any, status: JobStatus, run: PendingRun, owner: str) 
             loss_chart(status.history)
 
 
-def _waiting_note(status: JobStatus) -> None:
+def waiting_note(status: JobStatus, what: str = "run") -> None:
+    """Where a queued job stands (``what``: "run", "clip"): no worker listening, its place in
+    line, or starting."""
     queue = get_backend()
     if _no_workers(queue):
         st.warning(
-            "No worker is connected to the job queue right now; your run starts as soon as one is.",
+            f"No worker is connected to the job queue right now; your {what} starts as soon as "
+            "one is.",
             icon=":material/hourglass_disabled:",
         )
     elif status.position:
         st.info(
-            f"The studio is busy: your run is number {status.position} in the queue and starts "
-            "as soon as a slot is free.",
+            f"The studio is busy: your {what} is number {status.position} in the queue and "
+            "starts as soon as a slot is free.",
             icon=":material/hourglass_top:",
         )
     else:
-        st.info("Your run is starting…", icon=":material/hourglass_top:")
+        st.info(f"Your {what} is starting…", icon=":material/hourglass_top:")
 
 
 def _stop(owner: str, job_id: str) -> None:
@@ -508,64 +509,6 @@ def show_run_error() -> None:
     notice = st.session_state.pop("run_notice", None)
     if notice:
         st.info(notice, icon=":material/info:")
-
-
-def live_header(stop_key: str, caption: str) -> tuple[Any, Any]:
-    """A live view's top, inside its container: the progress bar with a Stop button beside it,
-    ``caption`` under them, then a slot for messages; returns (bar, message)."""
-    bar_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
-    bar = bar_column.empty()
-    stop_column.button("Stop", key=stop_key, icon=":material/stop_circle:")
-    st.caption(caption)
-    return bar, st.empty()
-
-
-class StatusPoller:
-    """The live views' status calls on one job: a queue that cannot be reached is retried with
-    a warning in ``message`` for up to ``UNREACHABLE_SECONDS``; a waiting job shows its place in
-    line, or that no worker is connected."""
-
-    def __init__(self, queue: Any, job_id: str, owner: str, message: Any) -> None:
-        self.queue, self.job_id, self.owner, self.message = queue, job_id, owner, message
-        self.workers_checked, self.no_workers = -math.inf, False
-
-    def next(self) -> JobStatus | None:
-        """The job's status (also its heartbeat); None once the queue stayed unreachable."""
-        lost_since: float | None = None
-        while True:
-            try:
-                status = self.queue.status(self.job_id, owner=self.owner)
-            except QueueUnavailableError as error:
-                lost_since = lost_since or time.monotonic()
-                if time.monotonic() - lost_since > UNREACHABLE_SECONDS:
-                    return None  # the caller's settling step keeps what it has and says why
-                self.message.warning(f"{error} Retrying…", icon=":material/cloud_off:")
-                time.sleep(POLL_SECONDS * 2)
-                continue
-            if lost_since is not None:
-                self.message.empty()
-            return status
-
-    def show_waiting(self, status: JobStatus, bar: Any, what: str) -> None:
-        """A queued job: an empty bar and where it stands (``what``: "run", "clip")."""
-        bar.progress(0.0, text="Waiting for a free slot…")
-        if time.monotonic() - self.workers_checked >= WORKERS_SECONDS:
-            self.workers_checked = time.monotonic()
-            self.no_workers = _no_workers(self.queue)
-        if self.no_workers:
-            self.message.warning(
-                f"No worker is connected to the job queue right now; your {what} starts as "
-                "soon as one is.",
-                icon=":material/hourglass_disabled:",
-            )
-        elif status.position:
-            self.message.info(
-                f"The studio is busy: your {what} is number {status.position} in the queue and "
-                "starts as soon as a slot is free.",
-                icon=":material/hourglass_top:",
-            )
-        else:
-            self.message.info(f"Your {what} is starting…", icon=":material/hourglass_top:")
 
 
 def _no_workers(queue: Any) -> bool:

@@ -1,12 +1,15 @@
 """The Video page's parts: the clip upload, the settings, the live run and the result.
 
-Session state used here: ``video_clip`` (the checked upload), ``video_result`` (the last
-``VideoRecord``) and ``video_error``. Widget keys start with ``video_`` so that the Video page
-keeps its own settings apart from the Stylize page's.
+Session state used here: ``video_clip`` (the checked upload), ``video_run`` (the clip being
+stylized, a ``VideoRun``), ``video_result`` (the last ``VideoRecord``) and ``video_error``. The
+run is followed by a fragment that reruns on its own, so that a slider, another page or any
+other click leaves the job painting; only Stop, or a new clip, ends it. Widget keys start with
+``video_`` so that the Video page keeps its own settings apart from the Stylize page's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -19,6 +22,7 @@ from nst.config import Adjustments, ServerLimits, StyleConfig
 from nst.knobs import FieldSpec, specs_of
 from nst.video_config import VideoConfig
 from nst.videoio import VideoError, VideoInfo, probe
+from studio.runs import POLL_SECONDS
 from studio.session import InputImage, format_seconds
 from studio.widgets import APP_MANAGED, friendly_error, spec_widget, widget_default
 
@@ -184,9 +188,8 @@ def run_video(
     styles: list[InputImage],
     style_values: dict[str, Any],
     video_values: dict[str, Any],
-    stage: Any,
 ) -> None:
-    """Check the clip, then run it on the job queue and watch it in ``stage``.
+    """Check the clip, then run it on the job queue; ``live_view`` follows it.
 
     Problems are one ``st.error`` sentence each; the previous result stays. The job checks the
     settings against the paintings, the weights and the memory (``nst.front``), and its
@@ -213,66 +216,125 @@ def run_video(
         video=video,
         adjustments=adjustments,
     )
-    watch(request, clip.name, planned.frames, video, stage)
+    watch(request, clip.name, planned.frames, video)
 
 
-def watch(request: Any, name: str, frames: int, video: VideoConfig, stage: Any) -> None:
-    """Submit the job and show frame count, time left, the newest frame and a Stop button.
+@dataclass(frozen=True)
+class VideoRun:
+    """A clip being stylized for this session: its job and what the live view needs to say."""
 
-    A click (Stop, a widget, another page) interrupts this script at its next ``st.*`` call;
-    the ``finally`` then cancels the job, waits for the frames done so far and keeps them.
-    """
-    from nst.jobs import JobState, QueueUnavailableError, get_backend
-    from nst.jobs.video import steps_done, total_steps
-    from studio.runs import POLL_SECONDS, StatusPoller, live_header, session_owner
+    job_id: str
+    name: str
+    frames: int
+    video: VideoConfig
+    config: StyleConfig
+    started: float
+
+
+RUN_KEY = "video_run"
+STOPPED_EARLY = "The run was stopped before the first frame finished."
+
+
+def watch(request: Any, name: str, frames: int, video: VideoConfig) -> None:
+    """Submit the job; the page then follows it (``live_view``). A clip still running is
+    stopped first, keeping its finished frames, and the page says so."""
+    from nst.jobs import QueueUnavailableError, get_backend
+    from studio.runs import session_owner
 
     queue = get_backend()
     owner = session_owner()
+    previous: VideoRun | None = st.session_state.get(RUN_KEY)
+    if previous is not None:
+        _settle(queue, previous, owner)
+        st.session_state.pop(RUN_KEY, None)
+        st.info(REPLACED, icon=":material/swap_horiz:")
     try:
         job_id = queue.submit(request, owner=owner)
     except QueueUnavailableError as error:
         st.error(str(error), icon=":material/cloud_off:")
         return
-    started = time.monotonic()
+    st.session_state[RUN_KEY] = VideoRun(
+        job_id, name, frames, video, request.config, time.monotonic()
+    )
+
+
+REPLACED = "Your previous clip was stopped to start this one; its finished frames are below."
+
+
+def live_view() -> bool:
+    """The session's clip run, followed live (True), or none running (False)."""
+    run: VideoRun | None = st.session_state.get(RUN_KEY)
+    if run is None:
+        return False
+    _follow(run)
+    return True
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _follow(run: VideoRun) -> None:
+    """One look at the clip's job: frame count, time left, the newest frame and Stop. Clicks,
+    other widgets and other pages rerun the page around it without ending the job."""
+    from nst.jobs import JobState, QueueUnavailableError, UnknownJobError, get_backend
+    from nst.jobs.video import steps_done, total_steps
+    from studio.runs import session_owner, waiting_note
+
+    queue, owner = get_backend(), session_owner()
+    if st.session_state.get(RUN_KEY) != run:
+        st.rerun()  # settled meanwhile
     try:
-        with stage.container():
-            bar, message = live_header(
-                "video_stop",
-                "Stop keeps the frames finished so far as a shorter clip. Changing a setting or "
-                "leaving the page also stops the run.",
+        status = queue.status(run.job_id, owner=owner)  # also the job's heartbeat
+    except UnknownJobError:
+        st.session_state.pop(RUN_KEY, None)
+        st.session_state["video_error"] = "The run was lost; please start it again."
+        st.rerun()
+    except QueueUnavailableError as error:
+        st.warning(f"{error} Retrying…", icon=":material/cloud_off:")
+        return
+    bar_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
+    stop_column.button(
+        "Stop",
+        key="video_stop",
+        icon=":material/stop_circle:",
+        on_click=_stop,
+        args=(run.job_id, owner),
+        disabled=status.state.finished,
+    )
+    st.caption(
+        "The clip keeps being painted while you change settings or visit other pages; Stop "
+        "keeps the frames finished so far as a shorter clip."
+    )
+    if status.state is JobState.QUEUED:
+        bar_column.progress(0.0, text="Waiting for a free slot…")
+        waiting_note(status, "clip")
+    elif status.state is JobState.RUNNING:
+        progress = status.progress
+        if progress is None or progress.frame is None:
+            bar_column.progress(0.0, text="Reading the clip and preparing the network…")
+        else:
+            planned_steps = total_steps(run.frames, run.video, run.config)
+            done = steps_done(progress.frame, progress.step, run.video, run.config)
+            left = progress.elapsed / max(done, 1) * (planned_steps - done)
+            finished = progress.frame - (0 if progress.step >= progress.total else 1)
+            bar_column.progress(
+                min(1.0, done / planned_steps),
+                text=f"Frame {progress.frame} of {run.frames} · {finished} finished "
+                f"({frame_rate(finished, progress.elapsed)}) · "
+                f"about {format_seconds(left)} left",
             )
-            frame_slot = st.empty()
-        shown = None
-        config = request.config
-        planned_steps = total_steps(frames, video, config)
-        poller = StatusPoller(queue, job_id, owner, message)
-        while (status := poller.next()) is not None:
-            if status.state is JobState.QUEUED:
-                poller.show_waiting(status, bar, "clip")
-            elif status.state is JobState.RUNNING:
-                message.empty()
-                progress = status.progress
-                if progress is None or progress.frame is None:
-                    bar.progress(0.0, text="Reading the clip and preparing the network…")
-                else:
-                    done = steps_done(progress.frame, progress.step, video, config)
-                    left = progress.elapsed / max(done, 1) * (planned_steps - done)
-                    finished = progress.frame - (0 if progress.step >= progress.total else 1)
-                    bar.progress(
-                        min(1.0, done / planned_steps),
-                        text=f"Frame {progress.frame} of {frames} · {finished} finished "
-                        f"({frame_rate(finished, progress.elapsed)}) · "
-                        f"about {format_seconds(left)} left",
-                    )
-                if status.preview is not None and status.preview is not shown:
-                    shown = status.preview
-                    frame_slot.image(shown, caption="The newest finished frame", width="content")
-            if status.state.finished:
-                break
-            time.sleep(POLL_SECONDS)
-    finally:
-        # No st.* element calls in here: after an interruption they would raise again.
-        _settle(queue, job_id, owner, name, started)
+    if status.preview is not None:
+        st.image(status.preview, caption="The newest finished frame", width="content")
+    if status.state.finished:
+        _settle(queue, run, owner)
+        st.session_state.pop(RUN_KEY, None)
+        st.rerun()
+
+
+def _stop(job_id: str, owner: str) -> None:
+    """Stop's callback: the job ends within a step; the next look keeps its frames."""
+    from nst.jobs import QueueUnavailableError, UnknownJobError, get_backend
+
+    with contextlib.suppress(UnknownJobError, QueueUnavailableError):  # the next look says so
+        get_backend().cancel(job_id, owner=owner)
 
 
 def frame_rate(frames: int, seconds: float) -> str:
@@ -286,9 +348,10 @@ def frame_rate(frames: int, seconds: float) -> str:
     return f"{format_seconds(seconds / frames)} a frame"
 
 
-def _settle(queue: Any, job_id: str, owner: str, name: str, started: float) -> None:
+def _settle(queue: Any, run: VideoRun, owner: str) -> None:
     """Cancel the job if it still runs, wait for its result and keep it in the session."""
-    from nst.jobs import QueueUnavailableError, UnknownJobError
+    job_id = run.job_id
+    from nst.jobs import JobState, QueueUnavailableError, UnknownJobError
     from nst.jobs.video import VideoResult
 
     result = None
@@ -308,22 +371,23 @@ def _settle(queue: Any, job_id: str, owner: str, name: str, started: float) -> N
         st.session_state["video_error"] = str(error)
         return
     if not isinstance(result, VideoResult):
-        st.session_state["video_error"] = status.error or "The run ended without a clip."
-        return
-    if result.mp4 is None:
-        st.session_state["video_error"] = (
-            result.error or status.error or "The run was stopped before the first frame finished."
+        stopped = status.state is JobState.CANCELLED
+        st.session_state["video_error"] = status.error or (
+            STOPPED_EARLY if stopped else "The run ended without a clip."
         )
         return
+    if result.mp4 is None:
+        st.session_state["video_error"] = result.error or status.error or STOPPED_EARLY
+        return
     st.session_state["video_result"] = VideoRecord(
-        name=name,
+        name=run.name,
         mp4=result.mp4,
         webp=result.webp,
         gif=result.gif,
         frames=result.frames,
         frames_planned=result.frames_planned,
         fps=result.fps,
-        seconds=time.monotonic() - started,
+        seconds=time.monotonic() - run.started,
         stopped=result.stopped,
         error=result.error,
         notice=result.notice,
@@ -337,9 +401,9 @@ def show_error() -> None:
         st.error(error)
 
 
-def result_panel(record: VideoRecord) -> None:
+def result_panel(record: VideoRecord, title: str = "Result") -> None:
     """The clip, what happened, and the downloads (MP4 with sound; WebP and GIF when short)."""
-    st.subheader("Result", anchor=False)
+    st.subheader(title, anchor=False)
     if record.error:
         st.error(f"{record.error} The {record.frames} frames finished before are kept.")
     elif record.stopped:

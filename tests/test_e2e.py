@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,71 +22,33 @@ from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect, sync_playwright
 
-from nst.benchmarks.queueing import free_port
 from nst.images import read_settings
+from tests.browser import (
+    CHROMIUM,
+    FLAGS,
+    ROOT,
+    TIMEOUT_MS,
+    choose_pair,
+    download,
+    first_text,
+    images_loaded,
+    new_page,
+    open_app,
+    press_stylize,
+    serve,
+    start_run,
+    status_text,
+)
 from tests.system import requires
-
-CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[1]
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 90_000
-SERVER_LOG: dict[str, Path] = {}  # the app server's output, for failure messages
 
 pytestmark = [pytest.mark.browser, requires(str(CHROMIUM), "chromium")]
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
     log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    SERVER_LOG["path"] = log_path
-    env = {**os.environ, "NST_WEIGHTS": "random", "NST_MAX_JOBS": "1", "NST_GRACE_SECONDS": "5"}
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--browser.gatherUsageStats",
-        "false",
-    ]
-    with log_path.open("w") as log:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health") as reply:
-                    if reply.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log_text = log_path.read_text()
-        assert "Traceback" not in log_text, log_text[-3000:]
+    with serve(log_path, {"NST_MAX_JOBS": "1", "NST_GRACE_SECONDS": "5"}) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -100,90 +59,11 @@ def browser() -> Iterator[object]:
         chromium.close()
 
 
-def _new_page(browser: object) -> object:
-    context = browser.new_context(viewport={"width": 1280, "height": 1800}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    return page
-
-
 @pytest.fixture
 def page(browser: object) -> Iterator[object]:
-    page = _new_page(browser)
+    page = new_page(browser)
     yield page
     page.context.close()
-
-
-def _open(page: object, url: str, **settings: int) -> None:
-    query = "&".join(f"{name}={value}" for name, value in settings.items())
-    page.goto(f"{url}/?{query}")
-    page.get_by_text("1 · Your photo").wait_for()
-    page.get_by_role("button", name="Stylize").wait_for()
-
-
-def _upload(page: object, label: str, path: Path) -> None:
-    uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text=label)
-    uploader.locator('input[type="file"]').set_input_files(str(path))
-
-
-def _choose_pair(page: object, content_path: Path, style_path: Path) -> None:
-    _upload(page, "Upload a photo", content_path)
-    page.get_by_text(f"{content_path.name} · 1024×768").wait_for()
-    _upload(page, "Upload one or more paintings", style_path)
-    page.get_by_text(f"{style_path.name} · 1024×640").wait_for()
-
-
-def _images_loaded(page: object, caption_prefix: str) -> None:
-    """Wait until every image whose caption starts with the prefix has really loaded."""
-    page.wait_for_function(
-        """prefix => {
-            const boxes = [...document.querySelectorAll('[data-testid="stImage"]')]
-                .filter(box => box.innerText.trim().startsWith(prefix));
-            return boxes.length > 0 && boxes.every(box => {
-                const img = box.querySelector('img');
-                return img && img.complete && img.naturalWidth > 0;
-            });
-        }""",
-        arg=caption_prefix,
-    )
-
-
-def _start_run(
-    page: object, url: str, content_path: Path, style_path: Path, *, size: int, steps: int
-) -> None:
-    """Open the app with these settings, choose the test pair and press Stylize."""
-    _open(page, url, size=size, steps=steps)
-    _choose_pair(page, content_path, style_path)
-    page.get_by_role("button", name="Stylize").click()
-
-
-def _status_text(page: object) -> str:
-    """The page's visible text, one line, and the end of the server's log, for a failure."""
-    text = " | ".join(page.locator("body").inner_text().split("\n"))[-1500:]
-    log = SERVER_LOG["path"].read_text()[-3000:] if "path" in SERVER_LOG else ""
-    return f"{text}\nserver log:\n{log}"
-
-
-def _first_text(page: object, texts: list[str], timeout_ms: int = TIMEOUT_MS) -> str:
-    """Wait until one of ``texts`` shows on the page and return the first that does; on a
-    timeout, fail with what the page showed instead."""
-    try:
-        page.wait_for_function(
-            "texts => texts.some(text => document.body.innerText.includes(text))",
-            arg=texts,
-            timeout=timeout_ms,
-        )
-    except PlaywrightTimeoutError:
-        pytest.fail(f"none of {texts} showed within {timeout_ms} ms: {_status_text(page)}")
-    body = page.locator("body").inner_text()
-    return next(text for text in texts if text in body)
-
-
-def _download(page: object, label: str) -> tuple[bytes, str]:
-    with page.expect_download() as download_info:
-        page.get_by_role("button", name=label).click()
-    download = download_info.value
-    return Path(download.path()).read_bytes(), download.suggested_filename
 
 
 def _save_full_page(page: object, path: Path) -> None:
@@ -202,22 +82,22 @@ def _save_full_page(page: object, path: Path) -> None:
 def test_stylize_watch_preview_and_download(
     page: object, app_url: str, content_path: Path, style_path: Path
 ) -> None:
-    _start_run(page, app_url, content_path, style_path, size=128, steps=60)
+    start_run(page, app_url, content_path, style_path, size=128, steps=60)
     page.get_by_text("Preview at step").wait_for()
-    _images_loaded(page, "Preview at step")
+    images_loaded(page, "Preview at step")
     page.get_by_text("Step ").first.wait_for()  # the progress bar's text
     page.get_by_text("Finished 60 steps").wait_for()
     expect(page.get_by_text("Demo mode: NST_WEIGHTS=random")).to_be_visible()
-    _images_loaded(page, "After: 128×96")
-    _images_loaded(page, "Before: your photo")
+    images_loaded(page, "After: 128×96")
+    images_loaded(page, "Before: your photo")
 
-    png, name = _download(page, "Download PNG")
+    png, name = download(page, "Download PNG")
     assert name.endswith(".png")
     with Image.open(io.BytesIO(png)) as image:
         assert image.format == "PNG" and image.size == (128, 96)
     settings = read_settings(png)
     assert settings["size"] == 128 and settings["steps"] == 60
-    jpeg, name = _download(page, "Download JPEG")
+    jpeg, name = download(page, "Download JPEG")
     with Image.open(io.BytesIO(jpeg)) as image:
         assert name.endswith(".jpg") and image.format == "JPEG" and image.size == (128, 96)
 
@@ -228,19 +108,19 @@ def test_stylize_watch_preview_and_download(
 def test_the_instant_picture_downloads_while_the_painting_goes_on(
     page: object, app_url: str, content_path: Path, style_path: Path
 ) -> None:
-    _start_run(page, app_url, content_path, style_path, size=512, steps=500)
+    start_run(page, app_url, content_path, style_path, size=256, steps=500)
     page.get_by_text("The instant picture; the optimizer now paints it in detail").wait_for()
-    _images_loaded(page, "The instant picture")
-    png, name = _download(page, "Download the instant picture")
+    images_loaded(page, "The instant picture")
+    png, name = download(page, "Download the instant picture")
     assert name == "instant.png"
     with Image.open(io.BytesIO(png)) as image:
-        assert image.format == "PNG" and image.size == (512, 384)
+        assert image.format == "PNG" and image.size == (256, 192)
     settings = read_settings(png)
-    assert settings["method"] == "instant" and settings["size"] == 512
+    assert settings["method"] == "instant" and settings["size"] == 256
     # The download did not stop the painting: it is still going, and Stop keeps both pictures.
     body = page.locator("body").inner_text()
-    assert "Finished" not in body and "Stopped" not in body, _status_text(page)
-    _first_text(page, ["Step 1 of 500", "Step 2 of 500", "Step 3 of 500"])
+    assert "Finished" not in body and "Stopped" not in body, status_text(page)
+    first_text(page, ["Step 1 of 500", "Step 2 of 500", "Step 3 of 500"])
     page.get_by_role("button", name="Stop").click()
     page.get_by_text("Stopped at step").wait_for()
     page.get_by_text("The instant picture this run started from").wait_for()
@@ -249,13 +129,13 @@ def test_the_instant_picture_downloads_while_the_painting_goes_on(
 def test_the_instant_method_paints_in_one_pass(
     page: object, app_url: str, content_path: Path, style_path: Path
 ) -> None:
-    _open(page, app_url, size=512)
-    _choose_pair(page, content_path, style_path)
+    open_app(page, app_url, size=512)
+    choose_pair(page, content_path, style_path)
     page.get_by_text("Instant", exact=True).click()
-    page.get_by_role("button", name="Stylize").click()
+    press_stylize(page)
     page.get_by_text("Painted by the instant network in").wait_for()
-    _images_loaded(page, "After: 512×384")
-    png, _ = _download(page, "Download PNG")
+    images_loaded(page, "After: 512×384")
+    png, _ = download(page, "Download PNG")
     with Image.open(io.BytesIO(png)) as image:
         assert image.size == (512, 384)
     assert read_settings(png)["method"] == "instant"
@@ -272,11 +152,11 @@ FREED_WITHIN_MS = 40_000
 def test_stop_adjust_continue_and_leave_mid_run(
     browser: object, page: object, app_url: str, content_path: Path, style_path: Path
 ) -> None:
-    _start_run(page, app_url, content_path, style_path, size=128, steps=5000)
+    start_run(page, app_url, content_path, style_path, size=128, steps=5000)
     page.get_by_text("Preview at step").wait_for()
     page.get_by_role("button", name="Stop").click()
     page.get_by_text("Stopped at step").wait_for()
-    _images_loaded(page, "After: 128×96")
+    images_loaded(page, "After: 128×96")
 
     after = page.locator('[data-testid="stImage"]').filter(has_text="After: 128×96").locator("img")
     source = after.get_attribute("src")
@@ -285,7 +165,7 @@ def test_stop_adjust_continue_and_leave_mid_run(
     saturation.press("Home")  # saturation 0: a gray picture, instantly, without a new run
     expect(saturation).to_have_attribute("aria-valuetext", "0.00")
     expect(after).not_to_have_attribute("src", source)
-    png, _ = _download(page, "Download PNG")
+    png, _ = download(page, "Download PNG")
     assert read_settings(png)["saturation"] == 0.0
     with Image.open(io.BytesIO(png)) as image:
         pixels = image.convert("RGB").getextrema()
@@ -302,11 +182,11 @@ def test_stop_adjust_continue_and_leave_mid_run(
     page.get_by_text("continued from #1").wait_for()
     assert page.get_by_text("Stopped early").count() == 2
 
-    other = _new_page(browser)  # the slot is free at once: nothing is left running
+    other = new_page(browser)  # the slot is free at once: nothing is left running
     try:
-        _start_run(other, app_url, content_path, style_path, size=64, steps=20)
-        shown = _first_text(other, ["in the queue", "Finished 20 steps"])
-        assert shown == "Finished 20 steps", f"the new run waited in line: {_status_text(other)}"
+        start_run(other, app_url, content_path, style_path, size=64, steps=20)
+        shown = first_text(other, ["in the queue", "Finished 20 steps"])
+        assert shown == "Finished 20 steps", f"the new run waited in line: {status_text(other)}"
     finally:
         other.context.close()
 
@@ -314,17 +194,17 @@ def test_stop_adjust_continue_and_leave_mid_run(
 def test_queue_position_and_a_closed_tab_frees_the_slot(
     browser: object, app_url: str, content_path: Path, style_path: Path
 ) -> None:
-    first = _new_page(browser)
-    second = _new_page(browser)
+    first = new_page(browser)
+    second = new_page(browser)
     try:
-        _start_run(first, app_url, content_path, style_path, size=128, steps=5000)
+        start_run(first, app_url, content_path, style_path, size=128, steps=5000)
         first.get_by_text("Preview at step").wait_for()
 
-        _start_run(second, app_url, content_path, style_path, size=64, steps=20)
+        start_run(second, app_url, content_path, style_path, size=64, steps=20)
         second.get_by_text("your run is number 1 in the queue").wait_for()
 
         first.context.close()  # the tab goes away mid-run: its job must end, not linger
-        shown = _first_text(second, ["Finished 20 steps"], timeout_ms=FREED_WITHIN_MS)
+        shown = first_text(second, ["Finished 20 steps"], timeout_ms=FREED_WITHIN_MS)
         assert shown == "Finished 20 steps"
     finally:
         for page in (first, second):
@@ -344,7 +224,7 @@ def _settled_box(locator: object) -> dict[str, float]:
         previous = box
         time.sleep(0.3)
         locator.scroll_into_view_if_needed()
-    pytest.fail(f"the element kept moving on the page: {_status_text(locator.page)}")
+    pytest.fail(f"the element kept moving on the page: {status_text(locator.page)}")
 
 
 def _click_until(target: object, shown: Callable[[], None], tries: int = 3) -> None:
@@ -362,8 +242,8 @@ def _click_until(target: object, shown: Callable[[], None], tries: int = 3) -> N
 def test_a_mask_painted_with_the_mouse_keeps_the_photo_where_unpainted(
     page: object, app_url: str, content_path: Path, style_path: Path
 ) -> None:
-    _open(page, app_url, size=512)
-    _choose_pair(page, content_path, style_path)
+    open_app(page, app_url, size=512)
+    choose_pair(page, content_path, style_path)
     steps = page.get_by_role("slider", name="Steps")
     # A click that lands during a rerun can be lost: click until its effect shows.
     _click_until(page.get_by_text("Instant", exact=True), lambda: expect(steps).to_be_disabled())
@@ -381,10 +261,10 @@ def test_a_mask_painted_with_the_mouse_keeps_the_photo_where_unpainted(
         page.mouse.move(box["x"] + x, box["y"] + bottom, steps=12)
     page.mouse.up()
     page.get_by_text("Mask: white takes the (first) style").wait_for()
-    page.get_by_role("button", name="Stylize").click()
+    press_stylize(page)
     page.get_by_text("Painted by the instant network in").wait_for()
-    _images_loaded(page, "After: 512×384")
-    png, _ = _download(page, "Download PNG")
+    images_loaded(page, "After: 512×384")
+    png, _ = download(page, "Download PNG")
     settings = read_settings(png)
     assert settings["mask"] == "painted" and settings["method"] == "instant"
     with Image.open(io.BytesIO(png)) as image:
@@ -405,7 +285,7 @@ def test_a_mask_painted_with_the_mouse_keeps_the_photo_where_unpainted(
 def test_a_run_survives_a_slider_a_page_change_and_a_reload_and_stays_private(
     browser: object, page: object, app_url: str, content_path: Path, style_path: Path
 ) -> None:
-    _start_run(page, app_url, content_path, style_path, size=96, steps=40)
+    start_run(page, app_url, content_path, style_path, size=96, steps=40)
     page.get_by_text("Preview at step").wait_for()
     # (a) a slider: the run goes on, and the page says the change is for the next run
     saturation_free = page.get_by_role("slider", name="Smoothness")
@@ -420,9 +300,9 @@ def test_a_run_survives_a_slider_a_page_change_and_a_reload_and_stays_private(
     # (c) a reload: the same browser finds its run by its cookie
     page.reload()
     page.get_by_text("Preview at step").wait_for()
-    _first_text(page, ["Finished 40 steps"], timeout_ms=180_000)
+    first_text(page, ["Finished 40 steps"], timeout_ms=180_000)
     # Another browser sees none of it.
-    other = _new_page(browser)
+    other = new_page(browser)
     try:
         other.goto(f"{app_url}/gallery")
         other.get_by_text("No results yet").wait_for()
@@ -435,10 +315,10 @@ def test_a_run_survives_a_slider_a_page_change_and_a_reload_and_stays_private(
 def test_a_closed_tab_finds_its_run_in_the_same_browser(
     browser: object, app_url: str, content_path: Path, style_path: Path
 ) -> None:
-    first = _new_page(browser)
+    first = new_page(browser)
     context = first.context
     try:
-        _start_run(first, app_url, content_path, style_path, size=128, steps=5000)
+        start_run(first, app_url, content_path, style_path, size=128, steps=5000)
         first.get_by_text("Preview at step").wait_for()
         first.close()  # the tab goes; the grace period (5 s here) then stops the run
         time.sleep(8)

@@ -241,7 +241,7 @@ def test_style_scale_sets_the_size_of_the_texture(content_image):
         {"backbone": "resnet50"},
         {"pooling": "avg"},
         {"init": "blend"},
-        {"precision": "bfloat16"},
+        {"precision": "bfloat16", "size": 64},
     ],
 )
 def test_backbones_pooling_init_and_precision_reduce_the_loss(content_image, style_image, changes):

@@ -282,47 +282,52 @@ class RecordingSlot:
         self.shown.append(("empty", ""))
 
 
-def test_the_live_view_rides_out_a_short_redis_outage_and_reports_a_long_one(
+def test_a_clip_waiting_on_redis_survives_a_slider_and_an_outage_and_stops(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import studio.runs
-    from studio.runs import StatusPoller
+    from tests.test_video_page import _upload_clip, _video_page
+    from tests.video_cases import make_clip
 
-    monkeypatch.setattr(studio.runs, "POLL_SECONDS", 0.05)
     server = RedisServer(tmp_path)
     server.start()
+    no_worker = (
+        "No worker is connected to the job queue right now; your clip starts as soon as one is."
+    )
     try:
-        queue = RedisQueue(server.url)
-        job_id = queue.submit(request(0), owner="me")  # no worker: it waits
-        message, bar = RecordingSlot(), RecordingSlot()
-        poller = StatusPoller(queue, job_id, "me", message)
-        status = poller.next()
-        assert status is not None and status.state is JobState.QUEUED
-        poller.show_waiting(status, bar, "clip")
-        assert bar.shown == [("progress", "Waiting for a free slot…")]
-        assert message.shown == [
-            ("warning", "No worker is connected to the job queue right now; your clip starts "
-             "as soon as one is."),
-        ]  # fmt: skip
+        monkeypatch.setenv("NST_QUEUE", server.url)
+        at = _video_page()
+        _upload_clip(at, "walk.mp4", make_clip(fps=12))
+        at.pills(key="style_samples").set_value(["mosaic"])
+        at.number_input(key="video_max_frames").set_value(3)
+        at.button(key="video_start").click()
+        at.run()
+        assert not at.exception, at.exception
+        assert no_worker in [element.value for element in at.warning]
+        run = at.session_state["video_run"]
+        # A slider during the run: the page reruns, the clip stays in line.
+        at.slider(key="video_size").set_value(64)
+        at.run()
+        assert at.session_state["video_run"] == run
+        assert no_worker in [element.value for element in at.warning]
 
-        # A restart of Redis (its data saved) within the window: the view waits and goes on.
-        queue.connection.save()
+        # Redis goes away (its data saved): the view says so and retries; back, it goes on.
+        RedisQueue(server.url).connection.save()
         server.stop()
-        message.shown.clear()
-        restart = threading.Timer(1.5, server.start)
-        restart.start()
-        status = poller.next()
-        restart.join()
-        assert status is not None and status.state is JobState.QUEUED
-        kinds = [kind for kind, _ in message.shown]
-        assert kinds[0] == "warning" and kinds[-1] == "empty"
-        assert "cannot be reached" in message.shown[0][1]
-        assert message.shown[0][1].endswith("Retrying…")
+        at.run()
+        assert not at.exception, at.exception
+        (outage,) = [e.value for e in at.warning if "cannot be reached" in e.value]
+        assert outage.endswith("Retrying…") and at.session_state["video_run"] == run
+        server.start()
+        at.run()
+        assert no_worker in [element.value for element in at.warning]
 
-        # Redis stays away longer than the window: the view gives up (the page then settles).
-        monkeypatch.setattr(studio.runs, "UNREACHABLE_SECONDS", 0.5)
-        server.stop()
-        assert poller.next() is None
+        # Only Stop ends it: before its first frame, so one sentence and no clip.
+        at.button(key="video_stop").click()
+        at.run()
+        assert not at.exception, at.exception
+        assert "video_run" not in at.session_state
+        errors = [element.value for element in at.error]
+        assert errors == ["The run was stopped before the first frame finished."]
     finally:
         server.stop()
 

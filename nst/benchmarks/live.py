@@ -170,11 +170,14 @@ def write_fake_camera(path: Path, width: int, height: int, fps: int = CAMERA_FPS
 
 
 @contextlib.contextmanager
-def serve_app(log_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """``streamlit run app.py`` on a free loopback port; yields its URL, stops it after."""
+def serve_app(
+    log_path: Path, env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[str]:
+    """``streamlit run app.py`` on ``port`` (a free loopback port by default); yields its URL,
+    stops it after."""
     from nst.benchmarks.queueing import free_port
 
-    port = free_port()
+    port = port or free_port()
     environment = {"NST_WEIGHTS": "random", **os.environ, **(env or {})}
     command = [
         sys.executable,

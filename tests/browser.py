@@ -1,0 +1,158 @@
+"""The real app in Debian's Chromium, driven by Playwright: what the end-to-end tests share.
+
+``serve`` starts ``streamlit run app.py`` (``nst.benchmarks.live.serve_app``) and remembers its
+log for failure messages; the helpers below play a user's steps on the Stylize page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+from nst.benchmarks.live import BROWSER_FLAGS, CHROMIUM, ROOT, serve_app
+
+FLAGS = BROWSER_FLAGS
+TIMEOUT_MS = 90_000
+SERVER_LOGS: list[Path] = []  # every app server's output, for failure messages
+# What the Stylize page shows once a run it submitted is under way (or already over).
+RUN_SHOWN = [
+    "Waiting for a free slot",
+    "Your run is starting",
+    "in the queue",
+    "Preparing the network",
+    "The instant picture",
+    "Preview at step",
+    "Step ",
+    "Finished",
+    "Stopped at step",
+    "Painted by the instant network in",
+]
+
+__all__ = ["CHROMIUM", "FLAGS", "ROOT", "TIMEOUT_MS"]
+
+
+@contextlib.contextmanager
+def serve(log_path: Path, env: dict[str, str], port: int | None = None) -> Iterator[str]:
+    """The app on a loopback port with ``env`` (untrained weights unless it says otherwise);
+    after it stops, its log must hold no traceback."""
+    SERVER_LOGS.append(log_path)
+    with serve_app(log_path, env, port=port) as url:
+        yield url
+    log_text = log_path.read_text()
+    assert "Traceback" not in log_text, log_text[-3000:]
+
+
+def new_page(browser: object) -> object:
+    """A page in a fresh browser context (its own cookies: another visitor)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1800}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    return page
+
+
+def open_app(page: object, url: str, **settings: int) -> None:
+    """The Stylize page with these settings in its link, ready for input."""
+    query = "&".join(f"{name}={value}" for name, value in settings.items())
+    page.goto(f"{url}/?{query}")
+    page.get_by_text("1 · Your photo").wait_for()
+    page.get_by_role("button", name="Stylize").wait_for()
+
+
+def upload(page: object, label: str, path: Path) -> None:
+    uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text=label)
+    uploader.locator('input[type="file"]').set_input_files(str(path))
+
+
+def choose_pair(page: object, content_path: Path, style_path: Path) -> None:
+    upload(page, "Upload a photo", content_path)
+    page.get_by_text(f"{content_path.name} · 1024×768").wait_for()
+    upload(page, "Upload one or more paintings", style_path)
+    page.get_by_text(f"{style_path.name} · 1024×640").wait_for()
+
+
+def images_loaded(page: object, caption_prefix: str) -> None:
+    """Wait until every image whose caption starts with the prefix has really loaded."""
+    page.wait_for_function(
+        """prefix => {
+            const boxes = [...document.querySelectorAll('[data-testid="stImage"]')]
+                .filter(box => box.innerText.trim().startsWith(prefix));
+            return boxes.length > 0 && boxes.every(box => {
+                const img = box.querySelector('img');
+                return img && img.complete && img.naturalWidth > 0;
+            });
+        }""",
+        arg=caption_prefix,
+    )
+
+
+def press_stylize(page: object, tries: int = 3) -> None:
+    """Press Stylize until the page shows the run. A click that lands while Streamlit is still
+    applying the upload's rerun can be dropped; pressing again is what a person would do, and
+    is only done when nothing of a run shows after a long wait."""
+    button = page.get_by_role("button", name="Stylize")
+    for attempt in range(tries):
+        button.click()
+        try:
+            first_text(page, RUN_SHOWN, timeout_ms=30_000, fail=False)
+            return
+        except PlaywrightTimeoutError:
+            if attempt == tries - 1:
+                pytest.fail(f"Stylize showed no run after {tries} presses: {status_text(page)}")
+
+
+def start_run(
+    page: object, url: str, content_path: Path, style_path: Path, *, size: int, steps: int
+) -> None:
+    """Open the app with these settings, choose the test pair and press Stylize."""
+    open_app(page, url, size=size, steps=steps)
+    choose_pair(page, content_path, style_path)
+    press_stylize(page)
+
+
+def status_text(page: object) -> str:
+    """The page's visible text, one line, and the end of the servers' logs, for a failure."""
+    text = " | ".join(page.locator("body").inner_text().split("\n"))[-1500:]
+    logs = "\n".join(
+        f"server log {path.name}:\n{path.read_text()[-2000:]}"
+        for path in SERVER_LOGS[-2:]
+        if path.exists()
+    )
+    return f"{text}\n{logs}"
+
+
+def first_text(
+    page: object, texts: list[str], timeout_ms: int = TIMEOUT_MS, *, fail: bool = True
+) -> str:
+    """Wait until one of ``texts`` shows on the page and return the first that does; on a
+    timeout, fail with what the page showed instead (or raise Playwright's timeout)."""
+    try:
+        page.wait_for_function(
+            "texts => texts.some(text => document.body.innerText.includes(text))",
+            arg=texts,
+            timeout=timeout_ms,
+        )
+    except PlaywrightTimeoutError:
+        if not fail:
+            raise
+        pytest.fail(f"none of {texts} showed within {timeout_ms} ms: {status_text(page)}")
+    body = page.locator("body").inner_text()
+    return next(text for text in texts if text in body)
+
+
+def download(page: object, label: str) -> tuple[bytes, str]:
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name=label).click()
+    file = download_info.value
+    return Path(file.path()).read_bytes(), file.suggested_filename
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "PNG"
+        return image.size

@@ -1,0 +1,102 @@
+"""End to end behind a load balancer: two web servers on one Redis (``NST_QUEUE``), one RQ worker.
+
+A person's run and results live in Redis under their browser's key, not in one web process: a
+run started on one server is followed, finished and downloaded on the other in the same browser
+(no sticky sessions), and a web server that restarts loses no finished result. Chromium is
+Debian's, the worker is ``python -m nst.worker`` with untrained weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from nst.images import read_settings
+from tests.browser import (
+    CHROMIUM,
+    FLAGS,
+    TIMEOUT_MS,
+    download,
+    first_text,
+    images_loaded,
+    new_page,
+    png_size,
+    serve,
+    start_run,
+)
+from tests.queue_cluster import NEEDS_REDIS, RedisServer, Workers
+from tests.system import requires
+
+pytestmark = [pytest.mark.browser, requires(str(CHROMIUM), "chromium"), NEEDS_REDIS]
+RUN_MS = 240_000  # the worker's first run builds its network; the machine may be shared
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    logs = tmp_path_factory.mktemp("cluster")
+    server = RedisServer(logs)
+    server.start()
+    workers = Workers(server, logs)
+    try:
+        workers.ensure(1)
+        yield server.url
+    finally:
+        workers.stop()
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def test_a_run_started_on_one_server_is_followed_and_downloaded_on_another(
+    browser: object, redis_url: str, tmp_path: Path, content_path: Path, style_path: Path
+) -> None:
+    env = {"NST_QUEUE": redis_url}
+    title = f"#1 · {content_path.name} × {style_path.name}"
+    first = new_page(browser)
+    context = first.context
+    try:
+        with (
+            serve(tmp_path / "web-a.log", env) as url_a,
+            serve(tmp_path / "web-b.log", env) as url_b,
+        ):
+            start_run(first, url_a, content_path, style_path, size=96, steps=40)
+            first.get_by_text("Preview at step").wait_for(timeout=RUN_MS)
+            # The same browser on the other server (a cookie is shared across ports): it
+            # finds the run, still going, and follows it to the end.
+            second = context.new_page()
+            second.set_default_timeout(TIMEOUT_MS)
+            second.goto(url_b)
+            second.get_by_text("Preview at step").wait_for()
+            first.close()  # only the second server's page follows it now
+            first_text(second, ["Finished 40 steps"], timeout_ms=RUN_MS)
+            images_loaded(second, "After: 96×72")
+            png, name = download(second, "Download PNG")
+            assert name.endswith(".png") and png_size(png) == (96, 72)
+            assert read_settings(png)["steps"] == 40
+            second.get_by_role("link", name="Gallery").click()
+            second.get_by_text(title).wait_for()
+            # Another browser sees nothing of it on either server.
+            stranger = new_page(browser)
+            try:
+                stranger.goto(f"{url_a}/gallery")
+                stranger.get_by_text("No results yet").wait_for()
+            finally:
+                stranger.context.close()
+        # Both web servers went away; one comes back: the finished result is still there.
+        with serve(tmp_path / "web-a-again.log", env) as url:
+            again = context.new_page()
+            again.set_default_timeout(TIMEOUT_MS)
+            again.goto(f"{url}/gallery")
+            again.get_by_text(title).wait_for()
+            again.get_by_text("40/40 steps").first.wait_for()
+    finally:
+        context.close()
