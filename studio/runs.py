@@ -188,18 +188,13 @@ def _follow(owner: str, settings_changed: bool) -> None:
     except QueueUnavailableError as error:
         st.warning(f"{error} Retrying…", icon=":material/cloud_off:")
         return
-    bar_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
-    stop_column.button(
-        "Stop",
-        key="stop_run",
-        icon=":material/stop_circle:",
-        on_click=_stop,
-        args=(owner, run.job_id),
-        disabled=status.state.finished,
-    )
-    st.caption(
+    bar_column = stop_row(
+        "stop_run",
+        owner,
+        run.job_id,
+        status,
         "The run keeps painting while you change settings, visit other pages or reload; Stop "
-        "keeps the picture so far."
+        "keeps the picture so far.",
     )
     if settings_changed:
         st.caption(":material/info: The settings you changed apply to your next run.")
@@ -290,6 +285,22 @@ def waiting_note(status: JobStatus, what: str = "run") -> None:
         )
     else:
         st.info(f"Your {what} is starting…", icon=":material/hourglass_top:")
+
+
+def stop_row(key: str, owner: str, job_id: str, status: JobStatus, caption: str) -> Any:
+    """A live view's top: a slot for the progress bar, Stop beside it (disabled once the job
+    has finished), ``caption`` under them; returns the bar's slot."""
+    bar_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
+    stop_column.button(
+        "Stop",
+        key=key,
+        icon=":material/stop_circle:",
+        on_click=_stop,
+        args=(owner, job_id),
+        disabled=status.state.finished,
+    )
+    st.caption(caption)
+    return bar_column
 
 
 def _stop(owner: str, job_id: str) -> None:

@@ -9,7 +9,6 @@ other click leaves the job painting; only Stop, or a new clip, ends it. Widget k
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import time
@@ -276,7 +275,7 @@ def _follow(run: VideoRun) -> None:
     other widgets and other pages rerun the page around it without ending the job."""
     from nst.jobs import JobState, QueueUnavailableError, UnknownJobError, get_backend
     from nst.jobs.video import steps_done, total_steps
-    from studio.runs import session_owner, waiting_note
+    from studio.runs import session_owner, stop_row, waiting_note
 
     queue, owner = get_backend(), session_owner()
     if st.session_state.get(RUN_KEY) != run:
@@ -290,18 +289,13 @@ def _follow(run: VideoRun) -> None:
     except QueueUnavailableError as error:
         st.warning(f"{error} Retrying…", icon=":material/cloud_off:")
         return
-    bar_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
-    stop_column.button(
-        "Stop",
-        key="video_stop",
-        icon=":material/stop_circle:",
-        on_click=_stop,
-        args=(run.job_id, owner),
-        disabled=status.state.finished,
-    )
-    st.caption(
+    bar_column = stop_row(
+        "video_stop",
+        owner,
+        run.job_id,
+        status,
         "The clip keeps being painted while you change settings or visit other pages; Stop "
-        "keeps the frames finished so far as a shorter clip."
+        "keeps the frames finished so far as a shorter clip.",
     )
     if status.state is JobState.QUEUED:
         bar_column.progress(0.0, text="Waiting for a free slot…")
@@ -327,14 +321,6 @@ def _follow(run: VideoRun) -> None:
         _settle(queue, run, owner)
         st.session_state.pop(RUN_KEY, None)
         st.rerun()
-
-
-def _stop(job_id: str, owner: str) -> None:
-    """Stop's callback: the job ends within a step; the next look keeps its frames."""
-    from nst.jobs import QueueUnavailableError, UnknownJobError, get_backend
-
-    with contextlib.suppress(UnknownJobError, QueueUnavailableError):  # the next look says so
-        get_backend().cancel(job_id, owner=owner)
 
 
 def frame_rate(frames: int, seconds: float) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from playwright.sync_api import sync_playwright
 
 from nst.benchmarks.live import BROWSER_FLAGS, CHROMIUM, ROOT, serve_app
 
@@ -46,6 +47,26 @@ def serve(log_path: Path, env: dict[str, str], port: int | None = None) -> Itera
         yield url
     log_text = log_path.read_text()
     assert "Traceback" not in log_text, log_text[-3000:]
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[object]:
+    """Debian's Chromium, headless, for the module's pages."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield browser
+        browser.close()
+
+
+def sees_no_results(browser: object, *urls: str) -> None:
+    """A new visitor (a fresh browser context) finds an empty gallery on every one of ``urls``."""
+    stranger = new_page(browser)
+    try:
+        for url in urls:
+            stranger.goto(f"{url}/gallery")
+            stranger.get_by_text("No results yet").wait_for()
+    finally:
+        stranger.context.close()
 
 
 def new_page(browser: object) -> object:

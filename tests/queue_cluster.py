@@ -6,6 +6,7 @@ run with ``NST_WEIGHTS=random``. Everything is stopped by the fixture that made 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -13,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,17 @@ class Workers:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+
+
+@contextlib.contextmanager
+def running_cluster(log_dir: Path, workers: int) -> Iterator[tuple[RedisServer, Workers]]:
+    """A started Redis server with ``workers`` listening workers; all stopped after."""
+    server = RedisServer(log_dir)
+    server.start()
+    pool = Workers(server, log_dir)
+    try:
+        pool.ensure(workers)
+        yield server, pool
+    finally:
+        pool.stop()
+        server.stop()

@@ -20,21 +20,22 @@ import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from nst.images import read_settings
 from tests.browser import (
     CHROMIUM,
-    FLAGS,
     ROOT,
     TIMEOUT_MS,
     choose_pair,
+    chromium,
     download,
     first_text,
     images_loaded,
     new_page,
     open_app,
     press_stylize,
+    sees_no_results,
     serve,
     start_run,
     status_text,
@@ -53,10 +54,8 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -301,13 +300,7 @@ def test_a_run_survives_a_slider_a_page_change_and_a_reload_and_stays_private(
     page.reload()
     page.get_by_text("Preview at step").wait_for()
     first_text(page, ["Finished 40 steps"], timeout_ms=180_000)
-    # Another browser sees none of it.
-    other = new_page(browser)
-    try:
-        other.goto(f"{app_url}/gallery")
-        other.get_by_text("No results yet").wait_for()
-    finally:
-        other.context.close()
+    sees_no_results(browser, app_url)  # another browser sees none of it
     page.get_by_role("link", name="Gallery").click()
     page.get_by_text(f"#1 · {content_path.name} × {style_path.name}").wait_for()
 

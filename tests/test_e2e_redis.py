@@ -12,22 +12,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from nst.images import read_settings
 from tests.browser import (
     CHROMIUM,
-    FLAGS,
     TIMEOUT_MS,
+    chromium,
     download,
     first_text,
     images_loaded,
     new_page,
     png_size,
+    sees_no_results,
     serve,
     start_run,
 )
-from tests.queue_cluster import NEEDS_REDIS, RedisServer, Workers
+from tests.queue_cluster import NEEDS_REDIS, running_cluster
 from tests.system import requires
 
 pytestmark = [pytest.mark.browser, requires(str(CHROMIUM), "chromium"), NEEDS_REDIS]
@@ -36,24 +36,14 @@ RUN_MS = 240_000  # the worker's first run builds its network; the machine may b
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    logs = tmp_path_factory.mktemp("cluster")
-    server = RedisServer(logs)
-    server.start()
-    workers = Workers(server, logs)
-    try:
-        workers.ensure(1)
+    with running_cluster(tmp_path_factory.mktemp("cluster"), 1) as (server, _):
         yield server.url
-    finally:
-        workers.stop()
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def test_a_run_started_on_one_server_is_followed_and_downloaded_on_another(
@@ -84,13 +74,7 @@ def test_a_run_started_on_one_server_is_followed_and_downloaded_on_another(
             assert read_settings(png)["steps"] == 40
             second.get_by_role("link", name="Gallery").click()
             second.get_by_text(title).wait_for()
-            # Another browser sees nothing of it on either server.
-            stranger = new_page(browser)
-            try:
-                stranger.goto(f"{url_a}/gallery")
-                stranger.get_by_text("No results yet").wait_for()
-            finally:
-                stranger.context.close()
+            sees_no_results(browser, url_a, url_b)  # another browser: nothing, on either
         # Both web servers went away; one comes back: the finished result is still there.
         with serve(tmp_path / "web-a-again.log", env) as url:
             again = context.new_page()

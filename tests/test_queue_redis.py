@@ -23,7 +23,15 @@ from nst.config import StyleConfig
 from nst.jobs import JobRequest, JobState, QueueUnavailableError, UnknownJobError
 from nst.jobs.backend import decode_png
 from nst.jobs.redis import WORKER_LOST, WORKER_LOST_BEFORE_START, RedisQueue, all_keys, key
-from tests.queue_cluster import NEEDS_REDIS, ROOT, RedisServer, Workers, free_port, wait_for
+from tests.queue_cluster import (
+    NEEDS_REDIS,
+    ROOT,
+    RedisServer,
+    Workers,
+    free_port,
+    running_cluster,
+    wait_for,
+)
 
 pytestmark = NEEDS_REDIS
 
@@ -41,16 +49,8 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    logs = tmp_path_factory.mktemp("queue-logs")
-    server = RedisServer(logs)
-    server.start()
-    workers = Workers(server, logs)
-    try:
-        workers.ensure(2)
+    with running_cluster(tmp_path_factory.mktemp("queue-logs"), 2) as (server, workers):
         yield Cluster(server, workers)
-    finally:
-        workers.stop()
-        server.stop()
 
 
 def content_image(index: int) -> np.ndarray:
