@@ -20,7 +20,6 @@ from nst.knobs import FieldSpec, Knobs, knob, specs_of
 OPTIMIZERS = ("adam", "lbfgs")
 METHODS = ("optimize", "instant")
 INITS = ("content", "instant", "noise", "blend")
-PYRAMID_STARTS = ("content", "init")
 POOLINGS = ("max", "avg")
 BACKBONES = ("vgg19", "vgg16", "resnet50")
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -102,11 +101,11 @@ class StyleConfig(Knobs):
         maximum=5000,
         step=10,
     )
-    # One scale by default: the pyramid from 128 px (--scales 12) is 3x faster at 512 px and
-    # raises texture at the painting's scale, but moved the Golden Gate's towers (edges about
-    # 0.3; docs/benchmarks.md), so it is not the default yet.
+    # Coarse to fine from about 128 px by default: about 3x faster than one scale at 512 px,
+    # with more of the painting's large strokes (texture at scale); started from the instant
+    # picture it keeps the photo's layout (docs/benchmarks.md, "Coarse to fine").
     scales: int = knob(
-        1,
+        12,
         "Coarse-to-fine scales",
         "At most this many scales, from about 128 px up, each about 1.4 times larger than the "
         "last; each scale's result is refined at the next. 1 = at the output size only.",
@@ -116,7 +115,7 @@ class StyleConfig(Knobs):
         step=1,
     )
     final_share: float = knob(
-        0.5,
+        0.1,
         "Steps at full size",
         "With several scales: the share of the steps spent at the output size; the rest go to "
         "the smaller scales, each smaller one getting about 1.4 times the steps of the next.",
@@ -124,14 +123,6 @@ class StyleConfig(Knobs):
         minimum=0.05,
         maximum=1.0,
         step=0.05,
-    )
-    pyramid_start: str = knob(
-        "content",
-        "Pyramid starts from",
-        "With several scales, what the smallest scale starts from: content, the photo, so the "
-        "painting's large strokes form freely; init, the 'Start from' setting.",
-        "choice",
-        choices=PYRAMID_STARTS,
     )
     # L-BFGS: lower losses in fewer iterations than Adam, more of the photo's edges and of the
     # painting's palette on trained features (docs/benchmarks.md).

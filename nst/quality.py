@@ -152,6 +152,15 @@ def texture_at_scale(photo: np.ndarray, painting: np.ndarray, result: np.ndarray
     return float(np.mean(shares))
 
 
+def figures(photo: np.ndarray, painting: np.ndarray, result: np.ndarray) -> dict[str, float]:
+    """The three figures of one result: edges kept, palette moved, texture at scale."""
+    return {
+        "edge_agreement": edge_agreement(photo, result),
+        "palette_shift": palette_shift(photo, painting, result),
+        "texture_at_scale": texture_at_scale(photo, painting, result),
+    }
+
+
 @dataclass(frozen=True)
 class PanelEntry:
     """One run of the panel: its images and the figures printed beside them."""

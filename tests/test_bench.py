@@ -108,10 +108,16 @@ def test_time_to_quality_against_a_short_reference(images, monkeypatch):
         reached, ratio = fast["seconds_to_quality"], fast["time_to_quality_ratio"]
         assert (ratio is None) == (reached is None)
         assert reached is None or ratio == pytest.approx(reference["seconds"] / reached)
+        # Both final pictures carry the figures a person judges; edges are a correlation.
+        assert set(fast["figures"]) == {"edge_agreement", "palette_shift", "texture_at_scale"}
+        assert all(math.isfinite(value) for value in fast["figures"].values())
+        assert -1.0 <= fast["figures"]["edge_agreement"] <= 1.0
+    assert set(reference["figures"]) == set(quality["fast"][0]["figures"])
     assert quality["time_to_quality_ratio"] == quality["fast"][-1]["time_to_quality_ratio"]
     table = format_table({"machine": _machine(), "time_to_quality": quality})
     assert "| time-to-quality ratio, float32 |" in table and "| ≥ 10× |" in table
     assert "| time-to-quality ratio, bfloat16 |" in table and "| ≥ 20× |" in table
+    assert "| pictures, float32: the reference's (" in table and "against texture " in table
     json.dumps(quality)
 
 

@@ -393,19 +393,18 @@ def test_extra_loss_terms_join_the_objective_and_its_parts(content_image, style_
         )
 
 
-def test_lbfgs_goes_on_in_float32_when_bfloat16_stops_its_line_search(
-    content_image, style_image, monkeypatch
-):
+def _bfloat16_stalls(monkeypatch, failing):
+    """Native bfloat16, with the line searches numbered ``failing`` finding nothing lower (as
+    bfloat16's rounding can make happen; every other search is the real one). Returns the
+    searches' budgets and the precision of every extractor built, as they happen."""
     import nst.engine.lbfgs as lbfgs
     import nst.engine.model as engine
 
     real_search, searches = lbfgs.strong_wolfe, []
 
     def bfloat16_stall(evaluate, start, step, budget):
-        # The 4th search and its steepest-descent retry find nothing lower, as bfloat16's
-        # rounding can make happen; every other search is the real one.
         searches.append(budget)
-        if len(searches) in (4, 5):
+        if len(searches) in failing:
             return None, 0
         return real_search(evaluate, start, step, budget)
 
@@ -419,6 +418,14 @@ def test_lbfgs_goes_on_in_float32_when_bfloat16_stops_its_line_search(
     monkeypatch.setattr(lbfgs, "strong_wolfe", bfloat16_stall)
     monkeypatch.setattr(engine, "get_extractor", recording)
     monkeypatch.setattr("nst.engine.model.cpu_has_bf16", lambda: True)
+    return searches, precisions
+
+
+def test_lbfgs_goes_on_in_float32_when_bfloat16_stops_its_line_search(
+    content_image, style_image, monkeypatch
+):
+    # The 4th search and its steepest-descent retry find nothing lower.
+    searches, precisions = _bfloat16_stalls(monkeypatch, (4, 5))
     config = SMALL.replace(optimizer="lbfgs", steps=8, precision="auto")
     events = _events(content_image, style_image, config)
     result = events[-1]
@@ -437,6 +444,28 @@ def test_lbfgs_goes_on_in_float32_when_bfloat16_stops_its_line_search(
         "L-BFGS ended after 3 of 8 iterations: its line search found no lower loss along the "
         "search direction, which happens when the loss is as low as the precision resolves. The "
         "best image so far is kept."
+    )
+
+
+def test_a_pyramid_scale_goes_on_in_float32_and_the_next_scale_is_bfloat16_again(
+    content_image, style_image, monkeypatch
+):
+    # The first scale's 3rd search and its retry find nothing lower.
+    _searches, precisions = _bfloat16_stalls(monkeypatch, (3, 4))
+    config = SMALL.replace(
+        optimizer="lbfgs", size=192, scales=2, final_share=0.5, steps=8, precision="auto"
+    )
+    events = _events(content_image, style_image, config)
+    result = events[-1]
+    # 136 px: 2 iterations in bfloat16, 2 in float32; 192 px: bfloat16 again.
+    assert precisions == ["bfloat16", "float32", "bfloat16"]
+    assert [(event.step, event.scale_size) for event in events[:-1]] == [
+        (step, 136 if step <= 4 else 192) for step in range(1, 9)
+    ]
+    assert result.steps_done == 8 and result.image.shape == (144, 192, 3)
+    assert result.note == (
+        "L-BFGS went on in float32 after 2 iterations in bfloat16, whose rounding had stopped "
+        "its line search."
     )
 
 

@@ -7,13 +7,50 @@ from nst.config import StyleConfig
 from nst.engine.scales import RunState, Scale, plan_scales, split_steps
 from nst.records import CancelToken
 
-# The measured pyramid (docs/benchmarks.md): every scale from about 128 px, a tenth of the
-# steps at the output size.
-PYRAMID = StyleConfig(scales=12, final_share=0.1)
+# The default Painted run (docs/benchmarks.md): every scale from about 128 px, a tenth of the
+# steps at the output size, the first scale started from the instant picture.
+PYRAMID = StyleConfig()
 
 
 def _plan(**values) -> list[tuple[int, int]]:
     return [(scale.size, scale.steps) for scale in plan_scales(PYRAMID.replace(**values))]
+
+
+def test_the_default_painted_run_is_the_pyramid_from_the_instant_picture():
+    defaults = StyleConfig()
+    assert defaults.method == "optimize" and defaults.init == "instant"
+    assert [(scale.size, scale.steps) for scale in plan_scales(defaults)] == [
+        (128, 35),
+        (181, 25),
+        (256, 18),
+        (362, 12),
+        (512, 10),
+    ]
+
+
+@pytest.mark.parametrize("init", ["instant", "content"])
+def test_the_first_scale_starts_from_the_start_setting_at_its_own_size(
+    init, content_image, style_image
+):
+    from nst.engine.objective import evaluate, prepare
+    from nst.engine.run import optimize
+    from nst.images import resize_to
+
+    config = PYRAMID.replace(
+        size=192, steps=2, final_share=0.5, precision="float32", optimizer="adam", init=init
+    )
+    # A stand-in for the instant picture that no photo resembles: a horizontal ramp.
+    ramp = np.repeat(np.linspace(0.0, 1.0, 192, dtype=np.float32)[None, :, None], 144, axis=0)
+    instant = np.repeat(ramp, 3, axis=2)
+    result = list(optimize(content_image, [style_image], config, instant=instant))[-1]
+    coarse = prepare(content_image, [style_image], config.replace(size=136))
+    expected = instant if init == "instant" else content_image
+    start = np.clip(resize_to(expected, *coarse.content.shape[:2]), 0.0, 1.0)
+    assert result.initial_loss == pytest.approx(evaluate(coarse, start), rel=1e-4)
+    other = content_image if init == "instant" else instant
+    assert result.initial_loss != pytest.approx(
+        evaluate(coarse, np.clip(resize_to(other, *coarse.content.shape[:2]), 0.0, 1.0)), rel=1e-2
+    )
 
 
 def test_the_pyramid_starts_near_128_px_and_grows_by_sqrt2_to_the_output_size():

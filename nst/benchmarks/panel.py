@@ -69,9 +69,7 @@ def panel_section(
                 "edge_agreement_painting": quality.edge_agreement(photo, painting),
                 "instant": {
                     "loss": float(instant_loss),
-                    "edge_agreement": quality.edge_agreement(photo, instant),
-                    "palette_shift": quality.palette_shift(photo, painting, instant),
-                    "texture_at_scale": quality.texture_at_scale(photo, painting, instant),
+                    **quality.figures(photo, painting, instant),
                 },
             }
             if against is not None:
@@ -168,10 +166,8 @@ def _figures(evaluator: Any, photo: Any, painting: Any, result: Any) -> dict[str
         "parts": {name: float(value) for name, value in parts.items()},
         "seconds": result.timings["total"],
         "steps": result.steps_done,
-        "edge_agreement": quality.edge_agreement(photo, result.image),
-        "palette_shift": quality.palette_shift(photo, painting, result.image),
-        "texture_at_scale": quality.texture_at_scale(photo, painting, result.image),
         "note": result.note,
+        **quality.figures(photo, painting, result.image),
     }
 
 

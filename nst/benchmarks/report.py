@@ -86,6 +86,13 @@ def format_table(report: dict[str, Any]) -> str:
                 f"{ratio:.1f}×" if ratio else "not reached",
                 f"≥ {target:g}×",
             )
+            if "figures" in fast and "figures" in reference:
+                row(
+                    f"pictures, {fast['precision']}: the reference's "
+                    f"({reference['seconds']:.1f} s) against the default run's "
+                    f"({fast['seconds']:.1f} s)",
+                    f"{_figure_text(reference['figures'])} against {_figure_text(fast['figures'])}",
+                )
             matched, equal = fast.get("reference_seconds_to_match"), fast.get("equal_quality_ratio")
             if matched and equal:
                 row(
@@ -145,3 +152,11 @@ def format_table(report: dict[str, Any]) -> str:
         for name, value, target in queue_rows(report["queue"]):
             row(name, value, target)
     return "\n".join(lines)
+
+
+def _figure_text(figures: dict[str, float]) -> str:
+    """``nst.quality.figures`` in a table cell."""
+    return (
+        f"texture {figures['texture_at_scale']:.2f}, edges {figures['edge_agreement']:.2f}, "
+        f"palette {100 * figures['palette_shift']:.0f}%"
+    )

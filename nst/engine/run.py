@@ -16,7 +16,7 @@ from nst.config import StyleConfig
 from nst.engine.adam import adam
 from nst.engine.lbfgs import lbfgs
 from nst.engine.objective import ExtraLoss, Problem, evaluate, initial_pixels, prepare
-from nst.engine.scales import RunState, Scale, ScaleOutcome, plan_scales, start_config
+from nst.engine.scales import RunState, Scale, ScaleOutcome, plan_scales
 from nst.images import resize_to, working_shape
 from nst.records import CancelToken, Progress, Result
 
@@ -89,9 +89,8 @@ def optimize(
         timings["targets"] += problem.timings["targets"]
         return problem
 
-    starting = start_config(config, scales)
     start_image = init_image
-    if start_image is None and starting.init == "instant":
+    if start_image is None and config.init == "instant":
         start_image = instant
     optimizer = optimizer or OPTIMIZERS[config.optimizer]
     problem: Problem | None = None
@@ -100,7 +99,7 @@ def optimize(
     for scale in scales:
         problem = prepared(config.replace(size=scale.size))
         if outcome is None:
-            pixels = initial_pixels(problem, starting, start_image)
+            pixels = initial_pixels(problem, config, start_image)
         else:
             pixels = np.clip(resize_to(outcome.carry, *problem.content.shape[:2]), 0.0, 1.0)
         done_before = len(run.history)

@@ -91,15 +91,6 @@ def plan_scales(config: StyleConfig, *, warm_start: bool = False) -> list[Scale]
     return scales
 
 
-def start_config(config: StyleConfig, plan: list[Scale]) -> StyleConfig:
-    """The settings the first scale starts with: a pyramid starts from the photo unless
-    ``pyramid_start`` says "init" (from the photo, the coarse scales' strokes come out larger
-    and the palette moves further than from the instant picture: docs/benchmarks.md)."""
-    if len(plan) > 1 and config.pyramid_start == "content":
-        return config.replace(init="content")
-    return config
-
-
 @dataclass
 class RunState:
     """What every scale of one run shares: settings, clock, history and the output shape."""
