@@ -116,7 +116,7 @@ def _texture_grams(images: Sequence[np.ndarray], side: int) -> list[list[np.ndar
     grams = []
     for image in images:
         batch = tf.constant(_shorter_side_to(image, side)[None], tf.float32)
-        features = extractor(batch)
+        features = extractor.features(batch)
         grams.append([gram_matrix(features[name])[0].numpy() for name in TEXTURE_LAYERS])
     return grams
 

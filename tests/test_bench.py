@@ -286,3 +286,41 @@ def test_lbfgs_parity_compares_both_optimizers_from_the_same_start(tmp_path, ima
     )
     assert report["worst_ratio"]["4"] == pair["ratio"][4]
     assert (tmp_path / "out.png").stat().st_size > 0 and (tmp_path / "out.json").is_file()
+
+
+def test_large_rows_give_time_memory_and_refusals():
+    from nst.benchmarks.large import format_rows
+
+    gib = 2**30
+    report = {
+        "runs": [
+            {
+                "run": "one scale",
+                "size": 2048,
+                "steps": 5,
+                "seconds": 412.25,
+                "peak_rss_bytes": 12.5 * gib,
+                "estimate_bytes": 9.25 * gib,
+            },
+            {
+                "run": "pyramid",
+                "size": 4096,
+                "estimate_bytes": 33.3 * gib,
+                "error": "does not fit: the engine refuses it before starting",
+            },
+        ],
+        "projected_seconds": {"2048": {"one scale": 8245.0, "pyramid": None}},
+    }
+    rows = format_rows(report)
+    assert rows[0] == (
+        "large 2048 px, one scale, 5 steps",
+        "412.2 s, peak RSS 12.50 GiB (estimate 9.25 GiB)",
+        "",
+    )
+    assert rows[1][1] == "does not fit: the engine refuses it before starting (estimate 33.30 GiB)"
+    assert rows[2] == (
+        "large 2048 px at the default steps, projected",
+        "one scale 8245 s, pyramid not measured",
+        "",
+    )
+    assert "| large 2048 px, one scale" in format_table({"machine": _machine(), "large": report})

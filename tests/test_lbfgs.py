@@ -129,6 +129,36 @@ def test_the_loss_sees_clipped_pixels():
     assert not gradient.numpy()[:20].any() and gradient.numpy()[20:].any()
 
 
+def test_one_trace_serves_every_size_and_weight_with_each_problems_own_loss():
+    rng = np.random.default_rng(2)
+    content = rng.random((72, 96, 3)).astype(np.float32)
+    problems = [
+        prepare(content, [content[::-1]], SMALL.replace(size=size, style_weight=weight))
+        for size, weight in ((64, 1.0), (72, 3.0), (96, 0.5))
+    ]
+    before = len(problems[0].extractor.cached_traces())
+    for problem in problems:
+        shape = (1, *problem.content.shape)
+        flat = tf.constant(problem.content.ravel() * 0.9 + 0.05)
+        shared, parts, gradient = engine.traced_objective(problem, shape)(flat)
+        alone, alone_parts, alone_gradient = engine._traced_for(problem, shape)(flat)
+        assert float(shared) == pytest.approx(float(alone), rel=1e-5)
+        assert float(parts["style"]) == pytest.approx(float(alone_parts["style"]), rel=1e-5)
+        scale = float(np.abs(alone_gradient.numpy()).max())
+        np.testing.assert_allclose(gradient.numpy(), alone_gradient.numpy(), atol=1e-3 * scale)
+    traces = problems[0].extractor.cached_traces()
+    assert len(traces) <= before + 1 and any(key[0] == "lbfgs objective" for key in traces)
+    # A mask changes the structure: its own trace, still one for every size.
+    mask = np.zeros((72, 96), np.float32)
+    mask[:, 48:] = 1.0
+    masked = prepare(content, [content[::-1]], SMALL, mask=mask)
+    loss, _, _ = engine.traced_objective(masked, (1, *masked.content.shape))(
+        tf.constant(masked.content.ravel())
+    )
+    assert float(loss) == pytest.approx(evaluate(masked, masked.content), rel=1e-5)
+    assert len(masked.extractor.cached_traces()) == len(traces) + 1
+
+
 def test_the_engine_reaches_scipys_loss_at_64_px(content_image, style_image):
     from nst.benchmarks import scipy_lbfgs
     from nst.engine import optimize

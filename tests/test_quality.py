@@ -127,6 +127,19 @@ def test_panel_runs_every_pair_and_writes_sheet_and_figures(tmp_path, content_pa
     assert [row["against"]["steps"] for row in compared["pairs"]] == [1, 1]
     assert compared["speedup"] > 0 and 0 <= compared["texture_higher_pairs"] <= 2
     assert Image.open(tmp_path / "compared.png").height == 8 + 6 * 328  # three rows a pair
+    # The benchmark table has a row per pair (both runs' figures), the medians and the ratios.
+    rows = panel.format_rows(compared)
+    first = compared["pairs"][0]
+    assert rows[0][0] == "panel 64 px: photo × first"
+    assert f"{first['seconds']:.1f} s, texture {first['texture_at_scale']:.2f}" in rows[0][1]
+    assert f"against: {first['against']['seconds']:.1f} s" in rows[0][1]
+    assert rows[-2] == (
+        "panel: seconds of all pairs, against / defaults",
+        f"{compared['speedup']:.2f}×",
+        "≥ 3×",
+    )
+    assert rows[-1][1] == f"{compared['texture_higher_pairs']} of 2"
+    assert len(panel.format_rows(summary)) == 3  # two pairs and the medians
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images"):
         panel.panel_section(tmp_path / "empty", paintings, 64, tmp_path / "again", base)

@@ -136,3 +136,30 @@ def large_section(
             ),
         }
     return {"runs": rows, "seconds_per_step": paces, "projected_seconds": projected}
+
+
+def format_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(measure, value, target) rows for the benchmark table: each run's time and peak memory
+    against the engine's estimate, then the projections at the default step count."""
+    rows = []
+    for run in report["runs"]:
+        name = f"large {run['size']} px, {run['run']}"
+        estimate = f"estimate {run['estimate_bytes'] / 2**30:.2f} GiB"
+        if "error" in run:
+            rows.append((name, f"{run['error']} ({estimate})", ""))
+            continue
+        rows.append(
+            (
+                f"{name}, {run['steps']} steps",
+                f"{run['seconds']:.1f} s, peak RSS {run['peak_rss_bytes'] / 2**30:.2f} GiB "
+                f"({estimate})",
+                "",
+            )
+        )
+    for size, projected in report["projected_seconds"].items():
+        cells = [
+            f"{label} {seconds:.0f} s" if seconds is not None else f"{label} not measured"
+            for label, seconds in projected.items()
+        ]
+        rows.append((f"large {size} px at the default steps, projected", ", ".join(cells), ""))
+    return rows

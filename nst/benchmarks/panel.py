@@ -180,3 +180,52 @@ def _against_lines(figures: dict[str, Any]) -> list[str]:
         f"palette moved {figures['palette_shift']:.2f} of the way",
         f"texture at scale {figures['texture_at_scale']:.2f}",
     ]
+
+
+def format_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(measure, value, target) rows for the benchmark table: one per pair, then the medians
+    (and, with ``against``, the ratio of the seconds and the pairs where texture is higher)."""
+    compared = "against" in summary
+    rows = []
+    for pair in summary["pairs"]:
+        value = f"{pair['seconds']:.1f} s, {_cell(pair)}"
+        if compared:
+            other = pair["against"]
+            value += f" | against: {other['seconds']:.1f} s, {_cell(other)}"
+        name = f"panel {summary['size']} px: {Path(pair['content']).stem} × "
+        rows.append((name + Path(pair["style"]).stem, value, ""))
+    medians = (
+        f"texture {summary['median_texture_at_scale']:.2f}, "
+        f"edges {summary['median_edge_agreement']:.2f}, "
+        f"palette {100 * summary['median_palette_shift']:.0f}%"
+    )
+    if compared:
+        medians += (
+            f" | against: texture {summary['against_median_texture_at_scale']:.2f}, "
+            f"edges {summary['against_median_edge_agreement']:.2f}, "
+            f"palette {100 * summary['against_median_palette_shift']:.0f}%"
+        )
+    rows.append((f"panel {summary['size']} px: medians", medians, ""))
+    if compared:
+        rows.append(
+            (
+                "panel: seconds of all pairs, against / defaults",
+                f"{summary['speedup']:.2f}×",
+                "≥ 3×",
+            )
+        )
+        rows.append(
+            (
+                "panel: pairs with higher texture at scale than against",
+                f"{summary['texture_higher_pairs']} of {len(summary['pairs'])}",
+                "≥ 9 of 12",
+            )
+        )
+    return rows
+
+
+def _cell(figures: dict[str, Any]) -> str:
+    return (
+        f"texture {figures['texture_at_scale']:.2f}, edges {figures['edge_agreement']:.2f}, "
+        f"palette {100 * figures['palette_shift']:.0f}%"
+    )

@@ -146,6 +146,16 @@ def format_table(report: dict[str, Any]) -> str:
 
         for name, value, target in live_rows(report["live"]):
             row(name, value, target)
+    if report.get("panel"):
+        from nst.benchmarks.panel import format_rows as panel_rows
+
+        for name, value, target in panel_rows(report["panel"]):
+            row(name, value, target)
+    if report.get("large"):
+        from nst.benchmarks.large import format_rows as large_rows
+
+        for name, value, target in large_rows(report["large"]):
+            row(name, value, target)
     if "queue" in report:
         from nst.benchmarks.queueing import format_rows as queue_rows
 

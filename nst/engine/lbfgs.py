@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from nst.engine.objective import Problem
+from nst.engine.objective import Problem, input_key, input_signature
 from nst.engine.scales import NUMERIC_ERROR, RunState, Scale, ScaleOutcome, floats
 from nst.records import Progress
 
@@ -104,29 +104,58 @@ class CorrectionPairs(tf.Module):
         if self.count == 0:
             return -gradient
         order = [(self.newest - j) % self.history for j in range(self.count)]
-        return self._two_loop(
-            gradient, tf.constant(order, tf.int32), tf.constant(self.gamma, tf.float32)
+        return _two_loop(
+            gradient,
+            self.s,
+            self.y,
+            self.rho,
+            tf.constant(order, tf.int32),
+            tf.constant(self.gamma, tf.float32),
         )
 
-    @tf.function(reduce_retracing=True)
-    def _two_loop(self, gradient: tf.Tensor, order: tf.Tensor, gamma: tf.Tensor) -> tf.Tensor:
-        count = tf.shape(order)[0]
-        alphas = tf.TensorArray(tf.float32, size=count)
-        q = gradient
-        for j in tf.range(count):
-            i = order[j]
-            alpha = tf.gather(self.rho, i) * tf.tensordot(tf.gather(self.s, i), q, 1)
-            alphas = alphas.write(j, alpha)
-            q = q - alpha * tf.gather(self.y, i)
-        r = gamma * q
-        for j in tf.range(count - 1, -1, -1):
-            i = order[j]
-            beta = tf.gather(self.rho, i) * tf.tensordot(tf.gather(self.y, i), r, 1)
-            r = r + (alphas.read(j) - beta) * tf.gather(self.s, i)
-        return -r
+
+# The recursion and the curvature are traced once per process for every image size (a run's
+# scales each have their own pairs): a trace per scale and per pair count cost about a tenth
+# of a second each at the start of every scale.
+_VECTOR = tf.TensorSpec([None], tf.float32)
+_MATRIX = tf.TensorSpec([None, None], tf.float32)
 
 
-@tf.function(reduce_retracing=True)
+@tf.function(
+    input_signature=[
+        _VECTOR,
+        _MATRIX,
+        _MATRIX,
+        _VECTOR,
+        tf.TensorSpec([None], tf.int32),
+        tf.TensorSpec([], tf.float32),
+    ]
+)
+def _two_loop(
+    gradient: tf.Tensor,
+    s: tf.Tensor,
+    y: tf.Tensor,
+    rho: tf.Tensor,
+    order: tf.Tensor,
+    gamma: tf.Tensor,
+) -> tf.Tensor:
+    count = tf.shape(order)[0]
+    alphas = tf.TensorArray(tf.float32, size=count)
+    q = gradient
+    for j in tf.range(count):
+        i = order[j]
+        alpha = tf.gather(rho, i) * tf.tensordot(tf.gather(s, i), q, 1)
+        alphas = alphas.write(j, alpha)
+        q = q - alpha * tf.gather(y, i)
+    r = gamma * q
+    for j in tf.range(count - 1, -1, -1):
+        i = order[j]
+        beta = tf.gather(rho, i) * tf.tensordot(tf.gather(y, i), r, 1)
+        r = r + (alphas.read(j) - beta) * tf.gather(s, i)
+    return -r
+
+
+@tf.function(input_signature=[_VECTOR, _VECTOR])
 def _curvature(s: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
     return tf.stack([tf.tensordot(s, y, 1), tf.tensordot(y, y, 1)])
 
@@ -314,20 +343,50 @@ def minimize(
 
 
 def traced_objective(problem: Problem, shape: tuple[int, ...]) -> Callable[[tf.Tensor], Any]:
-    """``flat pixels -> (total, parts, flat gradient)`` for ``problem``, traced for this scale.
+    """``flat pixels -> (total, parts, flat gradient)`` for ``problem`` at ``shape``.
 
-    The loss is that of the pixels clipped to [0, 1], so the search needs no bounds.
+    The loss is that of the pixels clipped to [0, 1], so the search needs no bounds. One trace
+    serves every size, target and weight of a problem's structure (kept with the extractor):
+    a trace per scale, with TensorFlow's graph optimisation, cost about half a second at the
+    start of each scale of a run (docs/benchmarks.md). Problems with extra terms (a video's
+    temporal loss) are traced for themselves.
     """
+    if problem.extra_loss is not None:
+        return _traced_for(problem, shape)
+    inputs = problem.inputs()
+    extractor = problem.extractor
+    traced = extractor.traced(
+        ("lbfgs objective", input_key(inputs)), lambda: _traced_for_any(extractor, inputs)
+    )
+    dims = tf.constant(shape, tf.int32)
+    return lambda flat: traced(flat, dims, inputs)
 
-    def value_and_gradient(flat: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor], tf.Tensor]:
-        image = tf.reshape(flat, shape)
-        with tf.GradientTape() as tape:
-            tape.watch(image)
-            total, parts = problem.objective(tf.clip_by_value(image, 0.0, 1.0))
-        return total, parts, tf.reshape(tape.gradient(total, image), [-1])
 
+def _value_and_gradient(
+    problem: Problem, flat: tf.Tensor, shape: Any
+) -> tuple[tf.Tensor, dict[str, tf.Tensor], tf.Tensor]:
+    image = tf.reshape(flat, shape)
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        total, parts = problem.objective(tf.clip_by_value(image, 0.0, 1.0))
+    return total, parts, tf.reshape(tape.gradient(total, image), [-1])
+
+
+def _traced_for_any(extractor: Any, example: dict[str, Any]) -> Callable[..., Any]:
+    """The loss traced on ``(flat pixels, shape, Problem.inputs)`` of any size."""
     return tf.function(
-        value_and_gradient, input_signature=[tf.TensorSpec([int(np.prod(shape))], tf.float32)]
+        lambda flat, dims, inputs: _value_and_gradient(
+            Problem.from_inputs(extractor, inputs), flat, dims
+        ),
+        input_signature=[_VECTOR, tf.TensorSpec([4], tf.int32), input_signature(example)],
+    )
+
+
+def _traced_for(problem: Problem, shape: tuple[int, ...]) -> Callable[[tf.Tensor], Any]:
+    """The loss of this very problem and shape, traced for them alone."""
+    return tf.function(
+        lambda flat: _value_and_gradient(problem, flat, shape),
+        input_signature=[tf.TensorSpec([int(np.prod(shape))], tf.float32)],
     )
 
 

@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -169,6 +169,9 @@ class BuildCache(Generic[Value]):
 # precisions plus two custom layer choices, at most about 0.7 GB together.
 BACKBONE_CACHE_SIZE = 3
 EXTRACTOR_CACHE_SIZE = 4
+# Traced losses kept per extractor: one per structure of a problem (a mask, blended styles,
+# masked regions), whatever the size or the weights; a few graphs of a few MB each.
+TRACED_FUNCTIONS_PER_EXTRACTOR = 8
 
 _devices_configured = threading.Lock()
 _backbones: BuildCache[keras.Model] = BuildCache(BACKBONE_CACHE_SIZE)
@@ -294,12 +297,39 @@ class Extractor:
     layers: tuple[str, ...]
     precision: str
 
+    # ``features`` traced once for every image size (the targets of each scale of a run), and
+    # the functions traced around this extractor by the optimizers (``traced``).
+    _traced: Any = field(default=None, init=False, repr=False, compare=False)
+    _functions: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        traced = tf.function(
+            self.__call__, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)]
+        )
+        object.__setattr__(self, "_traced", traced)
+        object.__setattr__(self, "_functions", BuildCache(TRACED_FUNCTIONS_PER_EXTRACTOR))
+
     def __call__(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """``images``: (batch, height, width, 3) float32 RGB in [0, 1]."""
         # The backbone's own preprocessing: caffe-style BGR, 0..255, ImageNet mean removed.
         inputs = self.preprocess(images * 255.0)
         outputs = self.model(inputs, training=False)
         return {name: tf.cast(outputs[name], tf.float32) for name in self.layers}
+
+    def features(self, images: np.ndarray | tf.Tensor) -> dict[str, tf.Tensor]:
+        """``self(images)`` as one graph for every size, outside a traced loss: at 512 px
+        about half the time of the eager call on a 2-core CPU (docs/benchmarks.md)."""
+        return self._traced(tf.convert_to_tensor(images, tf.float32))
+
+    def traced(self, key: Hashable, build: Callable[[], Value]) -> Value:
+        """A function built around this extractor once per ``key`` and kept with it (the
+        ``TRACED_FUNCTIONS_PER_EXTRACTOR`` most recently used), so that its traces serve every
+        run that uses this extractor."""
+        return self._functions.get(key, build)
+
+    def cached_traces(self) -> list[Hashable]:
+        """The keys of the functions kept by ``traced``, least recently used first."""
+        return self._functions.cached_keys()
 
 
 def get_extractor(

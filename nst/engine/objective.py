@@ -11,8 +11,9 @@ came through the front door (``nst.front.check``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -69,10 +70,76 @@ class Problem:
             total = total + tf.add_n(list(extra.values()))
         return total, parts
 
+    def inputs(self) -> dict[str, Any]:
+        """The objective's numbers as a nest of float32 tensors: targets, masks and weights,
+        what differs from one scale or slider setting to the next. A loss traced on
+        ``from_inputs`` of them serves every problem of the same structure (``input_key``).
+        The extra terms are not among them."""
+        inputs: dict[str, Any] = {
+            "content_targets": dict(self.content_targets),
+            "style_targets": [
+                {
+                    "grams": dict(target.grams),
+                    "layer_weights": {
+                        name: _scalar(value) for name, value in target.layer_weights.items()
+                    },
+                    "weight": _scalar(target.weight),
+                    **({"masks": dict(target.masks)} if target.masks is not None else {}),
+                }
+                for target in self.style_targets
+            ],
+            "weights": {name: _scalar(getattr(self.weights, name)) for name in _WEIGHT_NAMES},
+        }
+        if self.pixel_mask is not None:
+            inputs["pixel_mask"] = self.pixel_mask
+            inputs["content"] = tf.constant(self.content, tf.float32)
+        return inputs
+
+    @classmethod
+    def from_inputs(cls, extractor: Extractor, inputs: dict[str, Any]) -> Problem:
+        """The problem whose ``objective`` computes on ``inputs`` (``Problem.inputs``)."""
+        return cls(
+            extractor=extractor,
+            content=inputs.get("content"),  # type: ignore[arg-type]  # a tensor works alike
+            content_targets=inputs["content_targets"],
+            style_targets=[
+                StyleTarget(
+                    target["grams"], target["layer_weights"], target.get("masks"), target["weight"]
+                )
+                for target in inputs["style_targets"]
+            ],
+            weights=LossWeights(**inputs["weights"]),
+            pixel_mask=inputs.get("pixel_mask"),
+            postprocess=lambda image: image,
+        )
+
     def finish(self, pixels: np.ndarray) -> np.ndarray:
         """The user-facing image: composed with the content and colour-restored."""
         composed = self.compose(tf.constant(pixels[None], tf.float32))[0].numpy()
         return self.postprocess(np.clip(composed, 0.0, 1.0))
+
+
+_WEIGHT_NAMES = ("content", "style", "tv")
+
+
+def _scalar(value: float) -> tf.Tensor:
+    return tf.constant(value, tf.float32)
+
+
+def input_key(inputs: Any) -> Hashable:
+    """The structure of ``Problem.inputs``: names, nesting, dtypes and ranks, without sizes."""
+    if isinstance(inputs, dict):
+        return tuple((name, input_key(value)) for name, value in sorted(inputs.items()))
+    if isinstance(inputs, list):
+        return tuple(input_key(value) for value in inputs)
+    return (inputs.dtype.name, inputs.shape.rank)
+
+
+def input_signature(inputs: Any) -> Any:
+    """``inputs``' structure as tensor specs of any size, for a traced function's signature."""
+    return tf.nest.map_structure(
+        lambda value: tf.TensorSpec([None] * value.shape.rank, value.dtype), inputs
+    )
 
 
 def evaluate(problem: Problem, pixels: np.ndarray) -> float:
@@ -129,11 +196,11 @@ def prepare(
     elif config.preserve_colors == "histogram":
         style_images = [color.match_histogram(style, content_image) for style in style_images]
 
-    content_features = extractor(tf.constant(content_image[None]))
+    content_features = extractor.features(content_image[None])
     content_targets = {name: content_features[name] for name in content_layers}
     style_grams = []
     for style in style_images:
-        features = extractor(tf.constant(style[None]))
+        features = extractor.features(style[None])
         style_grams.append({name: gram_matrix(features[name]) for name in style_layers})
 
     pixel_mask = None
