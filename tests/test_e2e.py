@@ -296,9 +296,9 @@ def test_a_run_survives_a_slider_a_page_change_and_a_reload_and_stays_private(
     page.get_by_text("Painting: step").wait_for()
     page.get_by_role("link", name="Stylize").first.click()
     page.get_by_text("Preview at step").wait_for()
-    # (c) a reload: the same browser finds its run by its cookie
+    # (c) a reload: the same browser finds its run by its cookie, still going or just done
     page.reload()
-    page.get_by_text("Preview at step").wait_for()
+    first_text(page, ["Preview at step", "Finished 40 steps"], timeout_ms=180_000)
     first_text(page, ["Finished 40 steps"], timeout_ms=180_000)
     sees_no_results(browser, app_url)  # another browser sees none of it
     page.get_by_role("link", name="Gallery").click()
