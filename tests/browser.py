@@ -153,8 +153,10 @@ def first_text(
     """Wait until one of ``texts`` shows on the page and return the first that does; on a
     timeout, fail with what the page showed instead (or raise Playwright's timeout)."""
     try:
-        page.wait_for_function(
-            "texts => texts.some(text => document.body.innerText.includes(text))",
+        # The text found is returned from the page in the same moment: the page may change
+        # before a second look (a status line gives way to the result).
+        found = page.wait_for_function(
+            "texts => texts.find(text => document.body.innerText.includes(text)) || null",
             arg=texts,
             timeout=timeout_ms,
         )
@@ -162,8 +164,7 @@ def first_text(
         if not fail:
             raise
         pytest.fail(f"none of {texts} showed within {timeout_ms} ms: {status_text(page)}")
-    body = page.locator("body").inner_text()
-    return next(text for text in texts if text in body)
+    return found.json_value()
 
 
 def download(page: object, label: str) -> tuple[bytes, str]:
