@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 from typing import Any
 
@@ -14,6 +15,16 @@ TARGETS = {
     "first_preview_seconds": 2.0,
     "default_run_seconds": 60.0,
     "throughput_fraction": 0.9,
+}
+
+
+# Sections whose module gives its own table rows: report key -> module with ``format_rows``.
+SECTION_ROWS = {
+    "video": "nst.benchmarks.video",
+    "live": "nst.benchmarks.live",
+    "panel": "nst.benchmarks.panel",
+    "large": "nst.benchmarks.large",
+    "queue": "nst.benchmarks.queueing",
 }
 
 
@@ -136,31 +147,10 @@ def format_table(report: dict[str, Any]) -> str:
 
         for name, value, target in instant_rows(report):
             row(name, value, target)
-    if report.get("video"):
-        from nst.benchmarks.video import format_rows
-
-        for name, value, target in format_rows(report["video"]):
-            row(name, value, target)
-    if report.get("live"):
-        from nst.benchmarks.live import format_rows as live_rows
-
-        for name, value, target in live_rows(report["live"]):
-            row(name, value, target)
-    if report.get("panel"):
-        from nst.benchmarks.panel import format_rows as panel_rows
-
-        for name, value, target in panel_rows(report["panel"]):
-            row(name, value, target)
-    if report.get("large"):
-        from nst.benchmarks.large import format_rows as large_rows
-
-        for name, value, target in large_rows(report["large"]):
-            row(name, value, target)
-    if "queue" in report:
-        from nst.benchmarks.queueing import format_rows as queue_rows
-
-        for name, value, target in queue_rows(report["queue"]):
-            row(name, value, target)
+    for key, module in SECTION_ROWS.items():
+        if report.get(key):
+            for name, value, target in importlib.import_module(module).format_rows(report[key]):
+                row(name, value, target)
     return "\n".join(lines)
 
 
