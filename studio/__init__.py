@@ -3,22 +3,25 @@
 Pages stay thin: they lay out sections and call these helpers, one concern per module:
 
 - ``session``: what a session keeps (``InputImage``, ``StudioResult``) and image sizing;
+- ``owner`` and ``store``: the browser's private key and the results and run kept under it
+  (this process's memory, or Redis with ``NST_QUEUE``);
 - ``widgets``: config fields as widgets (kept in the link), the settings panel, ``build_config``;
 - ``inputs``: the photo, painting and mask pickers, the pages' input row, upload decoding and
   the sample styles;
 - ``masks``: the mask painted over the photo (a brush canvas) and how it becomes a mask;
-- ``network``: the shared backbone cache and the demo-weights banner;
-- ``gallery``: the session's results (capped), and "continue from this result" requests;
-- ``runs``: starting a job on the process-wide queue (``nst.jobs``) and watching it live;
+- ``banner`` and ``keras_guard``: the demo-weights banner, and Keras kept from being cleared
+  under a running job;
+- ``gallery``: the browser's results, and "continue from this result" requests;
+- ``runs``: a run submitted to the job backend (``nst.jobs``), followed live and settled;
 - ``results``: a result's panel, downloads, before/after views, loss chart, gallery cards;
+- ``video`` and ``live``: the Video and Live pages' parts;
 - ``explain``: the "How it works" illustrations, computed with the engine's own losses.
 
-Session state used here (all per browser session):
+Session state used here (all per browser session; a person's results and run live in the
+store under their browser's key, ``studio.owner`` and ``studio.store``):
 
-- ``results``: list of ``StudioResult``, oldest first, capped by count and bytes;
-- ``current_id``: the result shown on the Stylize page;
+- ``current_id``: the result shown on the Stylize page (a new session starts on the newest);
 - ``inputs``: the decoded content and style uploads, so reruns do not decode them again;
-- ``mailbox``: a ``RunMailbox`` through which an interrupted run hands over its image;
-- ``run_error`` / ``run_notice``: one-off messages of the last run (the count of results the
-  cap removed lives on the session's gallery, ``studio.gallery``).
+- ``pending_run``: a "Continue from this result" request, taken by the Stylize page;
+- ``run_error`` / ``run_notice``: one-off messages of the last run.
 """

@@ -4,7 +4,7 @@ The results live in the process-wide store (``studio.store``: this process's mem
 with ``NST_QUEUE``, so that any web server shows them), for ``NST_KEEP_HOURS``, at most
 ``GALLERY_CAP`` per person and, in memory, ``NST_GALLERY_MB`` for everyone together; the oldest
 go first and their owner is told. What a tab is looking at (``current_id``) stays in its
-session.
+session; a new session starts on the newest result.
 """
 
 from __future__ import annotations
@@ -62,6 +62,12 @@ def find_result(result_id: int | None) -> StudioResult | None:
 
 
 def current_result() -> StudioResult | None:
+    """The result this tab shows on the Stylize page. A tab that has not looked at one yet
+    (a new tab, a reload, the other web server behind a load balancer) opens on the
+    browser's newest result, so that a run that finished meanwhile is where it was left."""
+    if "current_id" not in st.session_state:
+        newest = results()
+        st.session_state["current_id"] = newest[-1].result_id if newest else None
     return find_result(st.session_state.get("current_id"))
 
 

@@ -272,6 +272,22 @@ def test_results_survive_switching_pages(finished_run: AppTest) -> None:
     assert len(_results(at)) == 2
 
 
+def test_a_new_tab_of_the_same_browser_opens_on_its_newest_result(finished_run: AppTest) -> None:
+    # A reload, a new tab or the other web server: a new session with the browser's key.
+    (record,) = _results(finished_run)
+    again = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    again.session_state["owner_key"] = _owner(finished_run)
+    again.run()
+    assert not again.exception, again.exception
+    assert again.session_state["current_id"] == record.result_id
+    assert _download_labels(again) == PAINTED_DOWNLOADS
+    assert any(text == "Result" for text in _texts(again.subheader))
+    # Another browser's first visit shows the blank form.
+    stranger = _open()
+    assert stranger.session_state["current_id"] is None
+    assert _download_labels(stranger) == []
+
+
 def test_an_unreadable_upload_is_one_sentence_and_results_stay(finished_run: AppTest) -> None:
     at = finished_run
     at.file_uploader(key="content_upload").set_value(

@@ -2,8 +2,9 @@
 
 A person's run and results live in Redis under their browser's key, not in one web process: a
 run started on one server is followed, finished and downloaded on the other in the same browser
-(no sticky sessions), and a web server that restarts loses no finished result. Chromium is
-Debian's, the worker is ``python -m nst.worker`` with untrained weights.
+(no sticky sessions), a new tab opens on the finished result, and a web server that restarts
+loses no finished result. Chromium is Debian's, the worker is ``python -m nst.worker`` with
+untrained weights.
 """
 
 from __future__ import annotations
@@ -76,10 +77,14 @@ def test_a_run_started_on_one_server_is_followed_and_downloaded_on_another(
             second.get_by_role("link", name="Gallery").click()
             second.get_by_text(title).wait_for()
             sees_no_results(browser, url_a, url_b)  # another browser: nothing, on either
-        # Both web servers went away; one comes back: the finished result is still there.
+        # Both web servers went away; one comes back: the finished result is still there, and
+        # a new tab of the same browser opens on it.
         with serve(tmp_path / "web-a-again.log", env) as url:
             again = context.new_page()
             again.set_default_timeout(TIMEOUT_MS)
+            again.goto(url)
+            again.get_by_text("Finished 40 steps").wait_for()
+            images_loaded(again, "After: 96×72")
             again.goto(f"{url}/gallery")
             again.get_by_text(title).wait_for()
             again.get_by_text("40/40 steps").first.wait_for()
