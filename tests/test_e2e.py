@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -119,7 +120,15 @@ def test_the_instant_picture_downloads_while_the_painting_goes_on(
     # The download did not stop the painting: it is still going, and Stop keeps both pictures.
     body = page.locator("body").inner_text()
     assert "Finished" not in body and "Stopped" not in body, status_text(page)
-    first_text(page, ["Step 1 of 500", "Step 2 of 500", "Step 3 of 500"])
+    # The step count goes on rising (the run may be well past its first steps by now).
+    step = page.get_by_text(re.compile(r"Step \d+ of 500")).first
+    step.wait_for()
+    seen = int(re.search(r"Step (\d+) of 500", step.inner_text()).group(1))
+    page.wait_for_function(
+        "seen => { const m = document.body.innerText.match(/Step (\\d+) of 500/);"
+        " return m !== null && Number(m[1]) > seen; }",
+        arg=seen,
+    )
     page.get_by_role("button", name="Stop").click()
     page.get_by_text("Stopped at step").wait_for()
     page.get_by_text("The instant picture this run started from").wait_for()
