@@ -183,7 +183,8 @@ def test_memory_section_runs_fresh_processes_and_fits_a_line(content_path, style
     assert [run["size"] for run in runs] == [64, 96]
     assert all(_positive(run["peak_rss_bytes"]) for run in runs)
     assert set(report["largest"]) >= {"longest_side", "square_side", "bytes_per_pixel"}
-    assert "peak RSS" in format_table({"machine": _machine(), "memory": report})
+    table = format_table({"machine": _machine(), "memory": report})
+    assert "peak RSS" in table and "bfloat16 emulated, oneDNN's AVX2 kernels" in table
 
 
 def _machine():
@@ -193,6 +194,7 @@ def _machine():
         "memory_gb": 1.0,
         "gpu": False,
         "cpu_bf16": False,
+        "cpu_kernels": "avx2",
         "tensorflow": "x",
         "load_average": [0.0],
     }

@@ -365,6 +365,14 @@ def test_sizes_that_do_not_fit_in_memory_are_refused_before_starting(
     assert engine.estimate_memory(
         StyleConfig(size=1024, optimizer="lbfgs"), content_image.shape
     ) > engine.estimate_memory(StyleConfig(size=1024, optimizer="adam"), content_image.shape)
+    # oneDNN's AVX2 kernels need more memory than its AVX-512 ones, in either precision.
+    config = StyleConfig(size=2048, precision="float32")
+    monkeypatch.setattr(engine, "cpu_kernels", lambda: "avx512")
+    avx512 = engine.estimate_memory(config, content_image.shape)
+    monkeypatch.setattr(engine, "cpu_kernels", lambda: "avx2")
+    avx2 = engine.estimate_memory(config, content_image.shape)
+    assert avx2 - engine.MEMORY_BASE_BYTES > 1.5 * (avx512 - engine.MEMORY_BASE_BYTES)
+    assert engine.estimate_memory(config.replace(precision="bfloat16"), content_image.shape) == avx2
     monkeypatch.setattr(front, "available_memory", lambda: 2 * 10**9)
     message = (
         r"^A 4096 px result needs about \d+ GB of memory but only 2 GB are available; "

@@ -1,6 +1,7 @@
 """Feature extractors and weight resolution (random, .h5 path, ImageNet offline)."""
 
 import threading
+from pathlib import Path
 
 import h5py
 import keras
@@ -211,6 +212,48 @@ def test_precision_resolution(monkeypatch):
     assert model.resolve_precision("auto") == "float32"
     monkeypatch.setattr(model, "cpu_has_bf16", lambda: True)
     assert model.resolve_precision("auto") == "bfloat16"
+
+
+AVX512_FLAGS = frozenset({"avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq"})
+
+
+@pytest.mark.parametrize(
+    ("flags", "cap", "bf16", "kernels"),
+    [
+        ({"avx2", "fma"}, None, False, "avx2"),
+        (AVX512_FLAGS, None, False, "avx512"),
+        (AVX512_FLAGS | {"avx512_bf16"}, None, True, "avx512"),
+        (AVX512_FLAGS | {"amx_bf16"}, "DEFAULT", True, "avx512"),
+        # oneDNN capped below a level does not use it, whatever the CPU has.
+        (AVX512_FLAGS | {"avx512_bf16", "amx_bf16"}, "AVX2", False, "avx2"),
+        (AVX512_FLAGS | {"avx512_bf16"}, "avx512_core_vnni", False, "avx512"),
+        (AVX512_FLAGS | {"avx512_bf16"}, "AVX512_CORE_AMX", True, "avx512"),
+        # AVX512F alone is not oneDNN's AVX-512 level (Knights Landing lacks BW/VL/DQ).
+        ({"avx2", "avx512f"}, None, False, "avx2"),
+    ],
+)
+def test_cpu_kernels_and_bfloat16_follow_the_flags_and_onednns_cap(
+    monkeypatch, flags, cap, bf16, kernels
+):
+    from nst import cpu
+
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert cpu.cpu_has_bf16() is bf16
+    assert cpu.cpu_kernels() == kernels
+
+
+def test_cpu_flags_are_read_from_this_machine():
+    from nst import cpu
+
+    flags = cpu.cpu_flags()
+    assert isinstance(flags, frozenset)
+    if Path("/proc/cpuinfo").exists():
+        assert flags and all(flag == flag.strip() and flag for flag in flags)
 
 
 @pytest.mark.parametrize(("capability", "expected"), [((7, 5), "float32"), ((8, 0), "bfloat16")])

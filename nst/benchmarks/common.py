@@ -35,21 +35,16 @@ def machine_info() -> dict[str, Any]:
     import tensorflow as tf
 
     from nst.config import weights_mode
-    from nst.engine.model import cpu_has_bf16, has_gpu, resolve_precision
+    from nst.cpu import cpu_has_bf16, cpu_kernels, cpu_model
+    from nst.engine.model import has_gpu, resolve_precision
 
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model() or platform.processor() or platform.machine()
     return {
         "cpu": model,
         "cores": os.cpu_count() or 1,
         "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
         "cpu_bf16": cpu_has_bf16(),
+        "cpu_kernels": cpu_kernels(),
         "gpu": has_gpu(),
         "default_precision": resolve_precision("auto"),
         "weights": weights_mode(),

@@ -38,7 +38,8 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB, "
         f"{'a GPU' if machine['gpu'] else 'no GPU'}, bfloat16 "
-        f"{'native' if machine['cpu_bf16'] else 'emulated'}; TensorFlow {machine['tensorflow']}; "
+        f"{'native' if machine['cpu_bf16'] else 'emulated'}, oneDNN's "
+        f"{machine['cpu_kernels'].upper()} kernels; TensorFlow {machine['tensorflow']}; "
         f"load average {machine['load_average'][0]} at start, "
         f"{machine.get('load_average_end', ['?'])[0]} at end.",
         "",

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from nst.config import StyleConfig, default_layers
+from nst.cpu import cpu_has_bf16
 
 WEIGHT_FILES = {
     "vgg19": "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
@@ -74,15 +75,6 @@ def gpu_has_bf16() -> bool:
         if capability is None or tuple(capability) < BF16_MIN_COMPUTE_CAPABILITY:
             return False
     return True
-
-
-def cpu_has_bf16() -> bool:
-    """True if the CPU computes bfloat16 natively (AVX512_BF16 or AMX)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def resolve_precision(precision: str) -> str:

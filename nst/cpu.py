@@ -1,0 +1,84 @@
+"""What this machine's CPU offers TensorFlow's oneDNN kernels, read without importing TensorFlow.
+
+oneDNN picks its kernels from the CPU's instruction sets, capped by ``ONEDNN_MAX_CPU_ISA`` where
+that is set. Two choices follow from them: whether bfloat16 is native (``cpu_has_bf16``), and
+which family of convolution kernels runs, whose working memory differs by a third
+(``cpu_kernels``; docs/benchmarks.md, Memory).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+# oneDNN's instruction-set names, lowest first (its ``ONEDNN_MAX_CPU_ISA`` values; the AVX10
+# names are the newer spellings of the AVX512_CORE_FP16 and AMX levels).
+ONEDNN_ISAS = (
+    "SSE41",
+    "AVX",
+    "AVX2",
+    "AVX2_VNNI",
+    "AVX2_VNNI_2",
+    "AVX512_CORE",
+    "AVX512_CORE_VNNI",
+    "AVX512_CORE_BF16",
+    "AVX10_1_512",
+    "AVX10_1_512_AMX",
+    "AVX10_1_512_AMX_FP16",
+)
+ONEDNN_ALIASES = {
+    "AVX512_CORE_FP16": "AVX10_1_512",
+    "AVX512_CORE_AMX": "AVX10_1_512_AMX",
+    "AVX512_CORE_AMX_FP16": "AVX10_1_512_AMX_FP16",
+}
+# The CPU flags oneDNN's AVX-512 kernels need (its AVX512_CORE level).
+AVX512_CORE_FLAGS = frozenset({"avx512f", "avx512bw", "avx512vl", "avx512dq"})
+
+
+@cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's instruction-set flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo, or None."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def isa_allowed(level: str) -> bool:
+    """False if ``ONEDNN_MAX_CPU_ISA`` (or its old name ``DNNL_MAX_CPU_ISA``) caps oneDNN below
+    ``level``; an unset, ``ALL``, ``DEFAULT`` or unknown cap allows everything."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
+    cap = ONEDNN_ALIASES.get(cap.upper(), cap.upper())
+    if cap not in ONEDNN_ISAS:
+        return True
+    return ONEDNN_ISAS.index(cap) >= ONEDNN_ISAS.index(level)
+
+
+def cpu_has_bf16() -> bool:
+    """True if the CPU computes bfloat16 natively (AVX512_BF16 or AMX) and oneDNN may use it."""
+    flags = cpu_flags()
+    return bool(flags & {"avx512_bf16", "amx_bf16"}) and isa_allowed("AVX512_CORE_BF16")
+
+
+def cpu_kernels() -> str:
+    """``avx512`` where oneDNN runs its AVX-512 kernels here, else ``avx2`` (AVX2 or less)."""
+    if cpu_flags() >= AVX512_CORE_FLAGS and isa_allowed("AVX512_CORE"):
+        return "avx512"
+    return "avx2"
