@@ -2,7 +2,7 @@
 
 oneDNN picks its kernels from the CPU's instruction sets, capped by ``ONEDNN_MAX_CPU_ISA`` where
 that is set. Two choices follow from them: whether bfloat16 is native (``cpu_has_bf16``), and
-which family of convolution kernels runs, whose working memory differs by a third
+which family of convolution kernels runs, whose working memory differs by about 1.8×
 (``cpu_kernels``; docs/benchmarks.md, Memory).
 """
 
@@ -37,28 +37,27 @@ AVX512_CORE_FLAGS = frozenset({"avx512f", "avx512bw", "avx512vl", "avx512dq"})
 
 
 @cache
-def cpu_flags() -> frozenset[str]:
-    """The CPU's instruction-set flags from /proc/cpuinfo (empty where there is none)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
-
-
-def cpu_model() -> str | None:
-    """The CPU's model name from /proc/cpuinfo, or None."""
+def _cpuinfo_field(name: str) -> str | None:
+    """The value of the first ``name`` line of /proc/cpuinfo, or None where there is none."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return None
     for line in text.splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
     return None
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's instruction-set flags from /proc/cpuinfo (empty where there is none)."""
+    return frozenset((_cpuinfo_field("flags") or "").split())
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo, or None."""
+    return _cpuinfo_field("model name")
 
 
 def isa_allowed(level: str) -> bool:
