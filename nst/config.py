@@ -444,6 +444,18 @@ def keep_seconds() -> float:
     return 3600.0 * keep_hours()
 
 
+# Finished clips kept on the server, all visitors' together, in megabytes (``NST_CLIPS_MB``).
+CLIPS_MB_DEFAULT = 512.0
+CLIPS_MB_BOUNDS = (1.0, 1_048_576.0)
+
+
+def clips_bytes() -> int:
+    """The size budget of every visitor's finished clips together: ``NST_CLIPS_MB`` (default
+    512) in bytes; the oldest clips go first beyond it."""
+    megabytes = _env_number("NST_CLIPS_MB", CLIPS_MB_DEFAULT, *CLIPS_MB_BOUNDS, "megabytes")
+    return int(megabytes * 2**20)
+
+
 def grace_seconds() -> float:
     """How long a run goes on with no page following it (a closed tab) before it stops and
     keeps its picture: ``NST_GRACE_SECONDS`` (default 60; long enough for a reload)."""

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,11 @@ import pytest
 import studio.store
 from nst.config import StyleConfig
 from nst.jobs import QueueUnavailableError
+from nst.video_config import VideoConfig
 from studio.session import StudioResult
 from studio.store import (
+    ClipRecord,
+    ClipRun,
     MemoryStore,
     PendingRun,
     RedisStore,
@@ -491,3 +495,137 @@ def test_store_module_imports_without_streamlit() -> None:
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+# ----- clips: one more kind of record on the same stores -----
+
+
+def clip(seed: int = 0, *, size: int = 1000, created: float = 0.0) -> ClipRecord:
+    """A clip whose files hold ``size`` bytes together (the poster 100 of them)."""
+    rng = np.random.default_rng(seed)
+    return ClipRecord(
+        result_id=0,
+        name=f"walk-{seed}.mp4",
+        mp4=rng.bytes(size - 300),
+        webp=rng.bytes(100),
+        gif=rng.bytes(100),
+        poster=rng.bytes(100),
+        frames=12,
+        frames_planned=24,
+        fps=12.0,
+        seconds=3.5,
+        stopped=True,
+        error=None,
+        notice="Resampled to 12 fps.",
+        config=StyleConfig(size=64, method="instant"),
+        video=VideoConfig(max_frames=24),
+        style_names=("mosaic",),
+        created=created,
+    )
+
+
+def clip_run(job_id: str = "clip-job") -> ClipRun:
+    return ClipRun(
+        job_id=job_id,
+        name="walk.mp4",
+        frames=24,
+        config=StyleConfig(size=64, method="instant"),
+        video=VideoConfig(max_frames=24),
+        style_names=("mosaic",),
+        started=START,
+    )
+
+
+def test_clips_round_trip_beside_pictures_with_their_own_ids(make_store: Factory) -> None:
+    clock = Clock()
+    store = make_store(clock=clock)
+    owner = new_owner_key()
+    store.add(owner, result(1))
+    made = clip(1)
+    kept = store.add(owner, made)
+    assert (kept.result_id, kept.created, kept.nbytes) == (1, START, 1000)
+    reader = store if isinstance(store, MemoryStore) else make_store(clock=clock)
+    [back] = reader.results(owner, "clip")
+    assert back == kept and back.length == 1.0 and back.label == "Clip #1 · walk-1.mp4"
+    assert [item.result_id for item in reader.results(owner)] == [1]  # the picture, alone
+    assert reader.get(owner, 1, "clip") == kept and reader.get(owner, 2, "clip") is None
+    store.delete(owner, 1, "clip")
+    assert reader.results(owner, "clip") == [] and len(reader.results(owner)) == 1
+    with pytest.raises(ValueError, match=r"^Unknown kind of record 'film'"):
+        store.results(owner, "film")
+
+
+def test_a_clip_run_is_apart_from_the_picture_run(make_store: Factory) -> None:
+    store = make_store()
+    owner, stranger = new_owner_key(), new_owner_key()
+    store.set_run(owner, pending("job-1"))
+    assert store.set_run(owner, clip_run("clip-1")) is None  # a picture run is not replaced
+    assert store.run(owner).job_id == "job-1"
+    assert store.run(owner, "clip") == clip_run("clip-1")
+    assert store.run(stranger, "clip") is None
+    assert store.take_run(stranger, "clip-1", "clip") is None
+    assert store.take_run(owner, "job-1", "clip") is None  # the picture's id is not the clip's
+    assert store.set_run(owner, clip_run("clip-2")) == clip_run("clip-1")
+    assert store.take_run(owner, "clip-2", "clip") == clip_run("clip-2")
+    assert store.run(owner, "clip") is None and store.run(owner).job_id == "job-1"
+
+
+def test_the_clip_budget_drops_the_oldest_clips_of_everyone(make_store: Factory) -> None:
+    clock = Clock()
+    store = make_store(clip_budget=2500, clock=clock)
+    first, second = new_owner_key(), new_owner_key()
+    for owner, seed in ((first, 1), (second, 2)):
+        clock.now += 1
+        store.add(owner, clip(seed))
+    store.add(first, result(3))  # pictures have their own budget
+    clock.now += 1
+    store.add(second, clip(4))  # 3000 bytes in all: the oldest clip, the first owner's, goes
+    assert store.results(first, "clip") == []
+    assert [item.result_id for item in store.results(second, "clip")] == [1, 2]
+    assert len(store.results(first)) == 1
+    assert store.take_notices(first) == [
+        "1 older clip was removed to save memory: the gallery keeps at most the 12 newest "
+        "clips, fewer when the studio is busy. Download the ones you want to keep."
+    ]
+    assert store.take_notices(second) == []
+    # A clip larger than the whole budget is still kept (it was refused before it started,
+    # unless the estimate was short): alone.
+    clock.now += 1
+    store.add(first, clip(5, size=4000))
+    assert [item.name for item in store.results(first, "clip")] == ["walk-5.mp4"]
+    assert store.results(second, "clip") == []
+
+
+def test_clips_expire_with_their_own_notice(make_store: Factory) -> None:
+    clock = Clock()
+    store = make_store(keep_hours=1, clock=clock)
+    owner = new_owner_key()
+    store.add(owner, clip(1))
+    store.add(owner, result(1))
+    clock.now += 3601
+    assert store.results(owner, "clip") == [] and store.results(owner) == []
+    assert store.take_notices(owner) == [
+        "1 result expired: the studio keeps results for 1 hour. Download the ones you want "
+        "to keep.",
+        "1 clip expired: the studio keeps clips for 1 hour. Download the ones you want to keep.",
+    ]
+
+
+def test_redis_clips_expire_in_redis_and_leave_the_budget(redis_server: RedisServer) -> None:
+    store = RedisStore(redis_server.url, keep_hours=2, clip_budget=2500)
+    try:
+        store.connection.flushdb()
+        owner, other = new_owner_key(), new_owner_key()
+        store.add(owner, clip(1, created=time.time() - 3600))
+        ttl = store.connection.pttl(f"nst:owner:{owner_id(owner)}:clip_result:1")
+        assert 3590_000 <= ttl <= 3600_000
+        everything = [(name, store.connection.dump(name)) for name in store.connection.keys("*")]
+        assert not any(owner.encode() in name + value for name, value in everything)
+        # What Redis's expiry does: the clip's key is gone; the budget no longer counts it.
+        store.connection.delete(f"nst:owner:{owner_id(owner)}:clip_result:1")
+        store.add(other, clip(2))
+        store.add(other, clip(3))
+        assert [item.result_id for item in store.results(other, "clip")] == [1, 2]
+        assert store.connection.zcard("nst:clips:all") == 2
+    finally:
+        store.close()
