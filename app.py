@@ -5,7 +5,7 @@ Run with ``streamlit run app.py``.
 
 import streamlit as st
 
-from studio import banner, keras_guard, runs
+from studio import banner, keras_guard, runs, video
 
 keras_guard.keep_keras_session()  # before any run ends: a job may be mid-step
 st.set_page_config(page_title="Style transfer studio", page_icon="🎨", layout="wide")
@@ -21,6 +21,9 @@ page = st.navigation(
 )
 banner.weights_banner()
 runs.collect_runs()  # a run that ended while no page followed it (a closed tab, a reload)
+video.collect_clip(runs.session_owner())  # the same for a clip
 if page.title != "Stylize":
     runs.run_badge()  # the Stylize page follows the run itself
+if page.title != "Video":
+    video.clip_badge()  # the Video page follows the clip itself
 page.run()

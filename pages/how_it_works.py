@@ -3,7 +3,9 @@
 import numpy as np
 import streamlit as st
 
-from studio import explain, gallery, results
+from studio import explain, gallery, results, routing
+
+routing.through_app()  # a first visit straight to this page's link: through app.py
 
 st.title("How it works")
 st.markdown(

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from studio import inputs, live
+from studio import inputs, live, routing
+
+routing.through_app()  # a first visit straight to this page's link: through app.py
 
 st.title("Live")
 st.caption(

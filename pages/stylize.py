@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from studio import gallery, inputs, results, runs, widgets
+from studio import gallery, inputs, results, routing, runs, widgets
+
+routing.through_app()  # a first visit straight to this page's link: through app.py
 
 st.title("Stylize")
 st.caption(

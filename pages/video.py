@@ -3,7 +3,9 @@ along the motion, or the optimizer with Ruder et al.'s temporal loss)."""
 
 import streamlit as st
 
-from studio import inputs, video
+from studio import inputs, routing, video
+
+routing.through_app()  # a first visit straight to this page's link: through app.py
 
 st.title("Video")
 st.caption(
@@ -25,6 +27,6 @@ with alerts:
     video.show_error()
 
 running = video.live_view()
-record = st.session_state.get("video_result")
+record = video.current_clip()
 if record is not None:
     video.result_panel(record, "Your last clip" if running else "Result")

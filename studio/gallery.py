@@ -10,6 +10,7 @@ session; a new session starts on the newest result.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamlit as st
@@ -39,7 +40,7 @@ def owner_store() -> ResultStore:
     return get_store()
 
 
-def _or(default: Any, read: Any) -> Any:
+def read_or(default: Any, read: Any) -> Any:
     """``read()``, or ``default`` while the store cannot be reached (the run that needs it
     says so in its own sentence)."""
     from nst.jobs import QueueUnavailableError
@@ -52,13 +53,13 @@ def _or(default: Any, read: Any) -> Any:
 
 def results() -> list[StudioResult]:
     """This person's results, oldest first."""
-    return _or([], lambda: owner_store().results(browser_key()))
+    return read_or([], lambda: owner_store().results(browser_key()))
 
 
 def find_result(result_id: int | None) -> StudioResult | None:
     if result_id is None:
         return None
-    return _or(None, lambda: owner_store().get(browser_key(), int(result_id)))
+    return read_or(None, lambda: owner_store().get(browser_key(), int(result_id)))
 
 
 def current_result() -> StudioResult | None:
@@ -109,7 +110,7 @@ def delete_result(result_id: int) -> None:
 def dropped_notice() -> str | None:
     """This person's notices not yet shown (results removed for space or age, runs that ended
     without a picture), as one paragraph; each is said once."""
-    return " ".join(_or([], lambda: owner_store().take_notices(browser_key()))) or None
+    return " ".join(read_or([], lambda: owner_store().take_notices(browser_key()))) or None
 
 
 def request_continue(result_id: int) -> None:
@@ -119,3 +120,13 @@ def request_continue(result_id: int) -> None:
 
 def take_pending_run() -> dict[str, Any] | None:
     return st.session_state.pop("pending_run", None)
+
+
+def cards(records: Sequence[Any], card: Callable[[Any], None]) -> None:
+    """``records`` (oldest first) as bordered cards, newest first, three to a row."""
+    newest_first = list(reversed(records))
+    for row_start in range(0, len(newest_first), 3):
+        columns = st.columns(3, gap="medium")
+        for column, record in zip(columns, newest_first[row_start : row_start + 3], strict=False):
+            with column, st.container(border=True):
+                card(record)

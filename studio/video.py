@@ -1,28 +1,42 @@
-"""The Video page's parts: the clip upload, the settings, the live run and the result.
+"""The Video page's parts: the clip upload, the settings, the clip's run, its result and its
+gallery card.
 
-Session state used here: ``video_clip`` (the checked upload), ``video_run`` (the clip being
-stylized, a ``VideoRun``), ``video_result`` (the last ``VideoRecord``) and ``video_error``. The
-run is followed by a fragment that reruns on its own, so that a slider, another page or any
-other click leaves the job painting; only Stop, or a new clip, ends it. Widget keys start with
-``video_`` so that the Video page keeps its own settings apart from the Stylize page's.
+A clip's run belongs to the browser, as a picture's does (``studio.runs``): its record
+(``ClipRun``) waits in the browser's store (``studio.store``, the "clip" shelf), so a reload, a
+new tab or another web server finds it and follows it with a fragment that reruns on its own;
+a slider, another page or any other click leaves the job painting. Only Stop, or a new clip
+(which says that it replaces the running one), ends it; a closed tab's clip goes on for
+``NST_GRACE_SECONDS`` and then keeps what it has. The finished clip (``ClipRecord``) goes to
+the browser's gallery for ``NST_KEEP_HOURS``, within the clips' own budget ``NST_CLIPS_MB``.
+
+Session state used here: ``video_clip`` (the checked upload), ``video_run`` (the clip run this
+tab last saw, followed through a store outage), ``clip_id`` (the clip this tab shows),
+``video_replaced`` and ``video_error``. Widget keys start with ``video_`` so that the Video
+page keeps its own settings apart from the Stylize page's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import streamlit as st
 
-from nst.config import Adjustments, ServerLimits, StyleConfig
+from nst.config import Adjustments, ServerLimits, StyleConfig, clips_bytes
+from nst.jobs import JobState
+from nst.jobs.backend import encode_png
 from nst.knobs import FieldSpec, specs_of
 from nst.video_config import VideoConfig
 from nst.videoio import VideoError, VideoInfo, probe
+from studio.gallery import owner_store
 from studio.runs import POLL_SECONDS
 from studio.session import InputImage, format_seconds
+from studio.store import ClipRecord, ClipRun
 from studio.widgets import APP_MANAGED, friendly_error, spec_widget, widget_default
 
 logger = logging.getLogger(__name__)
@@ -48,23 +62,6 @@ class Clip:
     name: str
     data: bytes
     info: VideoInfo
-
-
-@dataclass(frozen=True)
-class VideoRecord:
-    """A finished (or stopped) video run, kept for the result panel and downloads."""
-
-    name: str
-    mp4: bytes | None
-    webp: bytes | None
-    gif: bytes | None
-    frames: int
-    frames_planned: int
-    fps: float
-    seconds: float
-    stopped: bool
-    error: str | None
-    notice: str | None
 
 
 def clip_picker() -> Clip | None:
@@ -208,6 +205,15 @@ def run_video(
     except ValueError as error:
         st.error(str(error))
         return
+    planned_bytes = clip_bytes_estimate(planned.frames, planned.shape, video)
+    budget = clips_bytes()
+    if planned_bytes > budget:
+        st.error(
+            f"This clip would need about {planned_bytes / 2**20:,.0f} MB of the studio's "
+            f"{budget / 2**20:,.0f} MB for clips (NST_CLIPS_MB); choose fewer frames (max "
+            "frames) or a smaller size."
+        )
+        return
     request = VideoJobRequest(
         clip=clip.data,
         styles=tuple(style.as_float() for style in styles),
@@ -215,76 +221,101 @@ def run_video(
         video=video,
         adjustments=adjustments,
     )
-    watch(request, clip.name, planned.frames, video)
+    watch(request, clip.name, planned.frames, tuple(style.name for style in styles))
 
 
-@dataclass(frozen=True)
-class VideoRun:
-    """A clip being stylized for this session: its job and what the live view needs to say."""
-
-    job_id: str
-    name: str
-    frames: int
-    video: VideoConfig
-    config: StyleConfig
-    started: float
+# Bytes a clip's files may take per pixel of every frame, measured on frames of noise (the
+# worst case: a painted frame compresses better): MP4 0.70, animated WebP 0.70, GIF 1.39.
+MP4_BYTES_PER_PIXEL = 0.75
+ANIMATION_BYTES_PER_PIXEL = 0.75 + 1.5
 
 
-RUN_KEY = "video_run"
+def clip_bytes_estimate(frames: int, shape: tuple[int, int], video: VideoConfig) -> int:
+    """At most how many bytes a clip of ``frames`` frames of ``shape`` keeps (its MP4, its
+    animations when it is short, and its poster frame)."""
+    pixels = frames * shape[0] * shape[1]
+    per_pixel = MP4_BYTES_PER_PIXEL
+    if frames <= video.max_animation_frames:
+        per_pixel += ANIMATION_BYTES_PER_PIXEL
+    return int(pixels * per_pixel) + shape[0] * shape[1] * 3
+
+
+RUN_KEY = "video_run"  # the clip run this tab last saw (followed through a store outage)
+SHOWN_KEY = "clip_id"  # the clip this tab shows
+REPLACED_KEY = "video_replaced"  # the clip run that replaced a running one
 STOPPED_EARLY = "The run was stopped before the first frame finished."
+REPLACED = (
+    "Your previous clip was stopped to start this one; its finished frames are in the gallery."
+)
+LOST = "Your clip is no longer known to the studio (it restarted); please start it again."
+SETTLE_SECONDS = 120.0  # how long a stopped clip may take to encode its frames
 
 
-def watch(request: Any, name: str, frames: int, video: VideoConfig) -> None:
-    """Submit the job; the page then follows it (``live_view``). A clip still running is
-    stopped first, keeping its finished frames, and the page says so."""
+def watch(request: Any, name: str, frames: int, style_names: tuple[str, ...]) -> None:
+    """Submit the job and keep it as the browser's clip run; the page then follows it
+    (``live_view``). A clip still running is stopped first, keeping its finished frames in the
+    gallery, and the page says so."""
     from nst.jobs import QueueUnavailableError, get_backend
     from studio.runs import session_owner
 
-    queue = get_backend()
     owner = session_owner()
-    previous: VideoRun | None = st.session_state.get(RUN_KEY)
-    if previous is not None:
-        _settle(queue, previous, owner)
-        st.session_state.pop(RUN_KEY, None)
-        st.info(REPLACED, icon=":material/swap_horiz:")
     try:
-        job_id = queue.submit(request, owner=owner)
+        job_id = get_backend().submit(request, owner=owner)
+        run = ClipRun(job_id, name, frames, request.config, request.video, style_names, time.time())
+        replaced = owner_store().set_run(owner, run)
     except QueueUnavailableError as error:
         st.error(str(error), icon=":material/cloud_off:")
         return
-    st.session_state[RUN_KEY] = VideoRun(
-        job_id, name, frames, video, request.config, time.monotonic()
-    )
+    st.session_state[RUN_KEY] = run
+    replacing = replaced is not None and replaced.job_id != job_id
+    if replacing and settle_clip(owner, replaced, cancel=True) is not None:
+        st.session_state[REPLACED_KEY] = job_id  # said while this tab follows the new clip
 
 
-REPLACED = "Your previous clip was stopped to start this one; its finished frames are below."
+def _clip_run(owner: str) -> ClipRun | None:
+    """The browser's running clip: from the store, or, while the store cannot be reached, the
+    one this tab last saw."""
+    from nst.jobs import QueueUnavailableError
+
+    try:
+        run = owner_store().run(owner, "clip")
+    except QueueUnavailableError:
+        return st.session_state.get(RUN_KEY)
+    if run is None:
+        st.session_state.pop(RUN_KEY, None)
+    else:
+        st.session_state[RUN_KEY] = run
+    return run
 
 
 def live_view() -> bool:
-    """The session's clip run, followed live (True), or none running (False)."""
-    run: VideoRun | None = st.session_state.get(RUN_KEY)
-    if run is None:
+    """The browser's clip run, followed live (True), or none running (False): a reload, a new
+    tab or another web server finds it in the store."""
+    from studio.runs import session_owner
+
+    owner = session_owner()
+    if _clip_run(owner) is None:
         return False
-    _follow(run)
+    _follow(owner)
     return True
 
 
 @st.fragment(run_every=POLL_SECONDS)
-def _follow(run: VideoRun) -> None:
+def _follow(owner: str) -> None:
     """One look at the clip's job: frame count, time left, the newest frame and Stop. Clicks,
-    other widgets and other pages rerun the page around it without ending the job."""
+    other widgets, other pages and reloads rerun the page around it without ending the job."""
     from nst.jobs import JobState, QueueUnavailableError, UnknownJobError, get_backend
     from nst.jobs.video import steps_done, total_steps
-    from studio.runs import session_owner, stop_row, waiting_note
+    from studio.runs import stop_row, waiting_note
 
-    queue, owner = get_backend(), session_owner()
-    if st.session_state.get(RUN_KEY) != run:
-        st.rerun()  # settled meanwhile
+    queue = get_backend()
+    run = _clip_run(owner)
+    if run is None:
+        st.rerun()  # settled meanwhile (by another tab, a badge or another server)
     try:
         status = queue.status(run.job_id, owner=owner)  # also the job's heartbeat
     except UnknownJobError:
-        st.session_state.pop(RUN_KEY, None)
-        st.session_state["video_error"] = "The run was lost; please start it again."
+        settle_clip(owner, run)
         st.rerun()
     except QueueUnavailableError as error:
         st.warning(f"{error} Retrying…", icon=":material/cloud_off:")
@@ -294,8 +325,8 @@ def _follow(run: VideoRun) -> None:
         owner,
         run.job_id,
         status,
-        "The clip keeps being painted while you change settings or visit other pages; Stop "
-        "keeps the frames finished so far as a shorter clip.",
+        "The clip keeps being painted while you change settings, visit other pages or reload; "
+        "Stop keeps the frames finished so far as a shorter clip.",
     )
     if status.state is JobState.QUEUED:
         bar_column.progress(0.0, text="Waiting for a free slot…")
@@ -318,8 +349,7 @@ def _follow(run: VideoRun) -> None:
     if status.preview is not None:
         st.image(status.preview, caption="The newest finished frame", width="content")
     if status.state.finished:
-        _settle(queue, run, owner)
-        st.session_state.pop(RUN_KEY, None)
+        settle_clip(owner, run)
         st.rerun()
 
 
@@ -334,60 +364,167 @@ def frame_rate(frames: int, seconds: float) -> str:
     return f"{format_seconds(seconds / frames)} a frame"
 
 
-def _settle(queue: Any, run: VideoRun, owner: str) -> None:
-    """Cancel the job if it still runs, wait for its result and keep it in the session."""
-    job_id = run.job_id
-    from nst.jobs import JobState, QueueUnavailableError, UnknownJobError
+def settle_clip(owner: str, run: ClipRun, *, cancel: bool = False) -> ClipRecord | None:
+    """Keep a clip run's frames in the browser's gallery (once, whoever asks first: a tab, a
+    badge, another server) and forget the job; with ``cancel`` (a replaced run, already off
+    the store) stop it first. How it ended without a clip is said once, on this page or as
+    one of the person's notices."""
+    from nst.jobs import QueueUnavailableError, UnknownJobError, get_backend
     from nst.jobs.video import VideoResult
 
-    result = None
+    queue, store = get_backend(), owner_store()
+    if not cancel and store.take_run(owner, run.job_id, "clip") is None:
+        return None
+    result, status = None, None
     try:
-        queue.cancel(job_id, owner=owner)
+        if cancel:
+            queue.cancel(run.job_id, owner=owner)
+        deadline = time.monotonic() + SETTLE_SECONDS
         while True:  # a stopped run ends within a step, then encodes its frames
-            status = queue.status(job_id, owner=owner)  # also the heartbeat
-            result = queue.result(job_id, owner=owner)
-            if result is not None or status.state.finished:
+            status = queue.status(run.job_id, owner=owner)  # also the heartbeat
+            if status.state.finished or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        queue.forget(job_id, owner=owner)
+        result = queue.result(run.job_id, owner=owner)
+        queue.forget(run.job_id, owner=owner)
     except UnknownJobError:
-        st.session_state["video_error"] = "The run was lost; please start it again."
-        return
+        _tell(owner, LOST)
+        return None
     except QueueUnavailableError as error:
-        st.session_state["video_error"] = str(error)
-        return
-    if not isinstance(result, VideoResult):
-        stopped = status.state is JobState.CANCELLED
-        st.session_state["video_error"] = status.error or (
-            STOPPED_EARLY if stopped else "The run ended without a clip."
-        )
-        return
-    if result.mp4 is None:
-        st.session_state["video_error"] = result.error or status.error or STOPPED_EARLY
-        return
-    st.session_state["video_result"] = VideoRecord(
+        _tell(owner, str(error))
+        return None
+    if not isinstance(result, VideoResult) or result.mp4 is None:
+        error = getattr(result, "error", None) or (status.error if status else None)
+        _tell(owner, error or STOPPED_EARLY)
+        return None
+    record = ClipRecord(
+        result_id=0,
         name=run.name,
         mp4=result.mp4,
         webp=result.webp,
         gif=result.gif,
+        poster=encode_png(result.image),
         frames=result.frames,
         frames_planned=result.frames_planned,
         fps=result.fps,
-        seconds=time.monotonic() - run.started,
+        seconds=max(0.0, time.time() - run.started),
         stopped=result.stopped,
-        error=result.error,
+        error=result.error or (status.error if status else None),
         notice=result.notice,
+        config=run.config,
+        video=run.video,
+        style_names=run.style_names,
+        created=time.time(),
     )
-    st.session_state.pop("video_error", None)
+    kept = store.add(owner, record)
+    with contextlib.suppress(Exception):  # outside a script run: a new tab opens on it
+        st.session_state[SHOWN_KEY] = kept.result_id
+    return kept
+
+
+def _tell(owner: str, text: str) -> None:
+    """How a clip ended without frames: on this page's next run, or, with no page there, as
+    one of the person's notices."""
+    try:
+        st.session_state["video_error"] = text
+    except Exception:  # outside a script run
+        owner_store().add_notice(owner, text)
+
+
+def collect_clip(owner: str) -> ClipRecord | None:
+    """Keep the browser's clip if its run ended while no page followed it (a closed tab, a
+    reload); the app calls it on every page run."""
+    from nst.jobs import QueueUnavailableError, UnknownJobError, get_backend
+
+    try:
+        run = owner_store().run(owner, "clip")
+        if run is None or not get_backend().status(run.job_id, owner=owner).state.finished:
+            return None
+    except UnknownJobError:
+        pass
+    except QueueUnavailableError:
+        return None
+    return settle_clip(owner, run)
+
+
+def clip_badge() -> None:
+    """On the other pages: where the browser's clip is, followed while they look around."""
+    from studio.runs import session_owner
+
+    owner = session_owner()
+    if _clip_run(owner) is not None:
+        with st.sidebar:
+            _badge(owner)
+
+
+@st.fragment(run_every=2.0)
+def _badge(owner: str) -> None:
+    from nst.jobs import QueueUnavailableError, UnknownJobError, get_backend
+
+    run = _clip_run(owner)
+    if run is None:
+        return
+    try:
+        status = get_backend().status(run.job_id, owner=owner)  # also its heartbeat
+    except UnknownJobError:
+        settle_clip(owner, run)
+        st.rerun()
+    except QueueUnavailableError:
+        st.caption(":material/cloud_off: Your clip: the job queue cannot be reached.")
+        return
+    if status.state.finished:
+        kept = settle_clip(owner, run)
+        if kept is not None:
+            st.toast(f"Your clip #{kept.result_id} is finished: it is in the gallery.")
+        st.rerun()
+    progress = status.progress
+    text = "waiting for a slot" if status.state is JobState.QUEUED else "starting"
+    if progress is not None and progress.frame is not None:
+        text = f"frame {progress.frame} of {run.frames}"
+    st.page_link("pages/video.py", label=f"Clip: {text}", icon=":material/movie:")
 
 
 def show_error() -> None:
+    """How the last clip ended without frames (once), and, while this tab follows a clip that
+    replaced a running one, that it did."""
     error = st.session_state.pop("video_error", None)
     if error:
         st.error(error)
+    following: ClipRun | None = st.session_state.get(RUN_KEY)
+    replacing = st.session_state.get(REPLACED_KEY)
+    if replacing is not None and following is not None and following.job_id == replacing:
+        st.info(REPLACED, icon=":material/swap_horiz:")
+    else:
+        st.session_state.pop(REPLACED_KEY, None)
 
 
-def result_panel(record: VideoRecord, title: str = "Result") -> None:
+def clips() -> list[ClipRecord]:
+    """This browser's clips, oldest first."""
+    from studio.gallery import read_or
+    from studio.owner import browser_key
+
+    return read_or([], lambda: owner_store().results(browser_key(), "clip"))
+
+
+def current_clip() -> ClipRecord | None:
+    """The clip this tab shows: a new tab (a reload, another server) opens on the newest."""
+    kept = clips()
+    if SHOWN_KEY not in st.session_state:
+        st.session_state[SHOWN_KEY] = kept[-1].result_id if kept else None
+    wanted = st.session_state.get(SHOWN_KEY)
+    return next((record for record in kept if record.result_id == wanted), None)
+
+
+def delete_clip(result_id: int) -> None:
+    """Callback: remove one clip from the gallery."""
+    from studio.owner import browser_key
+
+    owner_store().delete(browser_key(), result_id, "clip")
+    if st.session_state.get(SHOWN_KEY) == result_id:
+        st.session_state[SHOWN_KEY] = None
+
+
+def result_panel(record: ClipRecord, title: str = "Result") -> None:
     """The clip, what happened, and the downloads (MP4 with sound; WebP and GIF when short)."""
     st.subheader(title, anchor=False)
     if record.error:
@@ -404,24 +541,50 @@ def result_panel(record: VideoRecord, title: str = "Result") -> None:
             f"({frame_rate(record.frames, record.seconds)}).",
             icon=":material/check_circle:",
         )
-    if record.mp4 is not None:
-        st.video(record.mp4)
+    st.video(record.mp4)
+    downloads(record, "video_download")
+    if record.webp is None:
+        st.caption("Animated WebP and GIF are offered for short clips only.")
+
+
+def downloads(record: ClipRecord, key: str) -> None:
+    """The clip's download buttons in a row (keys start with ``key``)."""
     stem = record.name.rsplit(".", 1)[0] or "clip"
-    downloads = [
+    files = [
         ("Download MP4", record.mp4, "video/mp4", "mp4"),
         ("Download animated WebP", record.webp, "image/webp", "webp"),
         ("Download GIF", record.gif, "image/gif", "gif"),
     ]
-    columns = st.columns(len(downloads))
-    for column, (label, data, mime, suffix) in zip(columns, downloads):
+    columns = st.columns(len(files))
+    for column, (label, data, mime, suffix) in zip(columns, files):
         if data is not None:
             column.download_button(
                 label,
                 data,
                 file_name=f"{stem}-stylized.{suffix}",
                 mime=mime,
-                key=f"video_download_{suffix}",
+                on_click="ignore",
+                key=f"{key}_{suffix}",
                 icon=":material/download:",
             )
-    if record.webp is None:
-        st.caption("Animated WebP and GIF are offered for short clips only.")
+
+
+def clip_card(record: ClipRecord) -> None:
+    """A gallery card: the poster frame, length, settings, downloads and delete."""
+    st.image(record.poster, caption=record.label, width="stretch")
+    method = "Painted" if record.config.method == "optimize" else "Instant"
+    ended = "stopped early" if record.stopped or record.error else "finished"
+    st.caption(
+        f"{record.frames} of {record.frames_planned} frames · {record.length:.1f} s at "
+        f"{record.fps:g} fps · {ended} · {method}, {record.config.size} px, steadiness "
+        f"{record.video.temporal_weight:g} · {', '.join(record.style_names)} · "
+        f"{datetime.fromtimestamp(record.created):%H:%M}"
+    )
+    downloads(record, f"clip_{record.result_id}")
+    st.button(
+        "Delete",
+        key=f"clip_delete_{record.result_id}",
+        on_click=delete_clip,
+        args=(record.result_id,),
+        icon=":material/delete:",
+    )

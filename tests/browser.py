@@ -112,15 +112,18 @@ def images_loaded(page: object, caption_prefix: str) -> None:
     )
 
 
-def press_stylize(page: object, tries: int = 3) -> None:
-    """Press Stylize until the page shows the run. A click that lands while Streamlit is still
-    applying the upload's rerun can be dropped; pressing again is what a person would do, and
-    is only done when nothing of a run shows after a long wait."""
-    button = page.get_by_role("button", name="Stylize")
+def press_stylize(
+    page: object, tries: int = 3, *, name: str = "Stylize", shown: list[str] = RUN_SHOWN
+) -> None:
+    """Press Stylize (or the button called ``name``) until the page shows the run (one of
+    ``shown``). A click that lands while Streamlit is still applying the upload's rerun can be
+    dropped; pressing again is what a person would do, and is only done when nothing of a run
+    shows after a long wait."""
+    button = page.get_by_role("button", name=name, exact=True)
     for attempt in range(tries):
         button.click()
         try:
-            first_text(page, RUN_SHOWN, timeout_ms=30_000, fail=False)
+            first_text(page, shown, timeout_ms=30_000, fail=False)
             return
         except PlaywrightTimeoutError:
             if attempt == tries - 1:
@@ -134,6 +137,49 @@ def start_run(
     open_app(page, url, size=size, steps=steps)
     choose_pair(page, content_path, style_path)
     press_stylize(page)
+
+
+# What the Video page shows once a clip it submitted is under way (or already over).
+CLIP_SHOWN = [
+    "Waiting for a free slot",
+    "Your clip is starting",
+    "in the queue",
+    "Reading the clip",
+    "finished (",
+    "Finished ",
+    "Stopped after",
+]
+
+
+def set_slider(page: object, label: str, value: int) -> None:
+    """Move an integer slider whose minimum is 1 (or its smallest value, ``value`` 0) to
+    ``value`` with the keyboard, as a person can."""
+    slider = page.get_by_role("slider", name=label)
+    slider.focus()
+    slider.press("Home")
+    for _ in range(max(0, value - 1)):
+        slider.press("ArrowRight")
+    page.get_by_role("slider", name=label).blur()
+
+
+def start_clip(
+    page: object, url: str, clip_path: Path, *, frames: int, first_steps: int, frame_steps: int
+) -> None:
+    """The Video page: the clip, the Mosaic sample, Painted at the smallest size, ``frames``
+    frames with these steps; then Stylize clip, until the page shows the clip's run."""
+    page.goto(f"{url}/video")
+    page.get_by_role("button", name="Stylize clip").wait_for()
+    upload(page, "Upload a clip", clip_path)
+    page.get_by_text(" frames at ").first.wait_for()
+    page.get_by_role("button", name="Mosaic", exact=True).click()
+    page.get_by_text("Painted", exact=True).click()
+    set_slider(page, "Output size (px)", 0)
+    set_slider(page, "First-frame steps", first_steps)
+    set_slider(page, "Steps per frame", frame_steps)
+    max_frames = page.get_by_role("spinbutton", name="Max frames")
+    max_frames.fill(str(frames))
+    max_frames.press("Enter")
+    press_stylize(page, name="Stylize clip", shown=CLIP_SHOWN)
 
 
 def status_text(page: object) -> str:

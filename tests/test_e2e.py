@@ -38,10 +38,12 @@ from tests.browser import (
     press_stylize,
     sees_no_results,
     serve,
+    start_clip,
     start_run,
     status_text,
 )
 from tests.system import requires
+from tests.video_cases import make_clip
 
 pytestmark = [pytest.mark.browser, requires(str(CHROMIUM), "chromium")]
 
@@ -331,3 +333,32 @@ def test_a_closed_tab_finds_its_run_in_the_same_browser(
         again.get_by_text("Stopped early").first.wait_for()
     finally:
         context.close()
+
+
+def test_a_painted_clip_survives_a_reload_and_stays_in_the_browser(
+    browser: object, page: object, app_url: str, tmp_path: Path
+) -> None:
+    import av
+
+    clip_path = tmp_path / "walk.mp4"
+    clip_path.write_bytes(make_clip(fps=12))
+    start_clip(page, app_url, clip_path, frames=3, first_steps=20, frame_steps=10)
+    # A reload mid-run: the browser's clip is found in the store and followed to its end,
+    # with no second press.
+    page.reload()
+    first_text(page, ["Reading the clip", "of 3 ·", "Waiting for a free slot", "Finished 3 frames"])
+    first_text(page, ["Finished 3 frames"], timeout_ms=240_000)
+    mp4, name = download(page, "Download MP4")
+    assert name == "walk-stylized.mp4"
+    with av.open(io.BytesIO(mp4)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 3
+    # A new tab of the same browser finds the finished clip, on the Video page and in the
+    # gallery; another browser finds nothing.
+    again = page.context.new_page()
+    again.set_default_timeout(TIMEOUT_MS)
+    again.goto(f"{app_url}/video")
+    again.get_by_text("Finished 3 frames").wait_for()
+    again.get_by_role("link", name="Gallery").click()
+    again.get_by_text("Clip #1 · walk.mp4").wait_for()
+    again.get_by_text(re.compile(r"^3 of 3 frames · .* · finished · Painted, 64 px")).wait_for()
+    sees_no_results(browser, app_url)

@@ -12,6 +12,8 @@ from streamlit.testing.v1 import AppTest
 from nst.config import StyleConfig
 from nst.knobs import specs_of
 from nst.video_config import VideoConfig
+from studio.gallery import owner_store
+from studio.store import ClipRecord, ClipRun
 from studio.video import NOT_FOR_VIDEO, VIDEO_MANAGED
 from tests.video_cases import audio_stream_seconds, make_clip
 
@@ -34,13 +36,23 @@ def _upload_clip(at: AppTest, name: str, data: bytes) -> None:
     assert not at.exception, at.exception
 
 
+def _clip_run(at: AppTest) -> ClipRun | None:
+    """This browser's clip run, as the store keeps it."""
+    return owner_store().run(at.session_state["owner_key"], "clip")
+
+
+def _clips(at: AppTest) -> list[ClipRecord]:
+    """This browser's clips, oldest first, as the store keeps them."""
+    return owner_store().results(at.session_state["owner_key"], "clip")
+
+
 def _finish(at: AppTest, timeout: float = TIMEOUT) -> None:
     """Rerun the page, as its live view does on its own, until the clip's run is settled; the
     first rerun shows the run going on (the press only submits it)."""
-    assert "video_run" in at.session_state
+    assert _clip_run(at) is not None and "video_run" in at.session_state
     assert any(button.key == "video_stop" for button in at.button)
     deadline = time.monotonic() + timeout
-    while "video_run" in at.session_state:
+    while _clip_run(at) is not None:
         assert time.monotonic() < deadline, "the clip did not finish"
         time.sleep(0.2)
         at.run()
@@ -93,7 +105,8 @@ def test_upload_run_a_few_frames_and_download() -> None:
     assert any("Finished 3 frames" in element.value for element in at.success)
     downloads = {button.label: button for button in at.get("download_button")}
     assert list(downloads) == ["Download MP4", "Download animated WebP", "Download GIF"]
-    record = at.session_state["video_result"]
+    assert "video_run" not in at.session_state
+    [record] = _clips(at)
     with av.open(io.BytesIO(record.mp4)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 3
     assert audio_stream_seconds(record.mp4) > 0.2  # the clip's sound, cut to 3 frames
@@ -110,7 +123,142 @@ def test_an_instant_run_gives_every_frame_and_its_frame_rate() -> None:
     _finish(at)
     finished = [element.value for element in at.success if "Finished" in element.value]
     assert finished and "Finished 12 frames" in finished[0] and "frames/s" in finished[0]
-    record = at.session_state["video_result"]
+    [record] = _clips(at)
     with av.open(io.BytesIO(record.mp4)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 12
     assert audio_stream_seconds(record.mp4) > 0.9
+
+
+def _start_clip(at: AppTest, frames: int = 12, *, painted: bool = False) -> None:
+    """Upload the test clip and start it: Instant, or Painted slowly enough (200 steps a
+    frame after the first) to be looked at, stopped or replaced mid-clip."""
+    _upload_clip(at, "walk.mp4", make_clip(fps=12))
+    at.pills(key="style_samples").set_value(["mosaic"])
+    at.slider(key="video_size").set_value(64)
+    at.number_input(key="video_max_frames").set_value(frames)
+    if painted:
+        at.radio(key="video_method").set_value("optimize")
+        at.slider(key="video_first_frame_steps").set_value(2)
+        at.slider(key="video_frame_steps").set_value(200)
+    at.button(key="video_start").click()
+    at.run()
+    assert not at.exception, at.exception
+
+
+def _until_a_frame_is_done(at: AppTest) -> None:
+    """Rerun the page until its progress says the first frame is finished."""
+    deadline = time.monotonic() + TIMEOUT
+    while not any("1 finished" in str(element.proto) for element in at.get("progress")):
+        assert time.monotonic() < deadline, "the first frame did not finish"
+        time.sleep(0.2)
+        at.run()
+
+
+def _same_browser(at: AppTest) -> AppTest:
+    """A new session of the same browser (a reload, a new tab): the same key cookie."""
+    again = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    again.session_state["owner_key"] = at.session_state["owner_key"]
+    again.run()
+    again.switch_page("pages/video.py")
+    again.run()
+    assert not again.exception, again.exception
+    return again
+
+
+def test_a_clip_belongs_to_the_browser_and_lands_in_its_gallery() -> None:
+    at = _video_page()
+    _start_clip(at, 4, painted=True)
+    run = _clip_run(at)
+    assert (run.name, run.frames, run.style_names) == ("walk.mp4", 4, ("mosaic",))
+    # A reload: a new session of the same browser follows the same run; its Stop keeps the
+    # finished frames as a shorter clip.
+    again = _same_browser(at)
+    assert again.session_state["video_run"] == run
+    _until_a_frame_is_done(again)
+    again.button(key="video_stop").click()
+    again.run()
+    while _clip_run(again) is not None:
+        time.sleep(0.2)
+        again.run()
+    [record] = _clips(again)
+    assert record.result_id == 1 and 1 <= record.frames < 4 and record.frames_planned == 4
+    assert record.stopped and record.poster.startswith(b"\x89PNG") and record.webp and record.gif
+    with av.open(io.BytesIO(record.mp4)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == record.frames
+    # A third session of the browser (a new tab) opens on the kept clip.
+    third = _same_browser(again)
+    stopped = f"Stopped after {record.frames} of 4 frames; the shorter clip is below."
+    assert [element.value for element in third.warning[1:]] == [stopped]
+    labels = [button.label for button in third.get("download_button")]
+    assert labels == ["Download MP4", "Download animated WebP", "Download GIF"]
+    # The gallery lists it beside the pictures, with its length and settings; delete works.
+    third.switch_page("pages/gallery.py")
+    third.run()
+    assert not third.exception, third.exception
+    assert [image.proto.imgs[0].caption for image in third.image] == ["Clip #1 · walk.mp4"]
+    card = f"{record.frames} of 4 frames · {record.frames / 12:.1f} s at 12 fps · stopped early"
+    captions = [element.value for element in third.caption]
+    assert any(text.startswith(f"{card} · Painted, 64 px, steadiness 5") for text in captions)
+    third.button(key="clip_delete_1").click()
+    third.run()
+    assert _clips(third) == []
+    assert any("No results yet" in element.value for element in third.info)
+
+
+def test_another_browser_sees_no_clip() -> None:
+    at = _video_page()
+    _start_clip(at, 2)
+    _finish(at)
+    stranger = _video_page()
+    assert stranger.session_state["owner_key"] != at.session_state["owner_key"]
+    assert _clips(stranger) == [] and _clip_run(stranger) is None
+    assert not [element for element in stranger.success if "Finished" in element.value]
+    stranger.switch_page("pages/gallery.py")
+    stranger.run()
+    assert any("No results yet" in element.value for element in stranger.info)
+
+
+def test_a_new_clip_says_it_replaces_the_running_one_and_keeps_its_frames() -> None:
+    at = _video_page()
+    _start_clip(at, 4, painted=True)
+    first = _clip_run(at)
+    _until_a_frame_is_done(at)
+    at.radio(key="video_method").set_value("instant")
+    at.number_input(key="video_max_frames").set_value(2)
+    at.button(key="video_start").click()
+    at.run()
+    assert not at.exception, at.exception
+    infos = [element.value for element in at.info]
+    assert "Your previous clip was stopped to start this one" in " ".join(infos)
+    replaced = _clips(at)[0]  # the new clip, two instant frames, may be done already
+    assert replaced.stopped and 1 <= replaced.frames < 4 and replaced.frames_planned == 4
+    if _clip_run(at) is not None:
+        assert _clip_run(at).job_id != first.job_id
+        _finish(at)
+    assert [record.frames for record in _clips(at)] == [replaced.frames, 2]
+
+
+def test_a_clip_over_the_clip_budget_is_refused_before_it_starts(monkeypatch) -> None:
+    monkeypatch.setenv("NST_CLIPS_MB", "1")
+    at = _video_page()
+    _upload_clip(at, "walk.mp4", make_clip(fps=12))
+    at.pills(key="style_samples").set_value(["mosaic"])
+    at.slider(key="video_size").set_value(512)
+    at.button(key="video_start").click()
+    at.run()
+    assert not at.exception, at.exception
+    # 12 frames at 512x384 px, 3 bytes a pixel at most (MP4, WebP and GIF): about 7 MB.
+    assert [element.value for element in at.error] == [
+        "This clip would need about 7 MB of the studio's 1 MB for clips (NST_CLIPS_MB); "
+        "choose fewer frames (max frames) or a smaller size."
+    ]
+    assert _clip_run(at) is None
+
+
+def test_the_clip_estimate_bounds_what_a_clip_keeps() -> None:
+    from nst.video_config import VideoConfig
+    from studio.video import clip_bytes_estimate
+
+    short, long = VideoConfig(), VideoConfig(max_animation_frames=10)
+    assert clip_bytes_estimate(12, (48, 64), short) == int(12 * 48 * 64 * 3.0) + 48 * 64 * 3
+    assert clip_bytes_estimate(12, (48, 64), long) == int(12 * 48 * 64 * 0.75) + 48 * 64 * 3
