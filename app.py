@@ -5,8 +5,10 @@ Run with ``streamlit run app.py``.
 
 import streamlit as st
 
+from nst.support import exit_if_unsupported
 from studio import banner, keras_guard, runs, video
 
+exit_if_unsupported(st.error, st.stop)  # no TensorFlow here: one sentence, not a traceback
 keras_guard.keep_keras_session()  # before any run ends: a job may be mid-step
 st.set_page_config(page_title="Style transfer studio", page_icon="🎨", layout="wide")
 

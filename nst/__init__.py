@@ -10,11 +10,12 @@ for clips), ``quality`` (what a person judges, as numbers), ``jobs`` (the queue)
 
 __version__ = "0.1.0"
 
-import os
 from typing import Any
 
+from nst.tf_startup import quiet_tensorflow_import
+
 # TensorFlow's C++ start-up chatter (oneDNN notices, CPU feature lists) is noise for users.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+quiet_tensorflow_import()
 
 
 def __getattr__(name: str) -> Any:

@@ -2,6 +2,10 @@
 
 import sys
 
-from nst.cli import main
+from nst.support import exit_if_unsupported
+
+exit_if_unsupported()  # before the CLI's imports: one sentence where there is no TensorFlow
+
+from nst.cli import main  # noqa: E402
 
 sys.exit(main())

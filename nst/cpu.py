@@ -4,11 +4,18 @@ oneDNN picks its kernels from the CPU's instruction sets, capped by ``ONEDNN_MAX
 that is set. Two choices follow from them: whether bfloat16 is native (``cpu_has_bf16``), and
 which family of convolution kernels runs, whose working memory differs by about 1.8×
 (``cpu_kernels``; docs/benchmarks.md, Memory).
+
+The instruction sets are read from Linux's /proc/cpuinfo. macOS and Windows have no such file,
+and ARM CPUs list other names there: those systems get the safe answers, float32 for precision
+``auto`` and the larger (AVX2) memory figures. Only the model name is read there, from
+``sysctl`` on macOS and the registry on Windows.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -36,12 +43,16 @@ ONEDNN_ALIASES = {
 AVX512_CORE_FLAGS = frozenset({"avx512f", "avx512bw", "avx512vl", "avx512dq"})
 
 
+CPUINFO = Path("/proc/cpuinfo")
+WINDOWS_CPU_KEY = r"HARDWARE\DESCRIPTION\System\CentralProcessor\0"
+
+
 @cache
 def _cpuinfo_field(name: str) -> str | None:
     """The value of the first ``name`` line of /proc/cpuinfo, or None where there is none."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
+        text = CPUINFO.read_text()
+    except OSError:  # macOS, Windows
         return None
     for line in text.splitlines():
         key, _, value = line.partition(":")
@@ -51,12 +62,45 @@ def _cpuinfo_field(name: str) -> str | None:
 
 
 def cpu_flags() -> frozenset[str]:
-    """The CPU's instruction-set flags from /proc/cpuinfo (empty where there is none)."""
+    """The CPU's x86 instruction-set flags from /proc/cpuinfo (empty where there are none: macOS,
+    Windows and ARM CPUs)."""
     return frozenset((_cpuinfo_field("flags") or "").split())
 
 
+def _macos_model() -> str | None:
+    """``sysctl``'s brand string (``Apple M2``), or None."""
+    try:
+        done = subprocess.run(
+            ["sysctl", "-n", "machdep.cpu.brand_string"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+def _windows_model() -> str | None:
+    """The registry's ``ProcessorNameString`` of the first CPU, or None."""
+    try:
+        import winreg
+
+        with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, WINDOWS_CPU_KEY) as cpu_key:
+            name, _ = winreg.QueryValueEx(cpu_key, "ProcessorNameString")
+    except (ImportError, OSError):
+        return None
+    return str(name).strip() or None
+
+
 def cpu_model() -> str | None:
-    """The CPU's model name from /proc/cpuinfo, or None."""
+    """The CPU's model name: from /proc/cpuinfo on Linux, ``sysctl`` on macOS, the registry on
+    Windows; None where the system does not say."""
+    if sys.platform == "darwin":
+        return _macos_model()
+    if sys.platform == "win32":
+        return _windows_model()
     return _cpuinfo_field("model name")
 
 
@@ -71,7 +115,8 @@ def isa_allowed(level: str) -> bool:
 
 
 def cpu_has_bf16() -> bool:
-    """True if the CPU computes bfloat16 natively (AVX512_BF16 or AMX) and oneDNN may use it."""
+    """True if the CPU computes bfloat16 natively (AVX512_BF16 or AMX) and oneDNN may use it;
+    False where that cannot be read (macOS, Windows, ARM), so precision ``auto`` takes float32."""
     flags = cpu_flags()
     return bool(flags & {"avx512_bf16", "amx_bf16"}) and isa_allowed("AVX512_CORE_BF16")
 

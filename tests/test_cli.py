@@ -18,8 +18,14 @@ from nst.knobs import specs_of
 ROOT = Path(__file__).parents[1]
 
 
-def _run(*args: str, weights: str | None = "random") -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+def _run(
+    *args: str, weights: str | None = "random", log_level: str | None = "2"
+) -> subprocess.CompletedProcess:
+    """``python -m nst ARGS``; ``log_level`` None leaves TF_CPP_MIN_LOG_LEVEL unset, as users do."""
+    env = {**os.environ}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    if log_level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = log_level
     env.pop("NST_WEIGHTS", None)
     if weights is not None:
         env["NST_WEIGHTS"] = weights
@@ -104,6 +110,17 @@ def test_jpeg_output_and_mask(tmp_path, content_path, style_path):
     assert result.shape[:2] == (48, 64)
     assert change[36:].max() < 0.03  # black: the photo, up to JPEG's rounding
     assert change[:28].mean() > 3 * change[36:].max()  # white: stylized
+
+
+def test_a_quiet_painted_run_prints_nothing_on_standard_error(tmp_path, content_path, style_path):
+    # TensorFlow prints "I0000 … oneDNN custom operations are on …" while it loads, whatever
+    # TF_CPP_MIN_LOG_LEVEL says; nst keeps it off (nst.tf_startup).
+    out = tmp_path / "out.png"
+    args = [str(content_path), str(style_path), "-o", str(out), "--size", "64", "--steps", "2"]
+    done = _run(*args, "--quiet", log_level=None)
+    assert done.returncode == 0 and out.exists()
+    assert "oneDNN custom operations" not in done.stderr
+    assert done.stderr == ""
 
 
 @pytest.mark.parametrize(

@@ -62,3 +62,21 @@ def test_the_cache_folder_follows_the_environment(monkeypatch: pytest.MonkeyPatc
     assert networks.cache_dir() == Path("/somewhere/cache/nst")
     monkeypatch.setenv(networks.CACHE_ENV, "/elsewhere")
     assert networks.cache_dir() == Path("/elsewhere")
+
+
+def test_the_cache_folder_is_in_each_systems_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    # platformdirs picks its class for the running system on import; swap in the others'.
+    import platformdirs
+    from platformdirs import macos, windows
+
+    monkeypatch.delenv(networks.CACHE_ENV, raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", "/Users/ana")
+    monkeypatch.setattr(platformdirs, "PlatformDirs", macos.MacOS)
+    assert networks.cache_dir() == Path("/Users/ana/Library/Caches/nst")
+    local_app_data = {"CSIDL_LOCAL_APPDATA": "/C/Users/ana/AppData/Local"}
+    monkeypatch.setattr(windows, "get_win_folder", local_app_data.__getitem__)
+    monkeypatch.setattr(platformdirs, "PlatformDirs", windows.Windows)
+    assert networks.cache_dir() == Path("/C/Users/ana/AppData/Local/nst/Cache")
+    monkeypatch.setenv(networks.CACHE_ENV, "~/nst-cache")  # the variable wins everywhere
+    assert networks.cache_dir() == Path("/Users/ana/nst-cache")

@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import platformdirs
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ STYLE_SIDE = 256  # the predictor's fixed input: 1 x 256 x 256 x 3 in [0, 1]
 STRIDE = 4  # the transformer halves the image twice, then doubles it twice
 VECTOR_SIZE = 100
 CACHE_ENV = "NST_CACHE_DIR"
+CACHE_APP_NAME = "nst"
 # Bump when ``_any_size_graph`` changes what it writes: older cached graphs are then ignored.
 GRAPH_VERSION = 1
 
@@ -89,12 +91,13 @@ def _installed_file(name: str) -> Path:
 
 def cache_dir() -> Path:
     """Where the any-size transformer graph is kept between processes: ``NST_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/nst``, else ``~/.cache/nst``."""
+    the system's cache folder for ``nst`` (platformdirs): ``$XDG_CACHE_HOME/nst`` or
+    ``~/.cache/nst`` on Linux, ``~/Library/Caches/nst`` on macOS, ``%LOCALAPPDATA%\\nst\\Cache`` on
+    Windows."""
     configured = os.environ.get(CACHE_ENV, "").strip()
     if configured:
         return Path(configured).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or Path.home() / ".cache"
-    return Path(base) / "nst"
+    return platformdirs.user_cache_path(CACHE_APP_NAME, appauthor=False)
 
 
 def any_size_transformer() -> bytes:
