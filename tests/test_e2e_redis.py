@@ -26,10 +26,12 @@ from tests.browser import (
     png_size,
     sees_no_results,
     serve,
+    start_clip,
     start_run,
 )
 from tests.queue_cluster import NEEDS_REDIS, running_cluster
 from tests.system import requires
+from tests.video_cases import make_clip
 
 pytestmark = [pytest.mark.browser, requires(str(CHROMIUM), "chromium"), NEEDS_REDIS]
 RUN_MS = 240_000  # the worker's first run builds its network; the machine may be shared
@@ -88,5 +90,43 @@ def test_a_run_started_on_one_server_is_followed_and_downloaded_on_another(
             again.goto(f"{url}/gallery")
             again.get_by_text(title).wait_for()
             again.get_by_text("40/40 steps").first.wait_for()
+    finally:
+        context.close()
+
+
+def test_a_clip_started_on_one_server_is_followed_and_downloaded_on_another(
+    browser: object, redis_url: str, tmp_path: Path
+) -> None:
+    import io
+
+    import av
+
+    env = {"NST_QUEUE": redis_url}
+    clip_path = tmp_path / "walk.mp4"
+    clip_path.write_bytes(make_clip(fps=12))
+    first = new_page(browser)
+    context = first.context
+    try:
+        with (
+            serve(tmp_path / "web-a.log", env) as url_a,
+            serve(tmp_path / "web-b.log", env) as url_b,
+        ):
+            start_clip(first, url_a, clip_path, frames=3, first_steps=20, frame_steps=10)
+            # The same browser on the other server finds the clip, still going (or, on a fast
+            # machine, just done), and follows it to the end alone.
+            second = context.new_page()
+            second.set_default_timeout(TIMEOUT_MS)
+            second.goto(f"{url_b}/video")
+            going = ["Waiting for a free slot", "Reading the clip", "of 3 ·", "Finished 3 frames"]
+            first_text(second, going, timeout_ms=RUN_MS)
+            first.close()
+            first_text(second, ["Finished 3 frames"], timeout_ms=RUN_MS)
+            mp4, name = download(second, "Download MP4")
+            assert name == "walk-stylized.mp4"
+            with av.open(io.BytesIO(mp4)) as container:
+                assert sum(1 for _ in container.decode(video=0)) == 3
+            second.get_by_role("link", name="Gallery").click()
+            second.get_by_text("Clip #1 · walk.mp4").wait_for()
+            sees_no_results(browser, url_a, url_b)  # another browser: nothing, on either
     finally:
         context.close()
