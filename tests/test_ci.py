@@ -1,9 +1,12 @@
 """The test set-up itself: under NST_FAIL_ON_SKIP (as in .ci/run) any skip fails the run."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,3 +57,26 @@ def test_a_skip_fails_the_run_only_under_nst_fail_on_skip(tmp_path):
 def test_no_tests_is_still_exit_5(tmp_path):
     (tmp_path / "test_empty.py").write_text("")
     assert _pytest(tmp_path, "1").returncode == 5
+
+
+@pytest.mark.parametrize(
+    ("system", "advice"),
+    [
+        ("Darwin", "please install Redis with Homebrew (https://brew.sh): brew install redis"),
+        ("MINGW64_NT-10.0-22631", "run the tests in WSL2 (Ubuntu) with this script there"),
+    ],
+)
+def test_setup_system_says_what_to_install_on_macos_and_windows(tmp_path, system, advice):
+    # A fake uname and nothing else on PATH: no redis-server, no apt-get, no sudo.
+    uname = tmp_path / "uname"
+    uname.write_text(f"#!/bin/sh\necho {system}\n")
+    uname.chmod(0o755)
+    done = subprocess.run(
+        [shutil.which("bash") or "/bin/bash", str(ROOT / "scripts" / "setup-system.sh")],
+        env={"PATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stdout == ""
+    assert advice in done.stderr and len(done.stderr.splitlines()) == 1
