@@ -248,6 +248,10 @@ REPLACED = (
     "Your previous clip was stopped to start this one; its finished frames are in the gallery."
 )
 LOST = "Your clip is no longer known to the studio (it restarted); please start it again."
+WORKER_LOST = (
+    "The worker painting your clip stopped (its process or machine went down) and its "
+    "finished frames went with it; please start the clip again."
+)
 SETTLE_SECONDS = 120.0  # how long a stopped clip may take to encode its frames
 
 
@@ -395,6 +399,8 @@ def settle_clip(owner: str, run: ClipRun, *, cancel: bool = False) -> ClipRecord
         return None
     if not isinstance(result, VideoResult) or result.mp4 is None:
         error = getattr(result, "error", None) or (status.error if status else None)
+        if result is None and error == _worker_lost():
+            error = WORKER_LOST  # the worker's sentence promises a picture a clip cannot keep
         _tell(owner, error or STOPPED_EARLY)
         return None
     record = ClipRecord(
@@ -422,13 +428,22 @@ def settle_clip(owner: str, run: ClipRun, *, cancel: bool = False) -> ClipRecord
     return kept
 
 
+def _worker_lost() -> str:
+    """The Redis backend's sentence for a job whose worker died."""
+    from nst.jobs.redis import WORKER_LOST as JOB_WORKER_LOST
+
+    return JOB_WORKER_LOST
+
+
 def _tell(owner: str, text: str) -> None:
-    """How a clip ended without frames: on this page's next run, or, with no page there, as
+    """How a clip ended without frames: on this tab's Video page, or, with no page there, as
     one of the person's notices."""
-    try:
-        st.session_state["video_error"] = text
-    except Exception:  # outside a script run
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    if get_script_run_ctx() is None:  # outside a script run
         owner_store().add_notice(owner, text)
+    else:
+        st.session_state["video_error"] = text
 
 
 def collect_clip(owner: str) -> ClipRecord | None:

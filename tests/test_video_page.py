@@ -262,3 +262,36 @@ def test_the_clip_estimate_bounds_what_a_clip_keeps() -> None:
     short, long = VideoConfig(), VideoConfig(max_animation_frames=10)
     assert clip_bytes_estimate(12, (48, 64), short) == int(12 * 48 * 64 * 3.0) + 48 * 64 * 3
     assert clip_bytes_estimate(12, (48, 64), long) == int(12 * 48 * 64 * 0.75) + 48 * 64 * 3
+
+
+def test_a_clip_whose_worker_died_says_so_in_one_sentence(monkeypatch) -> None:
+    from nst.jobs import JobState, JobStatus
+    from nst.jobs.redis import WORKER_LOST
+    from studio import video
+    from studio.store import MemoryStore, new_owner_key
+
+    class DeadWorker:
+        """A backend whose job's worker died mid-clip: FAILED, no result."""
+
+        def cancel(self, job_id: str, *, owner: str = "") -> None:
+            pass
+
+        def status(self, job_id: str, *, owner: str = "") -> JobStatus:
+            return JobStatus(job_id, JobState.FAILED, error=WORKER_LOST, kind="video")
+
+        def result(self, job_id: str, *, owner: str = "") -> None:
+            return None
+
+        def forget(self, job_id: str, *, owner: str = "") -> None:
+            pass
+
+    store, owner = MemoryStore(), new_owner_key()
+    monkeypatch.setattr("nst.jobs.get_backend", lambda: DeadWorker())
+    monkeypatch.setattr(video, "owner_store", lambda: store)
+    run = ClipRun(
+        "job-1", "walk.mp4", 4, StyleConfig(size=64), VideoConfig(), ("mosaic",), time.time()
+    )
+    store.set_run(owner, run)
+    assert video.collect_clip(owner) is None
+    assert store.run(owner, "clip") is None and store.results(owner, "clip") == []
+    assert store.take_notices(owner) == [video.WORKER_LOST]
