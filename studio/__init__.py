@@ -3,8 +3,9 @@
 Pages stay thin: they lay out sections and call these helpers, one concern per module:
 
 - ``session``: what a session keeps (``InputImage``, ``StudioResult``) and image sizing;
-- ``owner`` and ``store``: the browser's private key and the results and run kept under it
-  (this process's memory, or Redis with ``NST_QUEUE``);
+- ``owner`` and ``store``: the browser's private key and the pictures, clips and runs kept
+  under it (``store.memory``: this process's memory; ``store.redis``: Redis with ``NST_QUEUE``);
+- ``routing``: every page's link goes through ``app.py``, even as a fresh server's first visit;
 - ``widgets``: config fields as widgets (kept in the link), the settings panel, ``build_config``;
 - ``inputs``: the photo, painting and mask pickers, the pages' input row, upload decoding and
   the sample styles;
@@ -14,7 +15,8 @@ Pages stay thin: they lay out sections and call these helpers, one concern per m
 - ``gallery``: the browser's results, and "continue from this result" requests;
 - ``runs``: a run submitted to the job backend (``nst.jobs``), followed live and settled;
 - ``results``: a result's panel, downloads, before/after views, loss chart, gallery cards;
-- ``video`` and ``live``: the Video and Live pages' parts;
+- ``video`` and ``live``: the Video and Live pages' parts (``video`` also a clip's run, kept
+  and followed like a picture's, and its gallery card);
 - ``explain``: the "How it works" illustrations, computed with the engine's own losses.
 
 Session state used here (all per browser session; a person's results and run live in the
