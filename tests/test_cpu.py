@@ -35,16 +35,24 @@ def fresh_cpuinfo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     cpu._cpuinfo_field.cache_clear()
 
 
-def _cpuinfo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str | None) -> None:
+def _system(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, platform: str, cpuinfo: str | None
+) -> None:
+    """Simulate ``sys.platform`` and /proc/cpuinfo's text (None: no such file)."""
+    monkeypatch.setattr(sys, "platform", platform)
     path = tmp_path / "cpuinfo"
-    if text is not None:
-        path.write_text(text)
+    if cpuinfo is not None:
+        path.write_text(cpuinfo)
     monkeypatch.setattr(cpu, "CPUINFO", path)
+    cpu._cpuinfo_field.cache_clear()
+
+
+def _takes_float32_and_the_avx2_memory_figures() -> bool:
+    return cpu.cpu_flags() == frozenset() and not cpu.cpu_has_bf16() and cpu.cpu_kernels() == "avx2"
 
 
 def test_linux_x86_reads_flags_and_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(sys, "platform", "linux")
-    _cpuinfo(monkeypatch, tmp_path, X86_BF16_CPUINFO)
+    _system(monkeypatch, tmp_path, "linux", X86_BF16_CPUINFO)
     assert "avx512_bf16" in cpu.cpu_flags()
     assert cpu.cpu_has_bf16() is True and cpu.cpu_kernels() == "avx512"
     assert cpu.cpu_model() == "AMD EPYC 9R45"
@@ -53,18 +61,15 @@ def test_linux_x86_reads_flags_and_model(monkeypatch: pytest.MonkeyPatch, tmp_pa
 def test_linux_arm_takes_float32_and_the_avx2_memory_figures(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(sys, "platform", "linux")
-    _cpuinfo(monkeypatch, tmp_path, ARM_CPUINFO)
-    assert cpu.cpu_flags() == frozenset()
-    assert cpu.cpu_has_bf16() is False and cpu.cpu_kernels() == "avx2"
+    _system(monkeypatch, tmp_path, "linux", ARM_CPUINFO)
+    assert _takes_float32_and_the_avx2_memory_figures()
     assert cpu.cpu_model() is None
 
 
 def test_macos_has_no_cpuinfo_and_names_its_chip_through_sysctl(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(sys, "platform", "darwin")
-    _cpuinfo(monkeypatch, tmp_path, None)
+    _system(monkeypatch, tmp_path, "darwin", None)
     asked: list[list[str]] = []
 
     def sysctl(command: list[str], **_: object) -> subprocess.CompletedProcess:
@@ -72,8 +77,7 @@ def test_macos_has_no_cpuinfo_and_names_its_chip_through_sysctl(
         return subprocess.CompletedProcess(command, 0, stdout="Apple M2 Pro\n", stderr="")
 
     monkeypatch.setattr(cpu.subprocess, "run", sysctl)
-    assert cpu.cpu_flags() == frozenset()
-    assert cpu.cpu_has_bf16() is False and cpu.cpu_kernels() == "avx2"
+    assert _takes_float32_and_the_avx2_memory_figures()
     assert cpu.cpu_model() == "Apple M2 Pro"
     assert asked == [["sysctl", "-n", "machdep.cpu.brand_string"]]
 
@@ -91,8 +95,7 @@ def test_macos_without_sysctl_has_no_model(monkeypatch: pytest.MonkeyPatch) -> N
 def test_windows_names_its_cpu_from_the_registry(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(sys, "platform", "win32")
-    _cpuinfo(monkeypatch, tmp_path, None)
+    _system(monkeypatch, tmp_path, "win32", None)
     opened: list[str] = []
 
     class Key:
@@ -114,7 +117,7 @@ def test_windows_names_its_cpu_from_the_registry(
     monkeypatch.setitem(sys.modules, "winreg", winreg)
     assert cpu.cpu_model() == "Intel(R) Core(TM) i7-1185G7 @ 3.00GHz"
     assert opened == [r"HARDWARE\DESCRIPTION\System\CentralProcessor\0"]
-    assert cpu.cpu_has_bf16() is False and cpu.cpu_kernels() == "avx2"
+    assert _takes_float32_and_the_avx2_memory_figures()
 
 
 def test_precision_auto_takes_float32_on_a_mac(
@@ -122,11 +125,9 @@ def test_precision_auto_takes_float32_on_a_mac(
 ) -> None:
     from nst.engine import model
 
-    monkeypatch.setattr(sys, "platform", "darwin")
-    _cpuinfo(monkeypatch, tmp_path, None)
+    _system(monkeypatch, tmp_path, "darwin", None)
     monkeypatch.setattr(model, "has_gpu", lambda: False)
     assert model.resolve_precision("auto") == "float32"
     assert model.resolve_precision("bfloat16") == "bfloat16"  # asked for, it is used
-    _cpuinfo(monkeypatch, tmp_path, X86_BF16_CPUINFO)
-    cpu._cpuinfo_field.cache_clear()
+    _system(monkeypatch, tmp_path, "linux", X86_BF16_CPUINFO)
     assert model.resolve_precision("auto") == "bfloat16"
