@@ -12,8 +12,11 @@ built for the first job stays loaded for the next. Run one per GPU (``CUDA_VISIB
   best image so far;
 - publishes progress and history about twice a second and the preview (PNG) at most once a
   second, with an expiry, then the result;
+- keeps a clip's frames in Redis as each one finishes (``:frames``, PNG, with the job's
+  expiry);
 - refreshes ``nst:job:<id>:alive`` every second: if the process dies, the key expires and the
-  page reports the job FAILED with its last preview (jobs are not requeued).
+  page reports the job FAILED with its last preview, or a clip's kept frames as a shorter clip
+  (jobs are not requeued).
 
 SIGTERM or Ctrl-C stops the running job cooperatively (its picture is kept) and then exits.
 When Redis goes away the worker waits for it and carries on, with the model still loaded.
@@ -44,6 +47,7 @@ from rq import Queue, SimpleWorker
 from rq.job import get_current_job
 from rq.serializers import JSONSerializer
 
+from nst.config import warm_up_enabled
 from nst.jobs import queue_url
 from nst.jobs.backend import (
     JobProgress,
@@ -61,6 +65,7 @@ from nst.jobs.redis import (
     describe,
     fail,
     finished_ttl,
+    kept_frames,
     key,
 )
 from nst.records import CancelToken, Result
@@ -99,7 +104,9 @@ class StudioWorker(SimpleWorker):
         logger.warning("Job %s: stop command received; ending this worker process.", job_id)
         with contextlib.suppress(redis.exceptions.RedisError):
             pipe = self.connection.pipeline()
-            fail(pipe, job_id, STOPPED_BY_OPERATOR)
+            fail(
+                pipe, job_id, STOPPED_BY_OPERATOR, keep_request=kept_frames(self.connection, job_id)
+            )
             pipe.execute()
         with contextlib.suppress(Exception):
             self.register_death()
@@ -156,6 +163,8 @@ class JobRun:
             if preview is not None:
                 self.preview, self.preview_step = preview, progress.step
                 self.preview_published = False
+                if progress.frame is not None:  # a clip's preview is a finished frame
+                    self.keep_frame(preview)
             self.publish()
 
         try:
@@ -228,6 +237,17 @@ class JobRun:
                     logger.warning("Job %s: Redis is unreachable; stopping the run.", self.job_id)
                     self.token.cancel()
 
+    def keep_frame(self, frame: Any) -> None:
+        """Append a finished clip frame (PNG) to ``:frames`` at once, so that it outlives this
+        process; a Redis error only loses this frame from a dead worker's shorter clip."""
+        try:
+            pipe = self.connection.pipeline()
+            pipe.rpush(key(self.job_id, "frames"), encode_png(frame))
+            pipe.expire(key(self.job_id, "frames"), JOB_TTL)
+            pipe.execute()
+        except redis.exceptions.RedisError:
+            logger.warning("Job %s: could not keep a finished frame.", self.job_id)
+
     def publish(self, *, final: bool = False) -> None:
         """Send progress, history rows and (throttled) the preview; errors only cost an update."""
         now = time.monotonic()
@@ -297,7 +317,10 @@ class JobRun:
             mapping["preview_step"] = int(result.steps_done)
         pipe.hset(key(self.job_id), mapping=mapping)
         pipe.delete(
-            key(self.job_id, "request"), key(self.job_id, "alive"), key(self.job_id, "cancel")
+            key(self.job_id, "request"),
+            key(self.job_id, "alive"),
+            key(self.job_id, "cancel"),
+            key(self.job_id, "frames"),  # the result holds the clip now
         )
         for name in all_keys(self.job_id):
             pipe.expire(name, finished_ttl())
@@ -364,16 +387,11 @@ def wait_for_redis(connection: redis.Redis, url: str) -> None:
 
 
 def preload() -> None:
-    """Load the instant network and build the optimizer's default one now, so the first job
-    starts at once."""
-    from nst.config import StyleConfig
-    from nst.engine.model import extractor_for
-    from nst.instant import load_networks
+    """Load both networks and trace the default run's loss now (``nst.front.warm_up``), so
+    the first job starts at once."""
+    from nst.front import warm_up
 
-    started = time.perf_counter()
-    load_networks()
-    extractor_for(StyleConfig())
-    logger.info("Networks ready in %.1f s.", time.perf_counter() - started)
+    logger.info("Networks ready in %.1f s.", warm_up())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -388,7 +406,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     parser.add_argument("--max-jobs", type=int, help="exit after this many jobs")
     parser.add_argument(
-        "--no-preload", action="store_true", help="build the network on the first job"
+        "--no-preload",
+        action="store_true",
+        help="build the networks and trace the loss on the first job, not at start (as "
+        "NST_WARM_UP=0)",
     )
     parser.add_argument(
         "--stop-job",
@@ -405,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("set NST_QUEUE (or --url) to the Redis URL the web tier uses.")
     if args.stop_job:
         return stop_job(url, args.stop_job)
-    if not args.no_preload:
+    if not args.no_preload and warm_up_enabled():
         preload()
     connection = worker_connection(url)
     name = args.name or f"{socket.gethostname()}.{os.getpid()}"

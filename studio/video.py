@@ -249,8 +249,8 @@ REPLACED = (
 )
 LOST = "Your clip is no longer known to the studio (it restarted); please start it again."
 WORKER_LOST = (
-    "The worker painting your clip stopped (its process or machine went down) and its "
-    "finished frames went with it; please start the clip again."
+    "The worker painting your clip stopped (its process or machine went down) before any "
+    "frame was finished; please start the clip again."
 )
 SETTLE_SECONDS = 120.0  # how long a stopped clip may take to encode its frames
 
@@ -400,7 +400,7 @@ def settle_clip(owner: str, run: ClipRun, *, cancel: bool = False) -> ClipRecord
     if not isinstance(result, VideoResult) or result.mp4 is None:
         error = getattr(result, "error", None) or (status.error if status else None)
         if result is None and error == _worker_lost():
-            error = WORKER_LOST  # the worker's sentence promises a picture a clip cannot keep
+            error = WORKER_LOST  # no frame was kept: the worker's sentence promises a picture
         _tell(owner, error or STOPPED_EARLY)
         return None
     record = ClipRecord(
@@ -433,6 +433,13 @@ def _worker_lost() -> str:
     from nst.jobs.redis import WORKER_LOST as JOB_WORKER_LOST
 
     return JOB_WORKER_LOST
+
+
+def _worker_lost_clip(frames: int) -> str:
+    """The Redis backend's sentence for a clip whose worker died after ``frames`` finished."""
+    from nst.jobs.redis import worker_lost_clip
+
+    return worker_lost_clip(frames)
 
 
 def _tell(owner: str, text: str) -> None:
@@ -542,7 +549,9 @@ def delete_clip(result_id: int) -> None:
 def result_panel(record: ClipRecord, title: str = "Result") -> None:
     """The clip, what happened, and the downloads (MP4 with sound; WebP and GIF when short)."""
     st.subheader(title, anchor=False)
-    if record.error:
+    if record.error and record.error == _worker_lost_clip(record.frames):
+        st.error(record.error)  # it already says the frames are kept as a shorter clip
+    elif record.error:
         st.error(f"{record.error} The {record.frames} frames finished before are kept.")
     elif record.stopped:
         st.warning(

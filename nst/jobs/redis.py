@@ -8,7 +8,9 @@ uuid4, unguessable):
   (JSON), the preview's step and the error sentence;
 - ``nst:job:<id>:request``: the request as JSON metadata plus PNG blobs, deleted once the job
   has finished; ``:history`` one JSON row per step; ``:preview`` the latest image as PNG (with
-  an expiry); ``:result`` the result (JSON plus PNG);
+  an expiry); ``:result`` the result (JSON plus PNG); ``:frames`` a clip's finished frames as
+  PNG, pushed by the worker as each one finishes (at most the clip's planned frames), so that a
+  clip whose worker dies keeps them as a shorter clip;
 - ``:cancel`` a flag the worker checks about every second, ``:watched`` the page's heartbeat
   (expires ``heartbeat_timeout`` s after the last ``status()``: the worker then cancels the
   job), ``:alive`` the worker's heartbeat (expires ``WORKER_TTL`` s after the worker stopped
@@ -62,6 +64,7 @@ __all__ = [
     "WORKER_TTL",
     "RedisQueue",
     "connect",
+    "worker_lost_clip",
 ]
 
 logger = logging.getLogger(__name__)
@@ -88,6 +91,16 @@ WORKER_LOST = (
 WORKER_LOST_BEFORE_START = (
     "The worker that took this job stopped before it could start it; please start it again."
 )
+
+
+def worker_lost_clip(frames: int) -> str:
+    """The sentence for a clip whose worker died after ``frames`` (at least one) finished."""
+    kept = "its finished frame is" if frames == 1 else f"its {frames} finished frames are"
+    return (
+        "The worker painting this clip stopped (its process or machine went down); "
+        f"{kept} kept as a shorter clip."
+    )
+
 
 T = TypeVar("T")
 
@@ -216,7 +229,8 @@ class RedisQueue:
         self._call(lambda: self._cancel(job_id, owner))
 
     def result(self, job_id: str, *, owner: str = "") -> Result | None:
-        """The run's result once finished (a lost worker's job: its last preview), else None."""
+        """The run's result once finished (a lost worker's job: its last preview, or a clip's
+        kept frames as a shorter clip), else None."""
         return self._call(lambda: self._result(job_id, owner))
 
     def forget(self, job_id: str, *, owner: str = "") -> None:
@@ -307,8 +321,9 @@ class RedisQueue:
                 state = pipe.hget(key(job_id), "state")
                 if state != expected.value.encode() or pipe.exists(key(job_id, "alive")):
                     return None
+                keep_request = kept_frames(pipe, job_id)
                 pipe.multi()
-                fail(pipe, job_id, error)
+                fail(pipe, job_id, error, keep_request=keep_request)
                 pipe.execute()
             except redis.exceptions.WatchError:
                 return None  # the worker (or another page) changed it meanwhile
@@ -353,6 +368,8 @@ class RedisQueue:
             blobs: Blobs = {name.decode(): value for name, value in stored.items()}
             meta = json.loads(blobs.pop("meta"))
             return kind.decode_result(meta, blobs)
+        if kind.name == "video":
+            return self._kept_clip(job_id, fields)
         preview = self.connection.get(key(job_id, "preview"))
         config = fields.get("config")
         if preview is None or config is None:
@@ -373,6 +390,28 @@ class RedisQueue:
             steps_done=steps,
         )
 
+    def _kept_clip(self, job_id: str, fields: dict[str, str]) -> Result | None:
+        """A clip whose worker died: the frames it kept, as a shorter clip with the clip's
+        sound (None when no frame had finished). Built once, then stored as the result."""
+        frames = self.connection.lrange(key(job_id, "frames"), 0, -1)
+        stored = self.connection.hgetall(key(job_id, "request"))
+        if not frames or not stored:
+            return None
+        from nst.jobs.video import kept_clip
+
+        blobs: Blobs = {name.decode(): value for name, value in stored.items()}
+        error = fields.get("error") or ""
+        if error == WORKER_LOST:
+            error = worker_lost_clip(len(frames))
+        result = kept_clip(json.loads(blobs.pop("meta")), blobs, frames, error)
+        meta, result_blobs = job_kind("video").encode_result(result)
+        pipe = self.connection.pipeline()
+        pipe.hset(key(job_id, "result"), mapping={"meta": json.dumps(meta), **result_blobs})
+        pipe.expire(key(job_id, "result"), finished_ttl())
+        pipe.delete(key(job_id, "frames"), key(job_id, "request"))
+        pipe.execute()
+        return result
+
     def _forget(self, job_id: str, owner: str) -> None:
         try:
             fields = self._record(job_id, owner)
@@ -387,9 +426,10 @@ class RedisQueue:
         # else: the worker deletes the keys when the run has ended
 
 
-def fail(pipe: Any, job_id: str, error: str) -> None:
+def fail(pipe: Any, job_id: str, error: str, *, keep_request: bool = False) -> None:
     """Queue on ``pipe`` the commands that end a job as FAILED with ``error`` when its worker
-    is gone; its last preview stays as the picture so far."""
+    is gone; its last preview stays as the picture so far. ``keep_request`` keeps the request
+    (a clip's, whose kept frames become a shorter clip with its sound on ``result()``)."""
     pipe.hset(
         key(job_id),
         mapping={
@@ -399,10 +439,17 @@ def fail(pipe: Any, job_id: str, error: str) -> None:
         },
     )
     _expire_all(pipe, job_id, finished_ttl())
-    pipe.delete(key(job_id, "request"), key(job_id, "alive"))
+    pipe.delete(key(job_id, "alive"))
+    if not keep_request:
+        pipe.delete(key(job_id, "request"))
 
 
-PARTS = ("", "request", "history", "preview", "result", "cancel", "watched", "alive")
+def kept_frames(connection: redis.Redis, job_id: str) -> bool:
+    """Whether the job's worker kept finished clip frames (``:frames``)."""
+    return bool(connection.exists(key(job_id, "frames")))
+
+
+PARTS = ("", "request", "history", "preview", "result", "cancel", "watched", "alive", "frames")
 
 
 def all_keys(job_id: str) -> list[str]:

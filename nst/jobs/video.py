@@ -7,7 +7,8 @@ instant network with ``StyleConfig.method == "instant"``), yields a progress rec
 finished frame as the preview, and ends with a ``VideoResult`` holding the encoded MP4 (with
 the clip's sound) and, for short clips, an animated WebP and GIF. Stopping keeps the frames
 finished so far as a shorter clip; a clip that stops decoding part-way also keeps them, with
-the error sentence. No TensorFlow at import: the web tier imports this freely.
+the error sentence; a clip whose worker died is rebuilt from the frames the worker kept in
+Redis as they finished (``kept_clip``). No TensorFlow at import: the web tier imports this freely.
 """
 
 from __future__ import annotations
@@ -116,11 +117,16 @@ def plan(clip: bytes, config: StyleConfig, video: VideoConfig) -> VideoPlan:
     """Check a clip and the run's size; raise ``VideoError``/``ValueError`` with one sentence."""
     from nst.front import check_clip_size
 
+    run = _plan_of(clip, config, video)
+    check_clip_size(run.frames, run.shape, video)
+    return run
+
+
+def _plan_of(clip: bytes, config: StyleConfig, video: VideoConfig) -> VideoPlan:
+    """The frames and their shape a run of ``clip`` plans, without the size check."""
     info = probe(clip, max_pixels=ServerLimits().max_pixels)
-    shape = frame_shape(info, config.size)
     frames = info.frames if not video.max_frames else min(video.max_frames, info.frames)
-    check_clip_size(frames, shape, video)
-    return VideoPlan(info, shape, frames)
+    return VideoPlan(info, frame_shape(info, config.size), frames)
 
 
 def total_steps(frames: int, video: VideoConfig, config: StyleConfig | None = None) -> int:
@@ -224,15 +230,18 @@ def _result(
     mp4 = encode_mp4(finished, run.info.fps, audio_from=request.clip)
     short = len(finished) <= video.max_animation_frames
     seconds = [row["seconds"] for row in history]
-    return VideoResult(
-        image=finished[-1],
-        history=history,
-        timings={
+    timings: dict[str, float] = {}
+    if seconds:
+        timings = {
             "total": time.perf_counter() - started,
             "first_frame": seconds[0],
             "other_frames": float(np.mean(seconds[1:])) if len(seconds) > 1 else 0.0,
             "frames_per_second": len(seconds) / max(sum(seconds), 1e-9),
-        },
+        }
+    return VideoResult(
+        image=finished[-1],
+        history=history,
+        timings=timings,
         config=request.config,
         stopped=outcome.stopped or len(finished) < run.frames,
         error=error,
@@ -245,6 +254,17 @@ def _result(
         fps=run.info.fps,
         notice=run.info.notice,
     )
+
+
+def kept_clip(meta: dict[str, Any], blobs: Blobs, frames: list[bytes], error: str) -> VideoResult:
+    """The shorter clip of a run whose worker died: its request (as stored for the worker) and
+    the frames it had finished (PNG, in order), encoded as a finished run's are, with the
+    clip's sound. No TensorFlow: the web tier builds it."""
+    request = _decode_request(meta, blobs)
+    run = _plan_of(request.clip, request.config, request.video)
+    finished = [decode_png(frame) for frame in frames[: run.frames]]
+    outcome = VideoOutcome(stopped=True)
+    return _result(request, run, finished, [], outcome, error, time.perf_counter())
 
 
 # ----- codecs for the Redis backend: JSON metadata and bytes, nothing pickled -----
