@@ -26,6 +26,12 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 COLOR_MODES = ("none", "luminance", "histogram")
 
 
+# The content term is never measured on fewer pixels than this longest side (or the working
+# size, when that is smaller): below it block5_conv2 sees a grid of a few cells and the photo's
+# layout is lost (docs/benchmarks.md, "Cheaper evaluations").
+CONTENT_MIN_SIDE = 128
+
+
 @dataclass(frozen=True)
 class StyleConfig(Knobs):
     """All settings of one style-transfer run. Construct it with keywords; it validates itself.
@@ -200,6 +206,21 @@ class StyleConfig(Knobs):
         "choice",
         choices=BACKBONES,
     )
+    # The content term only keeps the layout, yet block5_conv2 at the working size costs most
+    # of an evaluation; measured on fewer pixels, in a pass of its own, it keeps the layout at
+    # a fraction of the cost (docs/benchmarks.md, "Cheaper evaluations").
+    content_scale: float = knob(
+        0.25,
+        "Content resolution",
+        "The photo's layout is compared on the picture scaled down by this factor (never "
+        f"under {CONTENT_MIN_SIDE} px), in a pass of its own, while the style is measured at "
+        "full size: a sixteenth of the pixels at 0.25. 1 = at full size in one pass (Gatys "
+        "et al.).",
+        "float",
+        minimum=0.1,
+        maximum=1.0,
+        step=0.05,
+    )
     pooling: str = knob(
         "max",
         "Pooling",
@@ -275,7 +296,8 @@ class StyleConfig(Knobs):
     precision: str = knob(
         "auto",
         "Precision",
-        "auto: bfloat16 where the hardware computes it natively, else float32.",
+        "auto: bfloat16 where the hardware computes it natively and faster than float32, "
+        "else float32.",
         "choice",
         choices=PRECISIONS,
     )
@@ -460,6 +482,20 @@ def grace_seconds() -> float:
     """How long a run goes on with no page following it (a closed tab) before it stops and
     keeps its picture: ``NST_GRACE_SECONDS`` (default 60; long enough for a reload)."""
     return _env_number("NST_GRACE_SECONDS", GRACE_SECONDS_DEFAULT, 1.0, 3600.0, "seconds")
+
+
+WARM_UP_ENV = "NST_WARM_UP"
+
+
+def warm_up_enabled() -> bool:
+    """Whether a server builds the networks and traces the default run when it starts
+    (``NST_WARM_UP``: unset or 1, yes; 0 to skip, e.g. where every start must be quick)."""
+    value = os.environ.get(WARM_UP_ENV, "").strip().lower()
+    if value in ("", "1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{WARM_UP_ENV} must be 1 (warm up when a server starts) or 0, got {value!r}.")
 
 
 def weights_mode() -> str:

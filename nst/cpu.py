@@ -1,7 +1,8 @@
 """What this machine's CPU offers TensorFlow's oneDNN kernels, read without importing TensorFlow.
 
 oneDNN picks its kernels from the CPU's instruction sets, capped by ``ONEDNN_MAX_CPU_ISA`` where
-that is set. Two choices follow from them: whether bfloat16 is native (``cpu_has_bf16``), and
+that is set. Two choices follow from them: whether bfloat16 is native (``cpu_has_bf16``) and
+faster than float32 (``cpu_prefers_bf16``), and
 which family of convolution kernels runs, whose working memory differs by about 1.8×
 (``cpu_kernels``; docs/benchmarks.md, Memory).
 
@@ -119,6 +120,24 @@ def cpu_has_bf16() -> bool:
     False where that cannot be read (macOS, Windows, ARM), so precision ``auto`` takes float32."""
     flags = cpu_flags()
     return bool(flags & {"avx512_bf16", "amx_bf16"}) and isa_allowed("AVX512_CORE_BF16")
+
+
+def cpu_vendor() -> str | None:
+    """``GenuineIntel``, ``AuthenticAMD``, … from /proc/cpuinfo, or None where it cannot be read."""
+    return _cpuinfo_field("vendor_id")
+
+
+def cpu_prefers_bf16() -> bool:
+    """True where bfloat16 convolutions are faster than float32 ones here: with AMX (Intel, from
+    Sapphire Rapids on), or AVX512_BF16 on AMD (Zen 4 on; 1.8x float32's speed on a Zen 5).
+    Intel's AVX512_BF16 without AMX (Cooper Lake, or a virtual machine that hides AMX from its
+    guests) only adds a dot-product instruction, and oneDNN's bfloat16 convolutions ran slower
+    than its float32 ones there (docs/benchmarks.md, "Precision"), so precision ``auto`` takes
+    float32 on those."""
+    flags = cpu_flags()
+    if "amx_bf16" in flags and isa_allowed("AVX10_1_512_AMX"):
+        return True
+    return "avx512_bf16" in flags and cpu_vendor() == "AuthenticAMD" and cpu_has_bf16()
 
 
 def cpu_kernels() -> str:

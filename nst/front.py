@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import psutil
 
 from nst.config import StyleConfig, field_spec
 from nst.images import check_shape
@@ -36,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 def available_memory() -> int:
     """Bytes this process could still use: what the system has available plus our own RSS."""
+    import psutil  # only where memory is checked: a cold instant run pays for every import
+
     process = psutil.Process()
     return int(psutil.virtual_memory().available + process.memory_info().rss)
 
@@ -163,6 +164,30 @@ def stylize(
         if isinstance(event, Result) and first_preview is not None:
             event.timings["first_preview"] = first_preview
         yield event
+
+
+# The warm-up run's output size: its two scales (128 and 181 px) are the two structures of the
+# default loss (content in the style's pass, and in a pass of its own), so one tiny run traces
+# everything a default run of any size uses.
+WARM_UP_SIZE = 181
+WARM_UP_STEPS = 4
+
+
+def warm_up(config: StyleConfig | None = None) -> float:
+    """Load both networks and trace the default painted run's loss now, on a small synthetic
+    picture, so that a person's first run starts at once; returns the seconds it took. A
+    server calls it in the background when it starts (``nst.jobs.start_warm_up``, the RQ
+    worker); what it builds is kept in the processes' caches and shared by every run."""
+    from nst.synthetic import synthetic_landscape
+
+    started = time.perf_counter()
+    config = (config or StyleConfig()).replace(
+        size=WARM_UP_SIZE, steps=WARM_UP_STEPS, preview_every=WARM_UP_STEPS
+    )
+    photo = synthetic_landscape(96, 128, seed=1)
+    painting = synthetic_landscape(96, 96, seed=2)[::-1].copy()
+    result_of(stylize(photo, [painting], config))
+    return time.perf_counter() - started
 
 
 def result_of(events: Iterable[Any], on_progress: Callable[[Any], Any] | None = None) -> Any:

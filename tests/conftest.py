@@ -10,6 +10,8 @@ import os
 # No internet here: tests use untrained features (see DESIGN.md, "Model weights").
 os.environ.setdefault("NST_WEIGHTS", "random")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Servers started by the tests skip the start-up warm-up (tests/test_front.py runs it).
+os.environ.setdefault("NST_WARM_UP", "0")
 
 from collections.abc import Iterator
 from pathlib import Path

@@ -88,7 +88,7 @@ def test_time_to_quality_against_a_short_reference(images, monkeypatch):
     assert reference["steps"] == 5 and _positive(reference["seconds"])
     assert _positive(reference["loss"]) and _positive(reference["epsilon"])
     # Where bfloat16 is native the default run is timed in float32 and in bfloat16.
-    monkeypatch.setattr("nst.engine.model.cpu_has_bf16", lambda: True)
+    monkeypatch.setattr("nst.engine.model.cpu_prefers_bf16", lambda: True)
     fast_config = common.parse_config("steps=6,optimizer=adam")
     assert time_to_quality.quality_precisions(fast_config) == ["float32", "bfloat16"]
     assert time_to_quality.quality_precisions(fast_config.replace(optimizer="lbfgs")) == [
@@ -326,3 +326,29 @@ def test_large_rows_give_time_memory_and_refusals():
         "",
     )
     assert "| large 2048 px, one scale" in format_table({"machine": _machine(), "large": report})
+
+
+def test_revision_section_runs_both_checkouts_on_every_pair(tmp_path, content_path, style_path):
+    from PIL import Image
+
+    from nst.benchmarks import revision
+
+    photos, paintings = tmp_path / "photos", tmp_path / "paintings"
+    for folder, source in ((photos, content_path), (paintings, style_path)):
+        folder.mkdir()
+        Image.open(source).resize((96, 72)).save(folder / source.with_suffix(".png").name)
+    report = revision.revision_section(
+        "HEAD", photos, paintings, 64, "vgg16", tmp_path / "out", ["--steps", "2"]
+    )
+    (pair,) = report["pairs"]
+    for label in ("this", "revision"):
+        run = pair[label]
+        assert _positive(run["seconds"]) and run["peak_rss_bytes"] > 50 * 2**20
+        assert 0 <= run["edge_agreement"] <= 1
+        assert (tmp_path / "out" / f"street__swirls__{label}.png").is_file()
+    assert report["median_speedup"] == pytest.approx(pair["speedup"])
+    rows = revision.format_rows(report)
+    assert rows[0][0] == "against HEAD: street × swirls" and "texture" in rows[0][1]
+    assert rows[-1][1].startswith("median ")
+    with pytest.raises(ValueError, match="cannot check out 'no-such-revision'"):
+        revision.revision_section("no-such-revision", photos, paintings, 64, "vgg16", tmp_path)

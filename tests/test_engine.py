@@ -404,9 +404,10 @@ def test_extra_loss_terms_join_the_objective_and_its_parts(content_image, style_
 def _bfloat16_stalls(monkeypatch, failing):
     """Native bfloat16, with the line searches numbered ``failing`` finding nothing lower (as
     bfloat16's rounding can make happen; every other search is the real one). Returns the
-    searches' budgets and the precision of every extractor built, as they happen."""
+    searches' budgets and the precision of the extractors of each scale (a change of precision
+    as it happens; a scale fetches its style and objective extractors alike)."""
     import nst.engine.lbfgs as lbfgs
-    import nst.engine.model as engine
+    import nst.engine.objective as engine
 
     real_search, searches = lbfgs.strong_wolfe, []
 
@@ -420,12 +421,13 @@ def _bfloat16_stalls(monkeypatch, failing):
     real_get_extractor = engine.get_extractor
 
     def recording(backbone, pooling, layers, precision):
-        precisions.append(precision)
+        if not precisions or precisions[-1] != precision:
+            precisions.append(precision)
         return real_get_extractor(backbone, pooling, layers, precision)
 
     monkeypatch.setattr(lbfgs, "strong_wolfe", bfloat16_stall)
     monkeypatch.setattr(engine, "get_extractor", recording)
-    monkeypatch.setattr("nst.engine.model.cpu_has_bf16", lambda: True)
+    monkeypatch.setattr("nst.engine.model.cpu_prefers_bf16", lambda: True)
     return searches, precisions
 
 

@@ -156,8 +156,8 @@ def test_one_trace_serves_every_size_and_weight_with_each_problems_own_loss():
         tf.constant(masked.content.ravel())
     )
     assert float(loss) == pytest.approx(evaluate(masked, masked.content), rel=1e-5)
-    masked_key = ("lbfgs objective", input_key(masked.inputs()))
-    plain_key = ("lbfgs objective", input_key(problems[0].inputs()))
+    masked_key = ("lbfgs objective", input_key(masked.inputs()), masked.trace_key())
+    plain_key = ("lbfgs objective", input_key(problems[0].inputs()), problems[0].trace_key())
     assert masked_key != plain_key
     assert {masked_key, plain_key} <= set(masked.extractor.cached_traces())
 

@@ -208,13 +208,26 @@ def test_imagenet_offline_says_how_to_get_the_file(tmp_path, monkeypatch):
 def test_precision_resolution(monkeypatch):
     assert model.resolve_precision("float32") == "float32"
     monkeypatch.setattr(model, "has_gpu", lambda: False)
-    monkeypatch.setattr(model, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(model, "cpu_prefers_bf16", lambda: False)
     assert model.resolve_precision("auto") == "float32"
-    monkeypatch.setattr(model, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(model, "cpu_prefers_bf16", lambda: True)
     assert model.resolve_precision("auto") == "bfloat16"
 
 
 AVX512_FLAGS = frozenset({"avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq"})
+
+
+def _simulate_cpu(monkeypatch, flags, cap: str | None, vendor: str | None = None) -> None:
+    """A CPU with ``flags`` (and ``vendor``), oneDNN capped at ``cap`` (None: no cap)."""
+    from nst import cpu
+
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(cpu, "cpu_vendor", lambda: vendor)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
 
 
 @pytest.mark.parametrize(
@@ -237,14 +250,36 @@ def test_cpu_kernels_and_bfloat16_follow_the_flags_and_onednns_cap(
 ):
     from nst import cpu
 
-    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset(flags))
-    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
-    if cap is None:
-        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    else:
-        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    _simulate_cpu(monkeypatch, flags, cap)
     assert cpu.cpu_has_bf16() is bf16
     assert cpu.cpu_kernels() == kernels
+
+
+@pytest.mark.parametrize(
+    ("flags", "vendor", "cap", "prefers"),
+    [
+        # Intel with AMX: bfloat16 (AMX tiles), unless oneDNN is capped below AMX.
+        (AVX512_FLAGS | {"avx512_bf16", "amx_bf16"}, "GenuineIntel", None, True),
+        (AVX512_FLAGS | {"avx512_bf16", "amx_bf16"}, "GenuineIntel", "AVX512_CORE_BF16", False),
+        # Intel's AVX512_BF16 alone (Cooper Lake, AMX hidden): float32 is faster.
+        (AVX512_FLAGS | {"avx512_bf16"}, "GenuineIntel", None, False),
+        # AMD's AVX512_BF16 (Zen 4 on): bfloat16, unless capped below it.
+        (AVX512_FLAGS | {"avx512_bf16"}, "AuthenticAMD", None, True),
+        (AVX512_FLAGS | {"avx512_bf16"}, "AuthenticAMD", "AVX2", False),
+        (AVX512_FLAGS, "AuthenticAMD", None, False),
+        ({"avx2", "fma"}, None, None, False),
+    ],
+)
+def test_auto_precision_takes_bfloat16_only_where_it_is_faster(
+    monkeypatch, flags, vendor, cap, prefers
+):
+    from nst import cpu
+
+    _simulate_cpu(monkeypatch, flags, cap, vendor)
+    assert cpu.cpu_prefers_bf16() is prefers
+    monkeypatch.setattr(model, "has_gpu", lambda: False)
+    monkeypatch.setattr(model, "cpu_prefers_bf16", cpu.cpu_prefers_bf16)
+    assert model.resolve_precision("auto") == ("bfloat16" if prefers else "float32")
 
 
 def test_cpu_flags_are_read_from_this_machine():
@@ -259,7 +294,7 @@ def test_cpu_flags_are_read_from_this_machine():
 @pytest.mark.parametrize(("capability", "expected"), [((7, 5), "float32"), ((8, 0), "bfloat16")])
 def test_gpus_get_bfloat16_only_where_native(monkeypatch, capability, expected):
     gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
-    monkeypatch.setattr(model, "cpu_has_bf16", lambda: True)  # the GPU decides, not the CPU
+    monkeypatch.setattr(model, "cpu_prefers_bf16", lambda: True)  # the GPU decides, not the CPU
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [gpu])
     monkeypatch.setattr(
         tf.config.experimental,

@@ -341,7 +341,7 @@ def test_the_stylize_page_runs_on_the_workers(
     def no_local_model(*args: Any) -> None:
         raise AssertionError("the web tier built a network on the Redis backend")
 
-    monkeypatch.setattr(nst.engine.model, "extractor_for", no_local_model)
+    monkeypatch.setattr(nst.engine.model, "_build_extractor", no_local_model)
     monkeypatch.setenv("NST_QUEUE", cluster.server.url)
     at = _open()
     _upload(at, _jpeg(), [("a.jpg", _jpeg(seed=1))])

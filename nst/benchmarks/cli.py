@@ -1,9 +1,9 @@
 """Benchmark of the engine on this machine: ``python -m nst.bench`` (``--json`` for one object).
 
-Sections (``--only`` picks some; all but ``panel``, ``lbfgs``, ``video``, ``live`` and ``queue``
-by default). Every section uses ``--backbone`` (default: the engine's) with the weights
-``NST_WEIGHTS`` selects, so the same command measures trained features (what users get) or
-random ones (mechanics only):
+Sections (``--only`` picks some; all but ``panel``, ``lbfgs``, ``video``, ``live``, ``queue``,
+``large`` and ``revision`` by default). Every section uses ``--backbone`` (default: the
+engine's) with the weights ``NST_WEIGHTS`` selects, so the same command measures trained
+features (what users get) or random ones (mechanics only):
 
 - ``steps``: seconds per optimization step at each ``--step-sizes`` size, float32 and bfloat16,
   Adam, L-BFGS and scipy's L-BFGS-B (``lbfgs-scipy``, the reference); the model's build time
@@ -28,6 +28,9 @@ random ones (mechanics only):
 - ``large``: painted runs at ``--large-sizes``, one scale against the coarse-to-fine pyramid,
   each in a fresh process: seconds, seconds per step at each scale, peak RSS and the memory
   estimate (``nst.benchmarks.large``).
+- ``revision``: the default Painted run as a whole ``python -m nst`` process, this checkout
+  against ``--revision``, alternating pair by pair on the panel's folders: seconds, peak RSS
+  and the pictures' figures of both (``nst.benchmarks.revision``).
 - ``queue``: jobs per minute through the in-process queue and through Redis with 1 and 2
   workers, and the latency from a worker's preview to the page (``nst.benchmarks.queueing``).
 - ``video``: the synthetic clip stylized frame by frame and with the temporal method at 256 px
@@ -86,6 +89,7 @@ SECTIONS = (
     "live",
     "queue",
     "large",
+    "revision",
 )
 # What a plain ``python -m nst.bench`` runs; the panel (minutes per pair) only when asked.
 DEFAULT_SECTIONS = ("steps", "quality", "preview", "default", "memory", "instant")
@@ -100,6 +104,21 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     sections = args.only.split(",") if args.only else list(DEFAULT_SECTIONS)
     report: dict[str, Any] = {"machine": machine_info(), "size": args.size}
     report["machine"]["backbone"] = args.backbone
+    if "revision" in sections:
+        # First, while this process has built nothing: the runs are whole processes of their own.
+        from nst.benchmarks.revision import revision_section
+
+        if not args.revision:
+            raise ValueError("--only revision: name the git revision to compare, --revision REV.")
+        report["revision"] = revision_section(
+            args.revision,
+            args.panel_content,
+            args.panel_style,
+            args.size,
+            args.backbone,
+            args.revision_out,
+            args.revision_flags.split(),
+        )
     if "steps" in sections:
         report.update(steps_section(content, style, args.step_sizes, steps=args.steps, base=base))
     preload(args.backbone, precision=resolve_precision("auto"))
@@ -250,6 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--lbfgs-out",
         default="out/lbfgs",
         help="lbfgs: writes this path's .png (contact sheet) and .json (figures)",
+    )
+    parser.add_argument(
+        "--revision", help="revision: the git revision whose default run this one is timed against"
+    )
+    parser.add_argument(
+        "--revision-flags",
+        default="",
+        help="revision: further flags for both command lines, e.g. '--precision float32'",
+    )
+    parser.add_argument(
+        "--revision-out", default="out/revision", help="revision: folder for both runs' pictures"
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs of preview/default (median)")
     parser.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)}")

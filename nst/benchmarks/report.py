@@ -25,6 +25,7 @@ SECTION_ROWS = {
     "panel": "nst.benchmarks.panel",
     "large": "nst.benchmarks.large",
     "queue": "nst.benchmarks.queueing",
+    "revision": "nst.benchmarks.revision",
 }
 
 

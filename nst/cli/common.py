@@ -127,8 +127,33 @@ def load_input(path: str, limits: ServerLimits, what: str) -> Any:
         raise UsageError(f"{what} '{path}': {error}") from None
 
 
+class QuietBar:
+    """What a hidden progress bar needs to answer, without importing tqdm (a cold instant run
+    pays for every import)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.n = total, 0
+
+    def __enter__(self) -> QuietBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, amount: int = 1) -> None:
+        self.n += amount
+
+    def set_postfix(self, **values: Any) -> None:
+        return None
+
+    def refresh(self) -> None:
+        return None
+
+
 def step_bar(total: int, quiet: bool, description: str) -> Any:
     """A progress bar on standard error (none with ``quiet``)."""
+    if quiet:
+        return QuietBar(total)
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=description, unit="step", disable=quiet, file=sys.stderr)
+    return tqdm(total=total, desc=description, unit="step", file=sys.stderr)

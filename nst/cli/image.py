@@ -13,6 +13,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,28 @@ def _settings(settings: Settings, content: str, styles: Sequence[str], mask: str
     }
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """The images of one picture, read and checked (``read_inputs``)."""
+
+    content: Any
+    styles: list[Any]
+    mask: Any | None
+
+
+def read_inputs(
+    content_path: str, style_paths: Sequence[str], mask_path: str | None, settings: Settings
+) -> Inputs:
+    """Read and check a picture's files; a bad one is a ``UsageError`` naming it. Read once:
+    decoding a photo costs as much as a tenth of an instant run."""
+    limits = settings.limits
+    return Inputs(
+        load_input(content_path, limits, "content"),
+        [load_input(path, limits, "style") for path in style_paths],
+        load_input(mask_path, limits, "mask") if mask_path else None,
+    )
+
+
 def _stylize_one(
     content_path: str,
     style_paths: Sequence[str],
@@ -80,12 +103,13 @@ def _stylize_one(
     settings: Settings,
     mask_path: str | None,
     progress: Any,
+    inputs: Inputs | None = None,
 ) -> dict[str, Any]:
-    """Load, stylize, adjust and save one picture; returns the JSON summary."""
-    limits, config = settings.limits, settings.config
-    content = load_input(content_path, limits, "content")
-    styles = [load_input(path, limits, "style") for path in style_paths]
-    mask = load_input(mask_path, limits, "mask") if mask_path else None
+    """Stylize, adjust and save one picture (its files read here unless ``inputs`` has them);
+    returns the JSON summary."""
+    config = settings.config
+    inputs = inputs or read_inputs(content_path, style_paths, mask_path, settings)
+    content, styles, mask = inputs.content, inputs.styles, inputs.mask
     started = time.perf_counter()
     from nst.color import adjust
     from nst.front import result_of, stylize  # the instant method loads no TensorFlow
@@ -126,12 +150,7 @@ def run_single(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_from(args)
     output = output_path(args.output, OUTPUT_SUFFIXES, ".png or .jpg")
-    # Fail fast, before TensorFlow is imported.
-    load_input(args.content, settings.limits, "content")
-    for path in args.styles:
-        load_input(path, settings.limits, "style")
-    if args.mask:
-        load_input(args.mask, settings.limits, "mask")
+    inputs = read_inputs(args.content, args.styles, args.mask, settings)  # before TensorFlow
     quiet = args.quiet or settings.config.method == "instant"  # one pass: nothing to count
     with step_bar(settings.config.steps, quiet, Path(args.content).name) as bar:
 
@@ -139,7 +158,9 @@ def run_single(argv: Sequence[str]) -> int:
             bar.update(event.step - bar.n)
             bar.set_postfix(loss=f"{event.loss:.4g}")
 
-        summary = _stylize_one(args.content, args.styles, output, settings, args.mask, progress)
+        summary = _stylize_one(
+            args.content, args.styles, output, settings, args.mask, progress, inputs
+        )
         if summary["note"]:  # ended early (L-BFGS): the run is complete at the steps it did
             bar.total = bar.n
             bar.refresh()

@@ -354,9 +354,10 @@ def traced_objective(problem: Problem, shape: tuple[int, ...]) -> Callable[[tf.T
     if problem.extra_loss is not None:
         return _traced_for(problem, shape)
     inputs = problem.inputs()
-    extractor = problem.extractor
+    extractor, content_extractor = problem.extractor, problem.content_extractor
     traced = extractor.traced(
-        ("lbfgs objective", input_key(inputs)), lambda: _traced_for_any(extractor, inputs)
+        ("lbfgs objective", input_key(inputs), problem.trace_key()),
+        lambda: _traced_for_any(extractor, content_extractor, inputs),
     )
     dims = tf.constant(shape, tf.int32)
     return lambda flat: traced(flat, dims, inputs)
@@ -372,11 +373,13 @@ def _value_and_gradient(
     return total, parts, tf.reshape(tape.gradient(total, image), [-1])
 
 
-def _traced_for_any(extractor: Any, example: dict[str, Any]) -> Callable[..., Any]:
+def _traced_for_any(
+    extractor: Any, content_extractor: Any, example: dict[str, Any]
+) -> Callable[..., Any]:
     """The loss traced on ``(flat pixels, shape, Problem.inputs)`` of any size."""
     return tf.function(
         lambda flat, dims, inputs: _value_and_gradient(
-            Problem.from_inputs(extractor, inputs), flat, dims
+            Problem.from_inputs(extractor, inputs, content_extractor), flat, dims
         ),
         input_signature=[_VECTOR, tf.TensorSpec([4], tf.int32), input_signature(example)],
     )

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from nst.config import StyleConfig, default_layers
-from nst.cpu import cpu_has_bf16
+from nst.cpu import cpu_prefers_bf16
 
 WEIGHT_FILES = {
     "vgg19": "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
@@ -80,16 +80,17 @@ def gpu_has_bf16() -> bool:
 def resolve_precision(precision: str) -> str:
     """'float32' or 'bfloat16' for a config's precision ('auto' picks what is fast here).
 
-    ``auto`` picks mixed bfloat16 where it is native: a CPU with AVX512_BF16 or AMX (faster
-    than float32 with oneDNN, while emulated bfloat16 on an AVX2-only CPU is much slower) or a
-    GPU of compute capability 8.0 or more. float16 is never chosen (much slower on CPUs). The
+    ``auto`` picks bfloat16 where it is native and faster: a CPU with AMX, or an AMD one with
+    AVX512_BF16 (``nst.cpu.cpu_prefers_bf16``; emulated bfloat16 on an AVX2-only CPU is much
+    slower, and Intel's AVX512_BF16 without AMX slower too), or a GPU of compute capability
+    8.0 or more. float16 is never chosen (much slower on CPUs). The
     same holds for both optimizers: on trained features L-BFGS in bfloat16 follows the float32
     loss curve iteration for iteration, faster (docs/benchmarks.md). Where bfloat16's rounding
     does stop its line search, the engine continues in float32 (``nst.engine.run``).
     """
     if precision != "auto":
         return precision
-    native = gpu_has_bf16() if has_gpu() else cpu_has_bf16()
+    native = gpu_has_bf16() if has_gpu() else cpu_prefers_bf16()
     return "bfloat16" if native else "float32"
 
 
@@ -160,7 +161,7 @@ class BuildCache(Generic[Value]):
 # backbones cover each architecture once; four extractors cover the default layers in both
 # precisions plus two custom layer choices, at most about 0.7 GB together.
 BACKBONE_CACHE_SIZE = 3
-EXTRACTOR_CACHE_SIZE = 4
+EXTRACTOR_CACHE_SIZE = 6
 # Traced losses kept per extractor: one per structure of a problem (a mask, blended styles,
 # masked regions), whatever the size or the weights; a few graphs of a few MB each.
 TRACED_FUNCTIONS_PER_EXTRACTOR = 8
@@ -355,14 +356,8 @@ def _build_extractor(
     backbone: str, pooling: str, layers: tuple[str, ...], precision: str
 ) -> Extractor:
     base = load_backbone(backbone)
-    known = [layer.name for layer in base.layers]
     for name in layers:
-        if name not in known:
-            usable = [n for n in known if n.endswith(("_conv1", "_conv2", "_relu", "_out"))]
-            examples = ", ".join(usable[:: max(1, len(usable) // 3)][:4])
-            raise ValueError(
-                f"layers: {backbone} has no layer {name!r}; names look like {examples}."
-            )
+        layer_depth(backbone, name)  # a clear error for an unknown name
     truncated = keras.Model(base.input, {name: base.get_layer(name).output for name in layers})
     # bfloat16 runs keep the frozen weights in bfloat16 themselves rather than under Keras's
     # mixed policy: the values are the same ones the mixed policy casts to on every call, and no
@@ -392,15 +387,14 @@ def _build_extractor(
     )
 
 
-def extractor_for(config: StyleConfig) -> Extractor:
-    """The extractor a run of ``config`` uses (built once per process, then shared)."""
-    content_layers, style_layers = chosen_layers(config)
-    return get_extractor(
-        config.backbone,
-        config.pooling,
-        tuple(dict.fromkeys(content_layers + style_layers)),
-        resolve_precision(config.precision),
-    )
+def layer_depth(backbone: str, name: str) -> int:
+    """The position of layer ``name`` in ``backbone`` (deeper layers cost more to reach)."""
+    known = [layer.name for layer in load_backbone(backbone).layers]
+    if name not in known:
+        usable = [n for n in known if n.endswith(("_conv1", "_conv2", "_relu", "_out"))]
+        examples = ", ".join(usable[:: max(1, len(usable) // 3)][:4])
+        raise ValueError(f"layers: {backbone} has no layer {name!r}; names look like {examples}.")
+    return known.index(name)
 
 
 def preload(backbone: str = "vgg19", pooling: str = "max", precision: str = "auto") -> Extractor:

@@ -19,9 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 from nst import color
-from nst.config import StyleConfig, normalised, shallow_layer_count
+from nst.config import CONTENT_MIN_SIDE, StyleConfig, normalised, shallow_layer_count
 from nst.engine.losses import LossWeights, StyleTarget, gram_matrix, total_loss
-from nst.engine.model import Extractor, chosen_layers, extractor_for
+from nst.engine.model import Extractor, chosen_layers, get_extractor, layer_depth, resolve_precision
 from nst.images import resize_to, style_side, working_shape
 
 # Further weighted terms of the objective (e.g. a video's temporal loss): the image the loss
@@ -43,6 +43,10 @@ class Problem:
     postprocess: Callable[[np.ndarray], np.ndarray]
     extra_loss: ExtraLoss | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # The content layers measured on the picture scaled down to ``content_shape`` by their own
+    # extractor (``content_scale``), or None: measured by ``extractor`` at the working size.
+    content_extractor: Extractor | None = None
+    content_shape: tuple[int, int] | tf.Tensor | None = None
 
     def compose(self, pixels: tf.Tensor) -> tf.Tensor:
         """The image the loss sees: optimized pixels, or pixels inside the mask over content."""
@@ -53,7 +57,7 @@ class Problem:
     def objective(self, pixels: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """The weighted loss of ``pixels`` (1, h, w, 3) and its named, weighted parts."""
         image = self.compose(pixels)
-        features = self.extractor(image)
+        features = self.features(image)
         if self.extractor.precision == "bfloat16":
             # Gram matrices of the bfloat16 features rather than of float32 copies: a little
             # faster, with the same result to bfloat16's precision.
@@ -69,6 +73,18 @@ class Problem:
             parts = {**parts, **extra}
             total = total + tf.add_n(list(extra.values()))
         return total, parts
+
+    def features(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The features the loss compares: the style layers (and the content layers, when they
+        are measured at the working size) in one pass; otherwise the content layers in a second
+        pass over the picture scaled down to ``content_shape``, which stops at the content layer
+        while the first stops at the deepest style layer."""
+        if self.content_extractor is None:
+            return self.extractor(image)
+        return {
+            **self.extractor(image),
+            **self.content_extractor(content_view(image, self.content_shape)),
+        }
 
     def inputs(self) -> dict[str, Any]:
         """The objective's numbers as a nest of float32 tensors: targets, masks and weights,
@@ -93,13 +109,28 @@ class Problem:
         if self.pixel_mask is not None:
             inputs["pixel_mask"] = self.pixel_mask
             inputs["content"] = tf.constant(self.content, tf.float32)
+        if self.content_extractor is not None:
+            inputs["content_shape"] = tf.constant(self.content_shape, tf.int32)
         return inputs
 
+    def trace_key(self) -> Hashable:
+        """What a loss traced around ``extractor`` depends on beyond ``input_key``: the
+        content pass's extractor, if any."""
+        content = self.content_extractor
+        return None if content is None else (content.layers, content.precision)
+
     @classmethod
-    def from_inputs(cls, extractor: Extractor, inputs: dict[str, Any]) -> Problem:
+    def from_inputs(
+        cls,
+        extractor: Extractor,
+        inputs: dict[str, Any],
+        content_extractor: Extractor | None = None,
+    ) -> Problem:
         """The problem whose ``objective`` computes on ``inputs`` (``Problem.inputs``)."""
         return cls(
             extractor=extractor,
+            content_extractor=content_extractor,
+            content_shape=inputs.get("content_shape"),
             content=inputs.get("content"),  # type: ignore[arg-type]  # a tensor works alike
             content_targets=inputs["content_targets"],
             style_targets=[
@@ -142,6 +173,23 @@ def input_signature(inputs: Any) -> Any:
     )
 
 
+def content_view(image: tf.Tensor, shape: tuple[int, int] | tf.Tensor) -> tf.Tensor:
+    """``image`` scaled down to ``shape`` for the content term: antialiased (a box-like filter
+    over the pixels each output pixel covers), differentiable, the same for the photo's target
+    and for the picture being painted."""
+    return tf.image.resize(image, shape, method="bilinear", antialias=True)
+
+
+def content_measure_shape(height: int, width: int, content_scale: float) -> tuple[int, int] | None:
+    """The (height, width) the content term is measured at for a working size of
+    (height, width), or None where that is the working size itself."""
+    side = max(height, width)
+    measured = max(round(side * content_scale), min(side, CONTENT_MIN_SIDE))
+    if measured >= side:
+        return None
+    return working_shape(height, width, measured)
+
+
 def evaluate(problem: Problem, pixels: np.ndarray) -> float:
     """The objective of one (h, w, 3) image."""
     total, _ = problem.objective(tf.constant(pixels[None], tf.float32))
@@ -179,11 +227,29 @@ def prepare(
     layer_weights = {name: share for name, share in shares.items() if share > 0}
     style_layers = tuple(layer_weights)
 
+    height, width = working_shape(*content.shape[:2], config.size)
+    content_shape = content_measure_shape(height, width, config.content_scale)
+    if content_shape is not None and max(map(_depth_of(config), content_layers)) <= max(
+        map(_depth_of(config), style_layers)
+    ):
+        content_shape = None  # a content layer no deeper than the style's: one pass is cheaper
+
     started = time.perf_counter()
-    extractor = extractor_for(config)
+    precision = resolve_precision(config.precision)
+
+    def extractor_of(layers: tuple[str, ...]) -> Extractor:
+        return get_extractor(config.backbone, config.pooling, layers, precision)
+
+    style_extractor = extractor_of(style_layers)
+    if content_shape is None:
+        extractor, content_extractor = (
+            extractor_of(tuple(dict.fromkeys(content_layers + style_layers))),
+            None,
+        )
+    else:
+        extractor, content_extractor = style_extractor, extractor_of(content_layers)
     built = time.perf_counter()
 
-    height, width = working_shape(*content.shape[:2], config.size)
     content_image = resize_to(content, height, width)
     style_images = [style_at_scale(style, config) for style in styles]
     postprocess: Callable[[np.ndarray], np.ndarray] = lambda image: image  # noqa: E731
@@ -196,11 +262,17 @@ def prepare(
     elif config.preserve_colors == "histogram":
         style_images = [color.match_histogram(style, content_image) for style in style_images]
 
-    content_features = extractor.features(content_image[None])
+    if content_extractor is None:
+        content_features = extractor.features(content_image[None])
+    else:
+        content_features = content_extractor.features(
+            content_view(tf.constant(content_image[None]), content_shape)
+        )
     content_targets = {name: content_features[name] for name in content_layers}
+    # The paintings through the style layers only: the pass stops at the deepest of them.
     style_grams = []
     for style in style_images:
-        features = extractor.features(style[None])
+        features = style_extractor.features(style[None])
         style_grams.append({name: gram_matrix(features[name]) for name in style_layers})
 
     pixel_mask = None
@@ -212,6 +284,10 @@ def prepare(
         style_targets = [StyleTarget(blended, layer_weights)]
     else:
         region = color.mask_region(mask, height, width)[..., :1]
+        layer_shapes = {
+            name: value.shape[1:3]
+            for name, value in style_extractor.features(content_image[None]).items()
+        }
         region_tensor = tf.constant(region[None])
         regions = [region_tensor, 1.0 - region_tensor][: len(styles)]
         style_targets = [
@@ -219,7 +295,7 @@ def prepare(
                 grams,
                 layer_weights,
                 {
-                    name: tf.image.resize(part, content_features[name].shape[1:3], method="area")
+                    name: tf.image.resize(part, layer_shapes[name], method="area")
                     for name in style_layers
                 },
                 # Blend weights (summing to 1) scale each region's style, so the style part's
@@ -239,9 +315,15 @@ def prepare(
         pixel_mask=pixel_mask,
         postprocess=postprocess,
         extra_loss=extra_loss,
+        content_extractor=content_extractor,
+        content_shape=content_shape,
     )
     problem.timings.update(build=built - started, targets=time.perf_counter() - built)
     return problem
+
+
+def _depth_of(config: StyleConfig) -> Callable[[str], int]:
+    return lambda name: layer_depth(config.backbone, name)
 
 
 def style_at_scale(style: np.ndarray, config: StyleConfig) -> np.ndarray:

@@ -14,11 +14,12 @@ The interface and its records are in ``nst.jobs.backend``, one module per job ki
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 from typing import Any
 
-from nst.config import grace_seconds
+from nst.config import grace_seconds, warm_up_enabled
 from nst.jobs.backend import (
     JobBackend,
     JobKind,
@@ -53,7 +54,9 @@ __all__ = [
     "job_kind",
     "queue_url",
     "register_kind",
+    "start_warm_up",
 ]
+logger = logging.getLogger(__name__)
 
 QUEUE_ENV = "NST_QUEUE"
 
@@ -92,8 +95,28 @@ def get_backend() -> JobBackend:
                 _queue = RedisQueue(url, heartbeat_timeout=grace)
             else:
                 _queue = JobQueue(heartbeat_timeout=grace)
+                if warm_up_enabled():
+                    start_warm_up()
             _queue_url = url
         return _queue
+
+
+def start_warm_up() -> threading.Thread:
+    """Warm the in-process queue's engine up in a background thread (``nst.front.warm_up``):
+    the page and the first instant picture do not wait for it, and a run that needs a network
+    or a trace while it is being made waits for that one and shares it."""
+
+    def warm() -> None:
+        try:
+            from nst.front import warm_up
+
+            logger.info("Networks ready in %.1f s.", warm_up())
+        except Exception as error:  # e.g. no weights offline: the first run says how to fix it
+            logger.warning("Warm-up skipped: %s", error)
+
+    thread = threading.Thread(target=warm, name="nst-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 @atexit.register
