@@ -22,6 +22,7 @@ page = st.navigation(
     ]
 )
 banner.weights_banner()
+runs.prepare_backend()  # the in-process engine warms up while the person picks the pictures
 runs.collect_runs()  # a run that ended while no page followed it (a closed tab, a reload)
 video.collect_clip(runs.session_owner())  # the same for a clip
 if page.title != "Stylize":

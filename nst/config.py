@@ -206,16 +206,17 @@ class StyleConfig(Knobs):
         "choice",
         choices=BACKBONES,
     )
-    # The content term only keeps the layout, yet block5_conv2 at the working size costs most
-    # of an evaluation; measured on fewer pixels, in a pass of its own, it keeps the layout at
-    # a fraction of the cost (docs/benchmarks.md, "Cheaper evaluations").
+    # block5_conv2 at the working size costs most of an evaluation. Measured on fewer pixels,
+    # in a pass of its own, it costs half at 0.25 and keeps the layout and the figures of the
+    # pictures, but by eye thin structures (a bridge's deck and cables) are painted over, so
+    # the default stays at full size (docs/benchmarks.md, "Cheaper evaluations").
     content_scale: float = knob(
-        0.25,
+        1.0,
         "Content resolution",
         "The photo's layout is compared on the picture scaled down by this factor (never "
         f"under {CONTENT_MIN_SIDE} px), in a pass of its own, while the style is measured at "
-        "full size: a sixteenth of the pixels at 0.25. 1 = at full size in one pass (Gatys "
-        "et al.).",
+        "full size: at 0.25 an evaluation costs about half, but thin details of the photo "
+        "fade. 1 = at full size in one pass (Gatys et al.).",
         "float",
         minimum=0.1,
         maximum=1.0,

@@ -166,9 +166,9 @@ def stylize(
         yield event
 
 
-# The warm-up run's output size: its two scales (128 and 181 px) are the two structures of the
-# default loss (content in the style's pass, and in a pass of its own), so one tiny run traces
-# everything a default run of any size uses.
+# The warm-up run's output size: two scales (128 and 181 px), so that one tiny run builds and
+# traces everything a default run of any size uses, the change of scale included (a content
+# pass of its own, with ``content_scale`` under 1, from 181 px on).
 WARM_UP_SIZE = 181
 WARM_UP_STEPS = 4
 
@@ -178,6 +178,8 @@ def warm_up(config: StyleConfig | None = None) -> float:
     picture, so that a person's first run starts at once; returns the seconds it took. A
     server calls it in the background when it starts (``nst.jobs.start_warm_up``, the RQ
     worker); what it builds is kept in the processes' caches and shared by every run."""
+    from nst.config import BACKBONES
+    from nst.engine.model import WeightsError
     from nst.synthetic import synthetic_landscape
 
     started = time.perf_counter()
@@ -186,7 +188,16 @@ def warm_up(config: StyleConfig | None = None) -> float:
     )
     photo = synthetic_landscape(96, 128, seed=1)
     painting = synthetic_landscape(96, 96, seed=2)[::-1].copy()
-    result_of(stylize(photo, [painting], config))
+    # The default backbone, or the first one whose weights this server has (NST_WEIGHTS may
+    # name one backbone's file): what the server cannot run needs no warming.
+    others = [name for name in BACKBONES if name != config.backbone]
+    for backbone in [config.backbone, *others]:
+        try:
+            result_of(stylize(photo, [painting], config.replace(backbone=backbone)))
+            break
+        except WeightsError:
+            if backbone == others[-1]:
+                raise
     return time.perf_counter() - started
 
 

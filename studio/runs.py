@@ -59,6 +59,10 @@ from studio.widgets import build_config
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = PAGE_POLL_SECONDS  # how often the live view asks the queue for news
+# How often the live view's loss chart takes in new steps. Between, the page sends the same
+# chart, which the browser does not draw again: redrawing it at every poll cost Chromium about
+# half a core, slowing the run beside it on a 2-core machine (docs/benchmarks.md).
+CHART_SECONDS = 2.0
 BADGE_SECONDS = 2.0  # how often another page's badge does
 SETTLE_SECONDS = 10.0  # how long a stopped run may take to hand back its image
 REPLACED = (
@@ -253,9 +257,7 @@ def _show_status(bar_slot: Any, status: JobStatus, run: PendingRun, owner: str) 
     if instant_png is not None and run.config.method == "optimize":
         preview_column.download_button(
             "Download the instant picture",
-            data=to_png_bytes(
-                decode_png(instant_png), run_settings(run, instant_config(run.config))
-            ),
+            data=_instant_download(run, instant_png),
             file_name="instant.png",
             mime="image/png",
             on_click="ignore",  # a download must not stop the painting
@@ -264,7 +266,29 @@ def _show_status(bar_slot: Any, status: JobStatus, run: PendingRun, owner: str) 
         )
     if status.history:
         with chart_column:
-            loss_chart(status.history)
+            loss_chart(_chart_history(run.job_id, status.history))
+
+
+def _chart_history(job_id: str, history: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
+    """The steps the live chart shows: all of them, taken in every ``CHART_SECONDS``; the same
+    steps in between, so that the chart sent is unchanged and the browser keeps it."""
+    shown = st.session_state.get("chart_shown")
+    now = time.monotonic()
+    if shown is None or shown[0] != job_id or now - shown[1] >= CHART_SECONDS:
+        shown = (job_id, now, len(history))
+        st.session_state["chart_shown"] = shown
+    return history[: shown[2]]
+
+
+def _instant_download(run: PendingRun, instant_png: bytes) -> bytes:
+    """The instant picture as a PNG with its settings, encoded once per run, not at every
+    poll of the live view."""
+    kept = st.session_state.get("instant_download")
+    if kept is None or kept[0] != run.job_id:
+        data = to_png_bytes(decode_png(instant_png), run_settings(run, instant_config(run.config)))
+        kept = (run.job_id, data)
+        st.session_state["instant_download"] = kept
+    return kept[1]
 
 
 def waiting_note(status: JobStatus, what: str = "run") -> None:
@@ -341,6 +365,15 @@ def _badge(owner: str) -> None:
     if progress is not None and progress.step > INSTANT_STEP:
         text = f"step {progress.step} of {progress.total}"
     st.page_link("pages/stylize.py", label=f"Painting: {text}", icon=":material/brush:")
+
+
+def prepare_backend() -> None:
+    """Create the job backend at a page's first run, so that the in-process one warms the
+    engine up in the background (``nst.jobs.start_warm_up``) while the person picks a photo
+    and a painting, and their first Stylize paints at once. A malformed or unreachable queue
+    is said by the page that needs it."""
+    with contextlib.suppress(ValueError, QueueUnavailableError):
+        get_backend()
 
 
 def collect_runs(owner: str | None = None) -> StudioResult | None:

@@ -141,11 +141,13 @@ def test_script_runs_leave_keras_session_alone_under_a_running_step() -> None:
 def test_the_warm_up_traces_everything_a_default_run_uses(content_image, style_image):
     from nst.engine import prepare
 
-    assert front.warm_up() > 0
-    # The two structures of the default loss: content in the style's pass (128 px), and in a
-    # pass of its own (from 181 px on); each keeps its traces with its own extractor.
+    # With the content in a pass of its own from 181 px on, a run has two structures of the
+    # loss: content in the style's pass (128 px) and apart; each keeps its traces with its own
+    # extractor. (The default, one pass at every size, is the first of them.)
+    config = StyleConfig(content_scale=0.5)
+    assert front.warm_up(config) > 0
     extractors = [
-        prepare(content_image, [style_image], StyleConfig(size=size)).extractor
+        prepare(content_image, [style_image], config.replace(size=size)).extractor
         for size in (128, 256)
     ]
     assert extractors[0] is not extractors[1]
@@ -160,7 +162,7 @@ def test_the_warm_up_traces_everything_a_default_run_uses(content_image, style_i
     before = traces()
     assert {index for index, _ in before} == {0, 1}
     # A default run of another size and steps: no new function, no new trace.
-    run = front.stylize(content_image, [style_image], StyleConfig(size=320, steps=8))
+    run = front.stylize(content_image, [style_image], config.replace(size=320, steps=8))
     result = front.result_of(run)
     assert result.steps_done == 8 and result.image.shape[1] == 320
     assert traces() == before

@@ -582,6 +582,33 @@ def test_get_backend_is_one_backend_for_all_threads(monkeypatch) -> None:
     get_backend().shutdown()
 
 
+def test_the_in_process_backend_warms_the_engine_up_once_when_made(monkeypatch) -> None:
+    import nst.front
+
+    warmed: list[threading.Thread] = []
+    done = threading.Event()
+
+    def warm_up() -> float:
+        warmed.append(threading.current_thread())
+        done.set()
+        return 0.0
+
+    monkeypatch.setattr(nst.front, "warm_up", warm_up)
+    monkeypatch.delenv("NST_QUEUE", raising=False)
+    monkeypatch.setenv("NST_WARM_UP", "1")
+    get_backend().shutdown()  # the next call makes a new in-process queue
+    queue = get_backend()
+    assert done.wait(10) and warmed[0] is not threading.current_thread()  # in the background
+    assert get_backend() is queue
+    queue.shutdown()
+    monkeypatch.setenv("NST_WARM_UP", "0")
+    get_backend().shutdown()
+    assert len(warmed) == 2  # one per queue made with the warm-up on, none with it off
+    monkeypatch.setenv("NST_WARM_UP", "maybe")
+    with pytest.raises(ValueError, match="NST_WARM_UP must be 1"):
+        get_backend()
+
+
 def test_nst_queue_selects_the_backend(monkeypatch) -> None:
     from nst.jobs.redis import RedisQueue
 

@@ -30,7 +30,7 @@ def test_content_measure_shape_scales_down_but_never_below_the_floor() -> None:
 
 
 def test_the_content_pass_at_half_size_equals_the_plain_computation(content_image, style_image):
-    config = StyleConfig(size=256, precision="float32", seed=3)
+    config = StyleConfig(size=256, precision="float32", seed=3, content_scale=0.5)
     problem = prepare(content_image, [style_image], config)
     assert (
         problem.content_shape == (128, 171)
@@ -94,7 +94,7 @@ def _conv_layers(extractor) -> list[str]:
 def test_extractors_build_no_layer_beyond_the_deepest_one_the_settings_use(
     content_image, style_image
 ):
-    problem = prepare(content_image, [style_image], StyleConfig(size=256))
+    problem = prepare(content_image, [style_image], StyleConfig(size=256, content_scale=0.25))
     assert _conv_layers(problem.extractor)[-1] == "block3_conv1"
     assert _conv_layers(problem.content_extractor)[-1] == "block5_conv2"
     # A shallow content layer shares the style's pass, which ends at the deeper of the two;
@@ -109,5 +109,11 @@ def test_extractors_build_no_layer_beyond_the_deepest_one_the_settings_use(
     assert not any(
         name.startswith(("block4", "block5")) for name in _conv_layers(shallow.extractor)
     )
-    deep_style = prepare(content_image, [style_image], StyleConfig(size=256, subject_weight=1.0))
+    deep_style = prepare(
+        content_image, [style_image], StyleConfig(size=256, subject_weight=1.0, content_scale=0.5)
+    )
     assert _conv_layers(deep_style.extractor)[-1] == "block5_conv1"
+    # At the default, Gatys et al.'s one pass: it stops at block5_conv2, the content layer.
+    default = prepare(content_image, [style_image], StyleConfig(size=256))
+    assert default.content_extractor is None
+    assert _conv_layers(default.extractor)[-1] == "block5_conv2"

@@ -94,8 +94,9 @@ def get_backend() -> JobBackend:
 
                 _queue = RedisQueue(url, heartbeat_timeout=grace)
             else:
+                warm = warm_up_enabled()  # a malformed NST_WARM_UP is said before anything runs
                 _queue = JobQueue(heartbeat_timeout=grace)
-                if warm_up_enabled():
+                if warm:
                     start_warm_up()
             _queue_url = url
         return _queue

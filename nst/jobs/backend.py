@@ -99,7 +99,7 @@ class QueueUnavailableError(RuntimeError):
 # How often a page asks its backend for news while a run is going (``studio.runs``; the queue
 # benchmark times its preview latency at the same cadence). In a run's first seconds, while
 # the instant picture is due, it asks more often: that picture is the one a person waits for.
-PAGE_POLL_SECONDS = 0.5
+PAGE_POLL_SECONDS = 1.0
 PAGE_FIRST_POLL_SECONDS = 0.1
 PAGE_FIRST_SECONDS = 3.0
 
