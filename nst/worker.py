@@ -69,6 +69,7 @@ from nst.jobs.redis import (
     key,
 )
 from nst.records import CancelToken, Result
+from nst.support import exit_if_unsupported
 
 logger = logging.getLogger("nst.worker")
 
@@ -395,6 +396,7 @@ def preload() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    exit_if_unsupported()  # no TensorFlow here: one sentence, not a traceback at the first job
     parser = argparse.ArgumentParser(
         prog="python -m nst.worker",
         description="Run style-transfer jobs from the Redis queue, one at a time, with the "

@@ -118,6 +118,20 @@ def test_the_command_line_prints_one_sentence_without_tensorflow(
     assert done.stderr == sentence + "\n" and done.stdout == ""
 
 
+def test_the_worker_prints_one_sentence_without_tensorflow(tmp_path: Path) -> None:
+    script = WITHOUT_TENSORFLOW.replace('run_module("nst",', 'run_module("nst.worker",')
+    done = subprocess.run(
+        [sys.executable, "-c", script, "--url", "redis://127.0.0.1:1/0", "--burst"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr == INSTALL_SENTENCE + "\n" and done.stdout == ""
+
+
 def test_the_app_shows_the_sentence_instead_of_its_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tensorflow", None)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
