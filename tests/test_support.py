@@ -106,8 +106,18 @@ def test_exit_if_unsupported_hands_the_sentence_to_the_app(
 def test_the_command_line_prints_one_sentence_without_tensorflow(
     tmp_path: Path, claim: list[str], sentence: str
 ) -> None:
+    _prints_only(sentence, WITHOUT_TENSORFLOW, *claim, "a.jpg", "b.jpg", "-o", "out.png")
+
+
+def test_the_worker_prints_one_sentence_without_tensorflow(tmp_path: Path) -> None:
+    script = WITHOUT_TENSORFLOW.replace('run_module("nst",', 'run_module("nst.worker",')
+    _prints_only(INSTALL_SENTENCE, script, "--url", "redis://127.0.0.1:1/0", "--burst")
+
+
+def _prints_only(sentence: str, script: str, *args: str) -> None:
+    """``script`` run with ``args`` in a fresh Python exits 1 with ``sentence`` alone."""
     done = subprocess.run(
-        [sys.executable, "-c", WITHOUT_TENSORFLOW, *claim, "a.jpg", "b.jpg", "-o", "out.png"],
+        [sys.executable, "-c", script, *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -116,20 +126,6 @@ def test_the_command_line_prints_one_sentence_without_tensorflow(
     )
     assert done.returncode == 1
     assert done.stderr == sentence + "\n" and done.stdout == ""
-
-
-def test_the_worker_prints_one_sentence_without_tensorflow(tmp_path: Path) -> None:
-    script = WITHOUT_TENSORFLOW.replace('run_module("nst",', 'run_module("nst.worker",')
-    done = subprocess.run(
-        [sys.executable, "-c", script, "--url", "redis://127.0.0.1:1/0", "--burst"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 1
-    assert done.stderr == INSTALL_SENTENCE + "\n" and done.stdout == ""
 
 
 def test_the_app_shows_the_sentence_instead_of_its_pages(monkeypatch: pytest.MonkeyPatch) -> None:
