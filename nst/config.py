@@ -30,6 +30,11 @@ COLOR_MODES = ("none", "luminance", "histogram")
 # size, when that is smaller): below it block5_conv2 sees a grid of a few cells and the photo's
 # layout is lost (docs/benchmarks.md, "Cheaper evaluations").
 CONTENT_MIN_SIDE = 128
+# At print sizes (a picture computed tile by tile, ``nst.engine.tiles``) the content term is
+# measured on the picture scaled down to at most this longest side, in one pass: the layout
+# it keeps was settled at the smaller scales, and a pass at full size to block5_conv2 would
+# cost most of an evaluation (docs/benchmarks.md, "Print sizes").
+CONTENT_TILED_SIDE = 1024
 
 
 @dataclass(frozen=True)

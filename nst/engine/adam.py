@@ -59,6 +59,16 @@ def adam_step(problem: Problem) -> Callable[..., Any]:
     step without retracing.
     """
 
+    if problem.tiled is not None:  # print sizes: the gradient tile by tile, then the update
+
+        def tiled_step(
+            image: tf.Tensor, m: tf.Tensor, v: tf.Tensor, learning_rate: tf.Tensor, count: tf.Tensor
+        ) -> tuple[tf.Tensor, ...]:
+            total, parts, gradient = problem.value_and_gradient(image)
+            return (*_update(image, gradient, m, v, learning_rate, count), total, parts)
+
+        return tiled_step
+
     @tf.function
     def train_step(
         image: tf.Tensor, m: tf.Tensor, v: tf.Tensor, learning_rate: tf.Tensor, count: tf.Tensor
@@ -67,14 +77,30 @@ def adam_step(problem: Problem) -> Callable[..., Any]:
             tape.watch(image)
             total, parts = problem.objective(image)
         gradient = tape.gradient(total, image)
-        m = ADAM_BETA_1 * m + (1.0 - ADAM_BETA_1) * gradient
-        v = ADAM_BETA_2 * v + (1.0 - ADAM_BETA_2) * tf.square(gradient)
-        m_hat = m / (1.0 - ADAM_BETA_1**count)
-        v_hat = v / (1.0 - ADAM_BETA_2**count)
-        update = learning_rate * m_hat / (tf.sqrt(v_hat) + ADAM_EPSILON)
-        return tf.clip_by_value(image - update, 0.0, 1.0), m, v, total, parts
+        return (*_adam_update(image, gradient, m, v, learning_rate, count), total, parts)
 
     return train_step
+
+
+def _adam_update(
+    image: tf.Tensor,
+    gradient: tf.Tensor,
+    m: tf.Tensor,
+    v: tf.Tensor,
+    learning_rate: tf.Tensor,
+    count: tf.Tensor,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Adam's moments and the updated image, clipped to [0, 1]."""
+    m = ADAM_BETA_1 * m + (1.0 - ADAM_BETA_1) * gradient
+    v = ADAM_BETA_2 * v + (1.0 - ADAM_BETA_2) * tf.square(gradient)
+    m_hat = m / (1.0 - ADAM_BETA_1**count)
+    v_hat = v / (1.0 - ADAM_BETA_2**count)
+    update = learning_rate * m_hat / (tf.sqrt(v_hat) + ADAM_EPSILON)
+    return tf.clip_by_value(image - update, 0.0, 1.0), m, v
+
+
+# The update alone, traced once for every size (the tiled step's gradient comes from outside).
+_update = tf.function(_adam_update)
 
 
 def _resized(tensor: tf.Tensor, shape: tuple[int, int]) -> tf.Tensor:

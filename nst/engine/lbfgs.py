@@ -351,6 +351,8 @@ def traced_objective(problem: Problem, shape: tuple[int, ...]) -> Callable[[tf.T
     start of each scale of a run (docs/benchmarks.md). Problems with extra terms (a video's
     temporal loss) are traced for themselves.
     """
+    if problem.tiled is not None:
+        return lambda flat: _tiled_value_and_gradient(problem, flat, shape)
     if problem.extra_loss is not None:
         return _traced_for(problem, shape)
     inputs = problem.inputs()
@@ -371,6 +373,13 @@ def _value_and_gradient(
         tape.watch(image)
         total, parts = problem.objective(tf.clip_by_value(image, 0.0, 1.0))
     return total, parts, tf.reshape(tape.gradient(total, image), [-1])
+
+
+def _tiled_value_and_gradient(
+    problem: Problem, flat: tf.Tensor, shape: tuple[int, ...]
+) -> tuple[tf.Tensor, dict[str, tf.Tensor], tf.Tensor]:
+    total, parts, gradient = problem.value_and_gradient(tf.reshape(flat, shape), clip=True)
+    return total, parts, tf.reshape(gradient, [-1])
 
 
 def _traced_for_any(

@@ -98,6 +98,13 @@ def total_variation(image: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(magnitude)
 
 
+def content_view(image: tf.Tensor, shape: tuple[int, int] | tf.Tensor) -> tf.Tensor:
+    """``image`` scaled down to ``shape`` for the content term: antialiased (a box-like filter
+    over the pixels each output pixel covers), differentiable, the same for the photo's target
+    and for the picture being painted."""
+    return tf.image.resize(image, shape, method="bilinear", antialias=True)
+
+
 @dataclass(frozen=True)
 class LossWeights:
     content: float

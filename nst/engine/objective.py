@@ -19,9 +19,17 @@ import numpy as np
 import tensorflow as tf
 
 from nst import color
-from nst.config import CONTENT_MIN_SIDE, StyleConfig, normalised, shallow_layer_count
-from nst.engine.losses import LossWeights, StyleTarget, gram_matrix, total_loss
+from nst.config import (
+    CONTENT_MIN_SIDE,
+    CONTENT_TILED_SIDE,
+    StyleConfig,
+    normalised,
+    shallow_layer_count,
+)
+from nst.engine import tiles
+from nst.engine.losses import LossWeights, StyleTarget, content_view, gram_matrix, total_loss
 from nst.engine.model import Extractor, chosen_layers, get_extractor, layer_depth, resolve_precision
+from nst.engine.tiles import TILE_PIXELS, TiledLoss
 from nst.images import resize_to, style_side, working_shape
 
 # Further weighted terms of the objective (e.g. a video's temporal loss): the image the loss
@@ -47,6 +55,9 @@ class Problem:
     # extractor (``content_scale``), or None: measured by ``extractor`` at the working size.
     content_extractor: Extractor | None = None
     content_shape: tuple[int, int] | tf.Tensor | None = None
+    # At print sizes: the loss and gradient computed tile by tile (``nst.engine.tiles``);
+    # ``objective`` would take the whole picture through the network at once.
+    tiled: TiledLoss | None = None
 
     def compose(self, pixels: tf.Tensor) -> tf.Tensor:
         """The image the loss sees: optimized pixels, or pixels inside the mask over content."""
@@ -73,6 +84,21 @@ class Problem:
             parts = {**parts, **extra}
             total = total + tf.add_n(list(extra.values()))
         return total, parts
+
+    def value_and_gradient(
+        self, pixels: tf.Tensor, *, clip: bool = False
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor], tf.Tensor]:
+        """(loss, named weighted parts, gradient) of ``pixels`` (1, h, w, 3) through the tiled
+        loss; with ``clip``, the loss of the pixels clipped to [0, 1] (L-BFGS's)."""
+        assert self.tiled is not None
+        image = tf.clip_by_value(pixels, 0.0, 1.0) if clip else pixels
+        total, parts, gradient = self.tiled(self.compose(image))
+        if self.pixel_mask is not None:
+            gradient = gradient * self.pixel_mask
+        if clip:  # clip_by_value's gradient: through where the pixel is within the bounds
+            inside = tf.logical_and(pixels >= 0.0, pixels <= 1.0)
+            gradient = tf.where(inside, gradient, tf.zeros_like(gradient))
+        return total, parts, gradient
 
     def features(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
         """The features the loss compares: the style layers (and the content layers, when they
@@ -173,18 +199,16 @@ def input_signature(inputs: Any) -> Any:
     )
 
 
-def content_view(image: tf.Tensor, shape: tuple[int, int] | tf.Tensor) -> tf.Tensor:
-    """``image`` scaled down to ``shape`` for the content term: antialiased (a box-like filter
-    over the pixels each output pixel covers), differentiable, the same for the photo's target
-    and for the picture being painted."""
-    return tf.image.resize(image, shape, method="bilinear", antialias=True)
-
-
-def content_measure_shape(height: int, width: int, content_scale: float) -> tuple[int, int] | None:
+def content_measure_shape(
+    height: int, width: int, content_scale: float, largest: int | None = None
+) -> tuple[int, int] | None:
     """The (height, width) the content term is measured at for a working size of
-    (height, width), or None where that is the working size itself."""
+    (height, width), at most ``largest`` on its longest side, or None where that is the
+    working size itself."""
     side = max(height, width)
     measured = max(round(side * content_scale), min(side, CONTENT_MIN_SIDE))
+    if largest is not None:
+        measured = min(measured, largest)
     if measured >= side:
         return None
     return working_shape(height, width, measured)
@@ -192,7 +216,10 @@ def content_measure_shape(height: int, width: int, content_scale: float) -> tupl
 
 def evaluate(problem: Problem, pixels: np.ndarray) -> float:
     """The objective of one (h, w, 3) image."""
-    total, _ = problem.objective(tf.constant(pixels[None], tf.float32))
+    image = tf.constant(pixels[None], tf.float32)
+    if problem.tiled is not None:
+        return float(problem.value_and_gradient(image)[0])
+    total, _ = problem.objective(image)
     return float(total)
 
 
@@ -214,11 +241,15 @@ def prepare(
     config: StyleConfig,
     mask: np.ndarray | None = None,
     extra_loss: ExtraLoss | None = None,
+    tile_pixels: int = TILE_PIXELS,
 ) -> Problem:
     """Resize the inputs, build the extractor and compute all targets once.
 
     ``extra_loss`` (optional) maps the (1, h, w, 3) image the loss sees at the working size to
     further named, weighted loss terms. The caller has checked the run (``nst.front.check``).
+    A working size of more than ``tile_pixels`` pixels is computed tile by tile
+    (``nst.engine.tiles``), its content term on the picture scaled down to at most
+    ``CONTENT_TILED_SIDE``.
     """
     blend = normalised(config.style_blend, len(styles), "style_blend")
     content_layers, style_layers = chosen_layers(config)
@@ -228,12 +259,6 @@ def prepare(
     style_layers = tuple(layer_weights)
 
     height, width = working_shape(*content.shape[:2], config.size)
-    content_shape = content_measure_shape(height, width, config.content_scale)
-    if content_shape is not None and max(map(_depth_of(config), content_layers)) <= max(
-        map(_depth_of(config), style_layers)
-    ):
-        content_shape = None  # a content layer no deeper than the style's: one pass is cheaper
-
     started = time.perf_counter()
     precision = resolve_precision(config.precision)
 
@@ -241,6 +266,18 @@ def prepare(
         return get_extractor(config.backbone, config.pooling, layers, precision)
 
     style_extractor = extractor_of(style_layers)
+    geo = tiles.geometry(style_extractor)
+    tiled = geo is not None and extra_loss is None and height * width > tile_pixels
+    if tiled:
+        content_shape = content_measure_shape(
+            height, width, config.content_scale, CONTENT_TILED_SIDE
+        ) or (height, width)
+    else:
+        content_shape = content_measure_shape(height, width, config.content_scale)
+        if content_shape is not None and max(map(_depth_of(config), content_layers)) <= max(
+            map(_depth_of(config), style_layers)
+        ):
+            content_shape = None  # a content layer no deeper than the style's: one pass is cheaper
     if content_shape is None:
         extractor, content_extractor = (
             extractor_of(tuple(dict.fromkeys(content_layers + style_layers))),
@@ -272,6 +309,11 @@ def prepare(
     # The paintings through the style layers only: the pass stops at the deepest of them.
     style_grams = []
     for style in style_images:
+        if geo is not None and style.shape[0] * style.shape[1] > tile_pixels:
+            style_grams += tiles.gram_matrices(
+                style_extractor, geo, tf.constant(style[None]), tile_pixels=tile_pixels
+            )
+            continue
         features = style_extractor.features(style[None])
         style_grams.append({name: gram_matrix(features[name]) for name in style_layers})
 
@@ -284,10 +326,15 @@ def prepare(
         style_targets = [StyleTarget(blended, layer_weights)]
     else:
         region = color.mask_region(mask, height, width)[..., :1]
-        layer_shapes = {
-            name: value.shape[1:3]
-            for name, value in style_extractor.features(content_image[None]).items()
-        }
+        if geo is not None:
+            layer_shapes = {
+                name: (height // stride, width // stride) for name, stride in geo.strides.items()
+            }
+        else:
+            layer_shapes = {
+                name: value.shape[1:3]
+                for name, value in style_extractor.features(content_image[None]).items()
+            }
         region_tensor = tf.constant(region[None])
         regions = [region_tensor, 1.0 - region_tensor][: len(styles)]
         style_targets = [
@@ -318,6 +365,18 @@ def prepare(
         content_extractor=content_extractor,
         content_shape=content_shape,
     )
+    if tiled:
+        assert geo is not None and content_extractor is not None and content_shape is not None
+        problem.tiled = tiles.TiledLoss(
+            extractor=style_extractor,
+            geo=geo,
+            content_extractor=content_extractor,
+            content_shape=content_shape,
+            content_targets=content_targets,
+            style_targets=style_targets,
+            weights=problem.weights,
+            tile_pixels=tile_pixels,
+        )
     problem.timings.update(build=built - started, targets=time.perf_counter() - built)
     return problem
 

@@ -1,0 +1,102 @@
+"""Print sizes tile by tile: the tiled loss and gradient are the untiled ones, the grid sits on
+the pooling stride, a tiled run leaves no seam, and a tile's memory, not the picture's, grows
+the estimate."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nst.config import StyleConfig
+from nst.engine import tiles
+from nst.engine.losses import gram_matrix
+from nst.engine.model import get_extractor
+from nst.engine.objective import prepare
+
+SMALL_TILE = 96 * 96  # cores of 64 px within the 16-px margins of block3_conv1
+
+
+def _plain(problem, image: tf.Tensor) -> tuple[float, dict, np.ndarray]:
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        total, parts = problem.objective(image)
+    return (
+        float(total),
+        {k: float(v) for k, v in parts.items()},
+        tape.gradient(total, image).numpy(),
+    )
+
+
+def _tiled(problem, image: tf.Tensor) -> tuple[float, dict, np.ndarray]:
+    total, parts, gradient = problem.value_and_gradient(image)
+    return float(total), {k: float(v) for k, v in parts.items()}, gradient.numpy()
+
+
+def test_the_geometry_of_vgg_style_layers() -> None:
+    extractor = get_extractor("vgg19", "max", ("block1_conv1", "block2_conv1", "block3_conv1"))
+    geo = tiles.geometry(extractor)
+    assert geo is not None
+    assert dict(geo.strides) == {"block1_conv1": 1, "block2_conv1": 2, "block3_conv1": 4}
+    # Receptive radius of block3_conv1: 1+1, +1 (pool), +2+2, +2 (pool), +4 = 13 -> 16.
+    assert (geo.margin, geo.align) == (16, 4)
+    deep = tiles.geometry(get_extractor("vgg16", "avg", ("block5_conv2",)))
+    assert deep is not None and deep.align == 16 and deep.margin >= 90
+
+
+def test_resnet_runs_whole() -> None:
+    assert tiles.geometry(get_extractor("resnet50", "max", ("conv2_block3_out",))) is None
+
+
+@pytest.mark.parametrize("height,width", [(160, 224), (201, 131)])
+def test_the_grid_covers_every_pixel_once_on_the_stride(height: int, width: int) -> None:
+    geo = tiles.Geometry({"a": 1, "b": 4}, margin=16, align=4)
+    boxes = tiles.plan(height, width, geo, SMALL_TILE)
+    assert len(boxes) > 4
+    cover = np.zeros((height, width), int)
+    for y0, y1, x0, x1 in boxes:
+        cover[y0:y1, x0:x1] += 1
+        assert y0 % 4 == 0 and x0 % 4 == 0
+        view = tiles.window((y0, y1, x0, x1), height, width, geo.margin)
+        assert (view[1] - view[0]) * (view[3] - view[2]) <= SMALL_TILE
+    assert (cover == 1).all()
+
+
+@pytest.mark.parametrize("optimizer_mask", ["none", "one style", "two styles"])
+def test_the_tiled_loss_and_gradient_equal_the_untiled_ones(
+    content_image, style_image, optimizer_mask
+) -> None:
+    styles = (
+        [style_image, style_image[::-1].copy()] if optimizer_mask == "two styles" else [style_image]
+    )
+    mask = None
+    if optimizer_mask != "none":
+        mask = np.zeros((60, 80, 3), np.float32)
+        mask[:, 30:] = 1.0
+    config = StyleConfig(size=256, precision="float32", content_scale=0.5, seed=2)
+    tiled = prepare(content_image, styles, config, mask, tile_pixels=SMALL_TILE)
+    plain = prepare(content_image, styles, config, mask)
+    assert tiled.tiled is not None and plain.tiled is None
+    assert tiled.content_shape == plain.content_shape
+    assert len(tiles.plan(*tiled.content.shape[:2], tiled.tiled.geo, SMALL_TILE)) >= 6
+    rng = np.random.default_rng(5)
+    image = tf.constant(rng.uniform(0, 1, (1, *plain.content.shape)).astype(np.float32))
+    total, parts, gradient = _tiled(tiled, image)
+    expected_total, expected_parts, expected_gradient = _plain(plain, image)
+    assert total == pytest.approx(expected_total, rel=1e-4)
+    for name in expected_parts:
+        assert parts[name] == pytest.approx(expected_parts[name], rel=1e-4, abs=1e-7)
+    scale = np.abs(expected_gradient).max()
+    assert scale > 0
+    np.testing.assert_allclose(gradient, expected_gradient, atol=2e-4 * scale)
+
+
+def test_a_paintings_gram_matrices_tile_by_tile(style_image) -> None:
+    extractor = get_extractor("vgg19", "max", ("block1_conv1", "block2_conv1", "block3_conv1"))
+    geo = tiles.geometry(extractor)
+    picture = tf.constant(style_image[None])
+    whole = extractor(picture)
+    tiled = tiles.gram_matrices(extractor, geo, picture, tile_pixels=SMALL_TILE)[0]
+    for name, features in whole.items():
+        expected = gram_matrix(features).numpy()
+        np.testing.assert_allclose(
+            tiled[name].numpy(), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max()
+        )
