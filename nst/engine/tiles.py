@@ -22,13 +22,13 @@ change nothing. This holds for backbones that are plain stacks of convolutions a
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from nst.engine.losses import (
@@ -106,10 +106,14 @@ def split(length: int, parts: int, align: int) -> list[int]:
 def plan(height: int, width: int, geo: Geometry, tile_pixels: int = TILE_PIXELS) -> list[Box]:
     """The cores of a picture's tiles: as few as keep each tile (core and margins) within
     ``tile_pixels``."""
-    side = max(int(math.isqrt(tile_pixels)) - 2 * geo.margin, geo.align)
+    side = max(math.isqrt(tile_pixels) - 2 * geo.margin, geo.align)
     rows = split(height, max(1, math.ceil(height / side)), geo.align)
     cols = split(width, max(1, math.ceil(width / side)), geo.align)
-    return [(y0, y1, x0, x1) for y0, y1 in zip(rows, rows[1:]) for x0, x1 in zip(cols, cols[1:])]
+    return [
+        (y0, y1, x0, x1)
+        for y0, y1 in itertools.pairwise(rows)
+        for x0, x1 in itertools.pairwise(cols)
+    ]
 
 
 def window(box: Box, height: int, width: int, margin: int) -> Box:
