@@ -6,12 +6,17 @@ skipped test counts as a failure, so CI cannot pass with part of the suite left 
 """
 
 import os
+import tempfile
 
 # No internet here: tests use untrained features (see DESIGN.md, "Model weights").
 os.environ.setdefault("NST_WEIGHTS", "random")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Servers started by the tests skip the start-up warm-up (tests/test_front.py runs it).
 os.environ.setdefault("NST_WARM_UP", "0")
+# Paces measured by the tests' runs stay out of the user's cache (``nst.pace``).
+os.environ.setdefault(
+    "NST_PACE_FILE", os.path.join(tempfile.mkdtemp(prefix="nst-pace-"), "pace.json")
+)
 
 from collections.abc import Iterator
 from pathlib import Path

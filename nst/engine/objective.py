@@ -29,8 +29,9 @@ from nst.config import (
 from nst.engine import tiles
 from nst.engine.losses import LossWeights, StyleTarget, content_view, gram_matrix, total_loss
 from nst.engine.model import Extractor, chosen_layers, get_extractor, layer_depth, resolve_precision
-from nst.engine.tiles import TILE_PIXELS, TiledLoss
+from nst.engine.tiles import TiledLoss
 from nst.images import resize_to, style_side, working_shape
+from nst.plan import TILE_PIXELS
 
 # Further weighted terms of the objective (e.g. a video's temporal loss): the image the loss
 # sees -> named weighted parts, added to the total and reported like the built-in ones.

@@ -1,15 +1,12 @@
-"""Coarse to fine: the scales of a run, and the bookkeeping every scale shares.
+"""Coarse to fine: the bookkeeping every scale of a run shares.
 
-A run optimizes the image at one or more scales, each ``SCALE_RATIO`` times the previous one
-(twice the pixels), as in crowsonkb/style-transfer-pytorch: coarse steps are cheap and settle
-the large shapes; the full-size steps add the detail. ``plan_scales`` says which sizes and how
-many steps each; ``RunState`` is what the scales of one run share (settings, clock, history);
-``ScaleOutcome`` is how one scale ended, handed to the next.
+``nst.plan`` says which scales a run goes through and how many steps each; ``RunState`` is
+what the scales of one run share (settings, clock, history); ``ScaleOutcome`` is how one scale
+ended, handed to the next.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,75 +17,21 @@ import tensorflow as tf
 from nst.config import StyleConfig
 from nst.engine.objective import Problem
 from nst.images import resize_to
+from nst.plan import (  # noqa: F401  # re-exported: the engine's modules plan through here
+    MIN_SCALE_SIZE,
+    SCALE_RATIO,
+    STEP_GROWTH,
+    Scale,
+    plan_scales,
+    scale_sizes,
+    split_steps,
+)
 from nst.records import CancelToken, Progress, history_row
-
-SCALE_RATIO = math.sqrt(2.0)
-MIN_SCALE_SIZE = 128  # below it the deepest style layer sees only a few pixels
-# Each smaller scale gets this many times the steps of the next larger one: a step costs about
-# its pixels (half at each smaller scale), and the coarse scales, where the painting's large
-# strokes form, are where steps are cheap (docs/benchmarks.md).
-STEP_GROWTH = math.sqrt(2.0)
 
 NUMERIC_ERROR = (
     "The loss became {value} at step {step}, so the run stopped and kept the last good image; "
     "try a lower learning rate or style intensity."
 )
-
-
-def scale_sizes(config: StyleConfig, *, warm_start: bool = False) -> list[int]:
-    """Longest sides of the coarse-to-fine scales, smallest first, ending at ``config.size``.
-
-    Each scale is ``SCALE_RATIO`` times the previous one; scales under ``MIN_SCALE_SIZE`` are
-    dropped. A warm start (a previous result) is refined at the output size only.
-    """
-    sizes = [config.size]
-    while not warm_start and len(sizes) < config.scales:
-        smaller = round(sizes[0] / SCALE_RATIO)
-        if smaller < MIN_SCALE_SIZE:
-            break
-        sizes.insert(0, smaller)
-    return sizes
-
-
-def split_steps(steps: int, scales: int, final_share: float, growth: float = 1.0) -> list[int]:
-    """Steps per scale, smallest first: ``final_share`` of them at the last scale, the rest
-    split between the smaller ones, each smaller scale getting ``growth`` times the steps of
-    the next larger one (1: evenly)."""
-    if scales == 1:
-        return [steps]
-    final = min(steps, max(1, round(steps * final_share)))
-    rest, coarse = steps - final, scales - 1
-    weights = [growth ** (coarse - 1 - index) for index in range(coarse)]
-    exact = [rest * weight / sum(weights) for weight in weights]
-    counts = [int(value) for value in exact]
-    # Largest remainders first (the smaller scale on a tie): the counts sum to ``rest``.
-    order = sorted(range(coarse), key=lambda index: (counts[index] - exact[index], index))
-    for index in order[: rest - sum(counts)]:
-        counts[index] += 1
-    return [*counts, final]
-
-
-@dataclass(frozen=True)
-class Scale:
-    """One scale of a run: its size and which of the run's steps it does."""
-
-    size: int
-    steps: int
-    offset: int  # steps done before this scale
-    last: bool
-
-
-def plan_scales(config: StyleConfig, *, warm_start: bool = False) -> list[Scale]:
-    """The scales a run of ``config`` goes through (those given no steps are skipped, except
-    the last)."""
-    sizes = scale_sizes(config, warm_start=warm_start)
-    counts = split_steps(config.steps, len(sizes), config.final_share, STEP_GROWTH)
-    scales, offset = [], 0
-    for index, (size, steps) in enumerate(zip(sizes, counts)):
-        if steps or index == len(sizes) - 1:
-            scales.append(Scale(size, steps, offset, index == len(sizes) - 1))
-            offset += steps
-    return scales
 
 
 @dataclass

@@ -39,11 +39,7 @@ from nst.engine.losses import (
     total_variation,
 )
 from nst.engine.model import Extractor
-
-# The most pixels one tile (core and margins) may have: about 1 GB of working memory for the
-# style layers of a VGG in float32 (``python -m nst.bench --only large``). Above it a scale
-# is tiled.
-TILE_PIXELS = 1024 * 1024
+from nst.plan import TILE_PIXELS
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1 in pixels, end exclusive
 
