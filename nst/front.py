@@ -33,6 +33,10 @@ Event = Progress | Result
 logger = logging.getLogger(__name__)
 
 
+# The longest side of the instant picture a painted run starts from and shows first.
+PAINTED_INSTANT_SIDE = 1024
+
+
 def available_memory() -> int:
     """Bytes this process could still use: what the system has available plus our own RSS."""
     import psutil  # only where memory is checked: a cold instant run pays for every import
@@ -49,9 +53,10 @@ def needed_memory(
     onnxruntime hands its memory back before the optimizer starts, so the larger one counts)."""
     from nst.instant import estimate_instant_memory
 
-    instant = estimate_instant_memory(config, content_shape) if instant_picture else 0
     if config.method == "instant":
-        return instant
+        return estimate_instant_memory(config, content_shape)
+    preview = config.replace(size=min(config.size, PAINTED_INSTANT_SIDE))
+    instant = estimate_instant_memory(preview, content_shape) if instant_picture else 0
     from nst.engine.memory import estimate_memory
 
     return max(instant, estimate_memory(config, content_shape))
@@ -108,6 +113,7 @@ def stylize(
     instant_first: bool = True,
     checked: bool = False,
     optimizer: Any = None,
+    tile_pixels: int | None = None,
 ) -> Iterator[Event]:
     """Repaint ``content`` in the style of ``styles`` with ``config.method``.
 
@@ -127,6 +133,8 @@ def stylize(
         checked: the caller has already called ``check`` for this run.
         optimizer: a painted run's optimizer in place of ``config.optimizer``'s (the
             benchmarks' scipy reference, ``nst.engine.run.ScaleOptimizer``).
+        tile_pixels: the largest scale computed whole (``nst.plan.TILE_PIXELS`` unless
+            given: the benchmarks compare tiled and untiled runs).
 
     Yields:
         For a painted run, the instant picture (see ``instant_first``) and a ``Progress`` after
@@ -143,7 +151,11 @@ def stylize(
     cancel = cancel or CancelToken()
     instant, first_preview = None, None
     if wants_instant:
-        instant = _instant_picture(content, styles, config, mask)
+        # A print-size run starts from (and shows first) the instant picture at a screen's
+        # size: at the print's, the network would take seconds and gigabytes for a start the
+        # first scale (about 128 px) shrinks again.
+        preview = config.replace(size=min(config.size, PAINTED_INSTANT_SIDE))
+        instant = _instant_picture(content, styles, preview, mask)
         first_preview = time.perf_counter() - started
         if instant is not None and instant_first and fresh and not cancel.cancelled:
             yield Progress(INSTANT_STEP, config.steps, float("nan"), {}, first_preview, instant)
@@ -160,9 +172,15 @@ def stylize(
         extra_loss=extra_loss,
         started=started,
         optimizer=optimizer,
+        tile_pixels=tile_pixels,
     ):
-        if isinstance(event, Result) and first_preview is not None:
-            event.timings["first_preview"] = first_preview
+        if isinstance(event, Result):
+            if first_preview is not None:
+                event.timings["first_preview"] = first_preview
+            if tile_pixels is None and not (event.stopped or event.error) and fresh:
+                from nst.pace import record
+
+                record(config, content.shape, [row["elapsed"] for row in event.history])
         yield event
 
 

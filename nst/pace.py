@@ -24,7 +24,7 @@ from typing import Any
 from nst.config import StyleConfig
 from nst.cpu import cpu_kernels, cpu_prefers_bf16
 from nst.images import working_shape
-from nst.plan import TILE_PIXELS, plan_scales
+from nst.plan import is_tiled, plan_scales
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def scale_work(
     for scale in plan_scales(config, warm_start=warm_start):
         height, width = working_shape(*content_shape[:2], scale.size)
         pixels = height * width
-        rows.append((scale.steps, evaluations * pixels / 1e6, pixels > TILE_PIXELS))
+        rows.append((scale.steps, evaluations * pixels / 1e6, is_tiled(config, height, width)))
     return rows
 
 
@@ -111,14 +111,14 @@ def record(config: StyleConfig, content_shape: Sequence[int], elapsed: Sequence[
     steps, from the second step on (the first also traces the scale's functions)."""
     found: dict[str, float] = {}
     offset = 0
-    for steps, work, is_tiled in scale_work(config, content_shape):
+    for steps, work, tiled in scale_work(config, content_shape):
         first, last = offset, offset + steps - 1
         offset += steps
         if steps < 2 or last >= len(elapsed):
             continue
         pace = (elapsed[last] - elapsed[first]) / ((steps - 1) * work)
         if math.isfinite(pace) and pace > 0:
-            found["tiled" if is_tiled else "plain"] = pace  # later scales are larger
+            found["tiled" if tiled else "plain"] = pace  # later scales are larger
     if not found:
         return
     with _lock:

@@ -19,6 +19,9 @@ from nst.config import StyleConfig
 # each tile (core and margins) within it: about 1 GB of working memory for the style layers of
 # a VGG in float32 (``python -m nst.bench --only large``).
 TILE_PIXELS = 1024 * 1024
+# The backbones whose layers tile exactly (plain stacks of convolutions and pooling); the
+# others run whole at every size (``nst.engine.tiles.geometry``).
+TILED_BACKBONES = ("vgg19", "vgg16")
 SCALE_RATIO = math.sqrt(2.0)
 MIN_SCALE_SIZE = 128  # below it the deepest style layer sees only a few pixels
 # Each smaller scale gets this many times the steps of the next larger one: a step costs about
@@ -81,3 +84,8 @@ def plan_scales(config: StyleConfig, *, warm_start: bool = False) -> list[Scale]
             scales.append(Scale(size, steps, offset, index == len(sizes) - 1))
             offset += steps
     return scales
+
+
+def is_tiled(config: StyleConfig, height: int, width: int, tile_pixels: int = TILE_PIXELS) -> bool:
+    """Whether a scale of (height, width) working pixels is computed tile by tile."""
+    return config.backbone in TILED_BACKBONES and height * width > tile_pixels

@@ -366,7 +366,7 @@ def test_sizes_that_do_not_fit_in_memory_are_refused_before_starting(
         StyleConfig(size=1024, optimizer="lbfgs"), content_image.shape
     ) > engine.estimate_memory(StyleConfig(size=1024, optimizer="adam"), content_image.shape)
     # oneDNN's AVX2 kernels need more memory than its AVX-512 ones, in either precision.
-    config = StyleConfig(size=2048, precision="float32")
+    config = StyleConfig(size=1024, precision="float32")
     monkeypatch.setattr(engine, "cpu_kernels", lambda: "avx512")
     avx512 = engine.estimate_memory(config, content_image.shape)
     monkeypatch.setattr(engine, "cpu_kernels", lambda: "avx2")

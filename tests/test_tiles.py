@@ -100,3 +100,71 @@ def test_a_paintings_gram_matrices_tile_by_tile(style_image) -> None:
         np.testing.assert_allclose(
             tiled[name].numpy(), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max()
         )
+
+
+def _seam_ratio(image: np.ndarray, borders: list[int], axis: int) -> float:
+    """The largest pixel step across a tile border, over the median step between neighbours
+    elsewhere along ``axis`` (1 for rows: steps between row y-1 and y)."""
+    steps = np.abs(np.diff(image, axis=axis)).mean(axis=(1, 2) if axis == 0 else (0, 2))
+    across = [steps[border - 1] for border in borders]
+    return float(max(across) / np.median(steps))
+
+
+def test_a_run_over_many_tiles_ends_without_a_seam(content_image, style_image) -> None:
+    from nst.engine.run import optimize
+
+    config = StyleConfig(size=256, steps=8, scales=1, precision="float32", content_scale=0.5)
+    events = list(optimize(content_image, [style_image], config, tile_pixels=SMALL_TILE))
+    tiled = events[-1].image
+    plain = list(optimize(content_image, [style_image], config))[-1].image
+    assert events[-1].steps_done == 8 and events[-1].error is None
+    # The painted picture moved away from the photo, as much as the untiled run's did...
+    start = np.asarray(prepare(content_image, [style_image], config).content)
+    moved = np.abs(tiled - start).mean()
+    assert moved > 0.01
+    # ...along the same path: the tiled loss is the untiled one, so the pictures agree (to
+    # the float rounding that L-BFGS's steps carry on).
+    assert np.abs(tiled - plain).mean() < 0.2 * moved
+    # No seam: the steps across the tile borders are like those anywhere else.
+    geo = tiles.Geometry({"block3_conv1": 4}, margin=16, align=4)
+    boxes = tiles.plan(*tiled.shape[:2], geo, SMALL_TILE)
+    rows = sorted({box[0] for box in boxes} - {0})
+    cols = sorted({box[2] for box in boxes} - {0})
+    assert rows and cols
+    assert _seam_ratio(tiled, rows, axis=0) < 1.5
+    assert _seam_ratio(tiled, cols, axis=1) < 1.5
+
+
+def test_the_memory_estimate_grows_with_the_tile_not_the_picture(content_image) -> None:
+    from nst.engine import memory
+    from nst.plan import TILE_PIXELS
+
+    shape = content_image.shape
+    config = StyleConfig(size=2896, precision="float32")
+    a3, a4 = config.replace(size=4961), config.replace(size=3508)
+    per_pixel = memory.MEMORY_BYTES_PER_PIXEL[memory.cpu_kernels(), "float32"]
+    pixels = [np.prod(memory.working_shape(*shape[:2], c.size)) for c in (config, a4, a3)]
+    estimates = [memory.estimate_memory(c, shape) for c in (config, a4, a3)]
+    # Past the tile size, each further pixel costs the picture's own tensors only: a small
+    # share of what a pixel of a whole pass costs.
+    growth = (estimates[2] - estimates[1]) / (pixels[2] - pixels[1])
+    assert growth < 0.35 * per_pixel
+    assert growth == pytest.approx(
+        memory.MEMORY_MARGIN * memory.PICTURE_BYTES_PER_PIXEL["lbfgs"], rel=0.01
+    )
+    # Far less than the whole picture through the network at once.
+    assert pixels[0] > 2 * TILE_PIXELS
+    assert estimates[0] < memory.MEMORY_BASE_BYTES + pixels[0] * per_pixel
+
+
+def test_a_print_that_does_not_fit_is_refused_in_one_sentence(
+    content_image, style_image, monkeypatch
+) -> None:
+    from nst import front
+
+    monkeypatch.setattr(front, "available_memory", lambda: 3 * 10**9)
+    with pytest.raises(ValueError) as refused:
+        front.check(content_image, [style_image], StyleConfig(size=4961))
+    message = str(refused.value)
+    assert message.startswith("A 4961 px result needs about ")
+    assert message.count(". ") == 0 and message.endswith(".")

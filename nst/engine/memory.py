@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nst.config import StyleConfig
+from nst.config import CONTENT_TILED_SIDE, StyleConfig
 from nst.cpu import cpu_kernels
 from nst.engine.model import resolve_precision
 from nst.images import style_side, working_shape
+from nst.plan import TILE_PIXELS, is_tiled, plan_scales
 
 # Peak memory of a run is a straight line in the working image's pixels, for each optimizer,
 # precision and family of oneDNN kernels (``python -m nst.bench --only memory`` measures it, one
@@ -29,20 +30,47 @@ MEMORY_BYTES_PER_PIXEL = {
 }
 LBFGS_BYTES_PER_PIXEL = 350.0
 MEMORY_MARGIN = 1.1  # allocator slack and measurement spread
+# A tiled scale (print sizes, ``nst.engine.tiles``) holds the picture's own tensors (the image,
+# the composed image, the gradient and its host copy, Adam's moments or L-BFGS's pairs), and
+# at any moment either one tile's pass through the style layers (at most ``TILE_PIXELS``) or
+# the content pass through the whole network on the picture scaled down to
+# ``CONTENT_TILED_SIDE``. A tile's pass stops at block3_conv1: about half the working memory
+# per pixel of a pass to block5_conv2.
+TILE_BYTES_PER_PIXEL_SHARE = 0.55
+PICTURE_BYTES_PER_PIXEL = {"adam": 120.0, "lbfgs": 120.0 + LBFGS_BYTES_PER_PIXEL}
 
 
 def estimate_memory(config: StyleConfig, content_shape: Sequence[int]) -> int:
     """Bytes of memory a run of ``config`` on a content image of ``content_shape`` peaks at.
 
-    A coarse-to-fine run peaks at its largest scale, the output size: each smaller scale's
-    tensors are released before the next is prepared, so the smaller scales add nothing
-    (``nst.bench --only large`` measures both kinds of run)."""
+    A coarse-to-fine run peaks at its largest scale computed whole or at its output size: each
+    smaller scale's tensors are released before the next is prepared (``nst.bench --only
+    large`` measures both kinds of run)."""
     height, width = working_shape(*content_shape[:2], config.size)
     per_pixel = MEMORY_BYTES_PER_PIXEL[cpu_kernels(), resolve_precision(config.precision)]
-    if config.optimizer == "lbfgs":
-        per_pixel += LBFGS_BYTES_PER_PIXEL
     # The style image only goes forward, once, before the first step: about a third of a
     # step's memory per pixel. Its longest side is ``style_side``; assume it is square.
     side = style_side(config.size, config.style_scale)
-    peak = max(height * width, side**2 / 3) * per_pixel
-    return int(MEMORY_BASE_BYTES + MEMORY_MARGIN * peak)
+    painting = min(side**2, TILE_PIXELS) if config.backbone != "resnet50" else side**2
+    if not is_tiled(config, height, width):
+        whole = per_pixel + (LBFGS_BYTES_PER_PIXEL if config.optimizer == "lbfgs" else 0.0)
+        peak = max(height * width * whole, painting * per_pixel / 3)
+        return int(MEMORY_BASE_BYTES + MEMORY_MARGIN * peak)
+    # The largest scale computed whole may need more than the tiled ones.
+    whole_pixels = max(
+        (
+            h * w
+            for h, w in (working_shape(height, width, scale.size) for scale in plan_scales(config))
+            if not is_tiled(config, h, w)
+        ),
+        default=0,
+    )
+    tile = TILE_PIXELS * per_pixel * TILE_BYTES_PER_PIXEL_SHARE
+    content_h, content_w = working_shape(height, width, min(CONTENT_TILED_SIDE, max(height, width)))
+    content = content_h * content_w * per_pixel
+    picture = height * width * PICTURE_BYTES_PER_PIXEL.get(config.optimizer, 120.0)
+    tiled_peak = max(tile, content) + picture
+    whole_peak = whole_pixels * (
+        per_pixel + (LBFGS_BYTES_PER_PIXEL if config.optimizer == "lbfgs" else 0.0)
+    )
+    return int(MEMORY_BASE_BYTES + MEMORY_MARGIN * max(tiled_peak, whole_peak))

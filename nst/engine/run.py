@@ -18,6 +18,7 @@ from nst.engine.lbfgs import lbfgs
 from nst.engine.objective import ExtraLoss, Problem, evaluate, initial_pixels, prepare
 from nst.engine.scales import RunState, Scale, ScaleOutcome, plan_scales
 from nst.images import resize_to, working_shape
+from nst.plan import TILE_PIXELS
 from nst.records import CancelToken, Progress, Result
 
 Event = Progress | Result
@@ -43,6 +44,7 @@ def optimize(
     extra_loss: ExtraLoss | None = None,
     started: float | None = None,
     optimizer: ScaleOptimizer | None = None,
+    tile_pixels: int | None = None,
 ) -> Iterator[Event]:
     """Repaint ``content`` in the style of ``styles``.
 
@@ -65,6 +67,8 @@ def optimize(
             scale, since the terms are defined at the output size.
         started: when the run started (``time.perf_counter``), if before this call.
         optimizer: in place of ``config.optimizer``'s (the benchmarks' scipy reference).
+        tile_pixels: scales of more working pixels are computed tile by tile
+            (``nst.plan.TILE_PIXELS`` unless given).
 
     Yields:
         A ``Progress`` after each step (numbered across all scales; previews are always at the
@@ -82,9 +86,10 @@ def optimize(
         plan=scales,
     )
     timings = {"build": 0.0, "targets": 0.0}
+    tiling = TILE_PIXELS if tile_pixels is None else tile_pixels
 
     def prepared(scale_config: StyleConfig) -> Problem:
-        problem = prepare(content, styles, scale_config, mask, extra_loss)
+        problem = prepare(content, styles, scale_config, mask, extra_loss, tiling)
         timings["build"] += problem.timings["build"]
         timings["targets"] += problem.timings["targets"]
         return problem
@@ -127,7 +132,7 @@ def optimize(
     assert problem is not None and outcome is not None
     best, final_loss = outcome.best, outcome.best_loss
     if best.shape[:2] != run.output_shape:  # stopped before the last scale
-        problem = prepare(content, styles, config, mask, extra_loss)
+        problem = prepare(content, styles, config, mask, extra_loss, tiling)
         best = np.clip(resize_to(best, *run.output_shape), 0.0, 1.0)
         final_loss = float("inf")
     if not np.isfinite(final_loss):  # no step was evaluated at the output size
