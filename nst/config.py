@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nst.knobs import FieldSpec, Knobs, knob, specs_of
+from nst.prints import LARGEST_PRINT_SIDE
 
 OPTIMIZERS = ("adam", "lbfgs")
 METHODS = ("optimize", "instant")
@@ -92,6 +93,9 @@ class StyleConfig(Knobs):
         maximum=100.0,
         step=0.1,
     )
+    # Up to an A3 print at 300 dpi (``nst.prints``), in steps of one pixel: a paper preset asks
+    # for sizes such as 3307 (a 4:3 photo on A4). Whether a size fits in memory is checked
+    # before the run starts (``nst.front.check``).
     size: int = knob(
         512,
         "Output size (px)",
@@ -99,8 +103,8 @@ class StyleConfig(Knobs):
         "int",
         "main",
         minimum=64,
-        maximum=4096,
-        step=32,
+        maximum=LARGEST_PRINT_SIDE,
+        step=1,
     )
     steps: int = knob(
         100,

@@ -13,7 +13,8 @@ st.caption(
 )
 
 content, styles = inputs.inputs_row("Your photo", inputs.content_picker)
-values, mask = widgets.settings_panel()
+values, mask = widgets.settings_panel(content)
+widgets.forecast_note(content, values)
 
 start = st.button("Stylize", type="primary", icon=":material/brush:", key="stylize")
 alerts = st.container()

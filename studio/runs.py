@@ -68,6 +68,10 @@ SETTLE_SECONDS = 10.0  # how long a stopped run may take to hand back its image
 REPLACED = (
     "Your previous run was stopped to start this one; the picture it had painted is in the gallery."
 )
+STOPPING = (
+    "Stopping: the run ends when the step it is computing does (minutes at print sizes) and "
+    "keeps what it has painted."
+)
 
 
 def session_owner() -> str:
@@ -243,7 +247,7 @@ def _show_status(bar_slot: Any, status: JobStatus, run: PendingRun, owner: str) 
     if status.preview is not None:
         instant = status.preview_step == INSTANT_STEP
         preview_column.image(
-            _display_bytes(status.preview),
+            _display_bytes(status.preview, run.job_id, status.preview_step),
             caption="The instant picture; the optimizer now paints it in detail"
             if instant
             else f"Preview at step {status.preview_step}",
@@ -313,7 +317,9 @@ def waiting_note(status: JobStatus, what: str = "run") -> None:
 
 def stop_row(key: str, owner: str, job_id: str, status: JobStatus, caption: str) -> Any:
     """A live view's top: a slot for the progress bar, Stop beside it (disabled once the job
-    has finished), ``caption`` under them; returns the bar's slot."""
+    has finished or was stopped), ``caption`` under them, or, once stopped, that it is
+    stopping (a step of a print-size picture takes minutes); returns the bar's slot."""
+    stopping = st.session_state.get("stopping") == job_id and not status.state.finished
     bar_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
     stop_column.button(
         "Stop",
@@ -321,9 +327,9 @@ def stop_row(key: str, owner: str, job_id: str, status: JobStatus, caption: str)
         icon=":material/stop_circle:",
         on_click=_stop,
         args=(owner, job_id),
-        disabled=status.state.finished,
+        disabled=status.state.finished or stopping,
     )
-    st.caption(caption)
+    st.caption(f":material/stop_circle: {STOPPING}" if stopping else caption)
     return bar_column
 
 
@@ -331,6 +337,7 @@ def _stop(owner: str, job_id: str) -> None:
     """Stop's callback: the job ends within a step, and the next look settles it."""
     with contextlib.suppress(UnknownJobError, QueueUnavailableError):  # the next look says so
         get_backend().cancel(job_id, owner=owner)
+    st.session_state["stopping"] = job_id
 
 
 def run_badge() -> None:
@@ -486,9 +493,12 @@ def _outcome_record(run: PendingRun, status: Any, result: Any) -> StudioResult |
         steps_done, stopped, error = int(result.steps_done), bool(result.stopped), result.error
         note = result.note
     elif status is not None and status.preview is not None and status.preview_step > INSTANT_STEP:
-        # the run did not hand back its result in time: keep the last preview
+        # The run did not hand back its result in time (a step of a print-size picture takes
+        # minutes): keep the last preview, at the output size (the photo's shape here) as the
+        # engine keeps a run stopped before its last scale.
         progress = status.progress
-        image, config, history = decode_png(status.preview), run.config, list(status.history)
+        image = resize_to(decode_png(status.preview), *run.content.shape[:2])
+        config, history = run.config, list(status.history)
         seconds = float(progress.elapsed) if progress is not None else 0.0
         steps_done = int(status.preview_step)
         stopped, error, note = True, status.error, None
@@ -566,11 +576,20 @@ def _no_workers(queue: Any) -> bool:
         return False  # the next status call reports it
 
 
-def _display_bytes(png: bytes) -> Any:
-    """A preview as sent to the browser: the PNG itself, or a smaller copy if it is large."""
+def _display_bytes(png: bytes, job_id: str, step: int) -> Any:
+    """A preview as sent to the browser: the PNG itself, or a smaller copy if it is large,
+    made once per preview: the page asks for news every second, and a print-size preview has
+    up to 17 megapixels to decode and shrink."""
     with Image.open(io.BytesIO(png)) as image:
         small = max(image.size) <= DISPLAY_SIDE
-    return png if small else for_display(decode_png(png))
+    if small:
+        return png
+    shown = (job_id, step, len(png))
+    kept = st.session_state.get("preview_shown")
+    if kept is None or kept[0] != shown:
+        kept = (shown, for_display(decode_png(png)))
+        st.session_state["preview_shown"] = kept
+    return kept[1]
 
 
 def _progress_text(progress: Any) -> str:

@@ -1,6 +1,8 @@
 """Widgets generated from the config's field specs, and the settings they add up to.
 
 The settings widgets keep their values in the URL's query string, so a link reproduces them.
+Beside the output size, a paper (``nst.prints``) sets it for the photo; under the settings, the
+run's forecast (``nst.forecast``) says its pixels, print size, time and memory before Stylize.
 """
 
 from __future__ import annotations
@@ -14,14 +16,21 @@ import numpy as np
 import streamlit as st
 
 from nst.config import Adjustments, StyleConfig, default_layers, field_spec
+from nst.forecast import forecast
+from nst.jobs import queue_url
 from nst.knobs import FieldSpec, specs_of
+from nst.prints import DPI, PAPER_NAMES, paper_label, print_size
 from studio.inputs import mask_picker
-from studio.session import MaskChoice
+from studio.session import InputImage, MaskChoice
 
 # Fields the app sets itself: the preview rate follows the output size so that the picture
 # updates about twice a second. (The server's pixel cap, ``ServerLimits``, has no widget.)
 APP_MANAGED = frozenset({"preview_every"})
 _NICE_MANTISSAS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
+PAPER_KEY = "paper"
+CUSTOM_SIZE = "custom"
+# The papers offered beside the output size, each in both orientations, said in full.
+PAPER_CHOICES = (CUSTOM_SIZE, *(name for name in PAPER_NAMES if "-" in name))
 
 
 def specs_in(group: str) -> list[FieldSpec]:
@@ -145,15 +154,22 @@ OPTIMIZER_ONLY = frozenset({"content_weight", "tv_weight", "steps"})
 
 
 def _settings_widgets(
-    specs: Iterable[FieldSpec], columns: int, instant: bool = False
+    specs: Iterable[FieldSpec],
+    columns: int,
+    instant: bool = False,
+    photo: InputImage | None = None,
 ) -> dict[str, Any]:
-    """Linked widgets for the settings fields, spread over ``columns``; name → raw value."""
+    """Linked widgets for the settings fields, spread over ``columns``; name → raw value. The
+    output size comes with its paper (``photo``: the photo picked, which a paper is fitted to)."""
     values: dict[str, Any] = {}
     specs = list(specs)
     slots = st.columns(columns)
     for spec, slot in zip(specs, itertools.cycle(slots)):
         idle = instant and spec.name in OPTIMIZER_ONLY
         with slot:
+            if spec.name == "size":
+                values["size"] = size_and_paper(spec, photo)
+                continue
             values[spec.name] = spec_widget(
                 spec,
                 key=spec.name,
@@ -162,6 +178,53 @@ def _settings_widgets(
                 disabled=idle,
             )
     return values
+
+
+def size_and_paper(spec: FieldSpec, photo: InputImage | None) -> int:
+    """The output-size slider with the paper under it: a paper sets the size that fills it at
+    ``DPI`` with ``photo`` (``nst.prints.print_size``) and holds the slider while chosen."""
+    # The paper as last chosen: its box is drawn under the slider, whose value it decides.
+    paper = st.session_state.get(PAPER_KEY, CUSTOM_SIZE)
+    held = False
+    if paper != CUSTOM_SIZE and photo is not None:
+        st.session_state[spec.name] = print_size(paper, photo.pixels.shape)
+        held = True
+    hint = " Set by the paper below; choose 'Custom size' there to change it." if held else ""
+    size = spec_widget(spec, key=spec.name, help_suffix=hint, bind=True, disabled=held)
+    st.selectbox(
+        "Paper",
+        PAPER_CHOICES,
+        format_func=lambda name: "Custom size" if name == CUSTOM_SIZE else paper_label(name),
+        key=PAPER_KEY,
+        help=f"Sets the output size so that the whole picture fills the paper at {DPI} dpi, "
+        "uncropped, for the photo you picked.",
+        bind="query-params",
+        persist_state="session",
+    )
+    return size
+
+
+def forecast_note(photo: InputImage | None, values: dict[str, Any]) -> None:
+    """Under the settings, before Stylize: the run's pixels, print size, time and memory as
+    estimated on this server (one caption), or, when it will not fit, a warning saying what to
+    do. Nothing without a photo or with settings that do not combine (Stylize says why)."""
+    if photo is None:
+        return
+    try:
+        config = build_config(values)
+        remote = bool(queue_url())
+    except ValueError:  # settings that do not combine, or a malformed NST_QUEUE
+        return
+    paper = st.session_state.get(PAPER_KEY, CUSTOM_SIZE)
+    figures = forecast(config, photo.pixels.shape, None if paper == CUSTOM_SIZE else paper)
+    # With NST_QUEUE a worker elsewhere paints it, but the figures are this server's own.
+    where = "on this server"
+    if remote:
+        where = "on this web server (the worker that paints it may differ)"
+    if figures.fits:
+        st.caption(f":material/schedule: {figures.sentence(where)}")
+    else:
+        st.warning(figures.sentence(where), icon=":material/memory:")
 
 
 def _layer_hint(spec: FieldSpec) -> str:
@@ -179,6 +242,8 @@ def reset_settings() -> None:
         if spec.name in st.session_state:
             # set rather than delete: a deleted widget would read the link's value again
             st.session_state[spec.name] = widget_default(spec)
+    if PAPER_KEY in st.session_state:
+        st.session_state[PAPER_KEY] = CUSTOM_SIZE
 
 
 def widget_default(spec: FieldSpec) -> Any:
@@ -192,14 +257,15 @@ def widget_default(spec: FieldSpec) -> Any:
     return spec.default
 
 
-def settings_panel() -> tuple[dict[str, Any], MaskChoice | None]:
-    """The sliders (main group), colour controls and Advanced expander; returns raw values."""
+def settings_panel(photo: InputImage | None) -> tuple[dict[str, Any], MaskChoice | None]:
+    """The sliders (main group) with the paper, colour controls and Advanced expander; returns
+    raw values. ``photo``: the photo picked, which a paper sizes the output for."""
     main = specs_in("main")
     # The method on a row of its own, above the sliders it decides the meaning of.
     values = _settings_widgets([spec for spec in main if spec.choice_labels], columns=1)
     instant = values.get("method") == "instant"
     sliders = [spec for spec in main if not spec.choice_labels]
-    values.update(_settings_widgets(sliders, columns=3, instant=instant))
+    values.update(_settings_widgets(sliders, columns=3, instant=instant, photo=photo))
     with st.expander("Colour, blending and mask", icon=":material/palette:"):
         values.update(_settings_widgets(specs_in("color"), columns=3))
         mask = mask_picker()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 import time
 from pathlib import Path
 
@@ -439,6 +440,31 @@ def test_result_bytes_count_display_copies_and_history() -> None:
     assert record.nbytes == full + copies + history_bytes(record.history)
 
 
+def test_a_print_size_result_counts_at_its_real_size_and_drops_with_a_notice() -> None:
+    from studio.session import DISPLAY_SIDE, THUMB_SIDE, history_bytes
+    from studio.store import MemoryStore, new_owner_key
+
+    def a4(result_id: int) -> StudioResult:  # 3508 × 2480 px, with its instant picture and mask
+        record = _sized_result(result_id, 8)
+        record.image = np.zeros((2480, 3508, 3), np.uint8)
+        record.content = np.zeros_like(record.image)
+        record.instant = np.zeros_like(record.image)
+        record.mask = np.zeros((2480, 3508), np.uint8)
+        return record
+
+    first = a4(1)
+    assert first.nbytes == 3 * 2480 * 3508 * 3 + 2480 * 3508 + history_bytes([])
+    first.fitted(DISPLAY_SIDE)
+    first.fitted(THUMB_SIDE)
+    assert first.nbytes > 80 * 2**20  # about 84 MB: a dozen fill the default budget (1 GB)
+    store, owner = MemoryStore(budget=first.nbytes + first.nbytes // 2), new_owner_key()
+    store.add(owner, first)
+    store.add(owner, a4(2))
+    assert [item.result_id for item in store.results(owner)] == [2]
+    (notice,) = store.take_notices(owner)
+    assert notice.startswith("1 older result was removed to save memory")
+
+
 def test_all_galleries_share_one_budget_oldest_first(monkeypatch) -> None:
     import studio.store
 
@@ -474,6 +500,60 @@ def test_how_it_works_page() -> None:
     assert not at.exception, at.exception
     assert len(at.table) >= 3  # one reference table per group of controls
     assert len(at.image) >= 5
+
+
+def _forecast(at: AppTest) -> str:
+    """The one caption under the settings that forecasts the run."""
+    (note,) = [text for text in _texts(at.caption) if "px picture" in text]
+    return note
+
+
+def test_a_paper_sets_the_size_for_the_photo_and_the_forecast_says_time_and_memory() -> None:
+    at = _open()
+    assert not [text for text in _texts(at.caption) if "px picture" in text]  # no photo yet
+    _upload(at, _jpeg(96, 72), [])  # 4:3 landscape
+    assert "This 512 × 384 px picture takes about " in _forecast(at)
+    at.selectbox(key="paper").set_value("A4-landscape").run()
+    assert not at.exception, at.exception
+    size = at.slider(key="size")
+    assert size.value == 3307 and size.disabled  # 3307 × 2480: A4's short side, uncropped
+    note = _forecast(at)
+    assert note.startswith(
+        ":material/schedule: This 3307 × 2480 px picture (28.0 × 21.0 cm, A4 landscape at "
+        "300 dpi) takes about "
+    )
+    assert re.search(
+        r"takes about \d+(\.\d)? (s|min|h) to paint and about [\d.]+ GB of the "
+        r"[\d.]+ GB of memory free on this server\.$",
+        note,
+    ), note
+    at.selectbox(key="paper").set_value("A4-portrait").run()
+    assert at.slider(key="size").value == 2480  # 2480 × 1860 across the portrait sheet
+    at.radio(key="method").set_value("instant").run()
+    assert "takes the instant network a few seconds" in _forecast(at)
+    at.selectbox(key="paper").set_value("custom").run()
+    assert not at.slider(key="size").disabled and at.slider(key="size").value == 2480
+    at.selectbox(key="paper").set_value("A3-portrait").run()
+    at.button(key="restore_defaults").click().run()  # the paper goes back with the size
+    assert at.selectbox(key="paper").value == "custom" and at.slider(key="size").value == 512
+
+
+def test_a_size_that_does_not_fit_in_memory_is_said_before_stylize(monkeypatch) -> None:
+    import nst.front
+
+    monkeypatch.setattr(nst.front, "available_memory", lambda: 2 * 10**9)
+    at = _open()
+    _upload(at, _jpeg(96, 72), [])
+    at.selectbox(key="paper").set_value("A3-landscape").run()
+    assert not at.exception, at.exception
+    (warning,) = [text for text in _texts(at.warning) if "memory" in text]
+    assert re.fullmatch(
+        r"This 4678 × 3508 px picture \(39\.6 × 29\.7 cm, A3 landscape at 300 dpi\) needs "
+        r"about \d+ GB of memory but only 2\.0 GB is free on this server; choose a smaller "
+        r"output size or paper\.",
+        warning,
+    ), warning
+    assert not [text for text in _texts(at.caption) if "px picture" in text]
 
 
 def _png(width: int, height: int) -> bytes:
@@ -640,3 +720,73 @@ def test_the_instant_picture_is_shown_as_such_and_kept_by_a_stop_before_step_one
     one_step = Result(photo, [{"step": 1.0, "loss": 1.0}], {}, config, stopped=True, steps_done=1)
     painted = _with_instant(seen, _outcome_record(seen, status, one_step), one_step)
     assert painted.steps_done == 1 and painted.instant.shape == painted.image.shape
+
+
+def _stop_row_page() -> None:
+    """An AppTest script: the top of a live view of a job that is still running."""
+    from nst.jobs.backend import JobState, JobStatus
+    from studio.runs import stop_row
+
+    status = JobStatus(job_id="job-1", state=JobState.RUNNING)
+    stop_row("stop", "owner", "job-1", status, "Stop keeps the picture so far.")
+
+
+def test_stop_says_the_run_is_stopping_until_its_step_ends() -> None:
+    from studio.runs import STOPPING
+
+    at = AppTest.from_function(_stop_row_page, default_timeout=TIMEOUT).run()
+    assert _texts(at.caption) == ["Stop keeps the picture so far."]
+    assert not at.button(key="stop").disabled
+    at.button(key="stop").click().run()
+    assert not at.exception, at.exception
+    assert _texts(at.caption) == [f":material/stop_circle: {STOPPING}"]
+    assert at.button(key="stop").disabled  # pressed once is enough
+
+
+def test_a_replaced_run_keeps_its_last_preview_at_the_output_size() -> None:
+    from nst.jobs.backend import JobProgress, JobState, JobStatus, encode_png
+    from studio.runs import _outcome_record
+    from studio.store import PendingRun
+
+    # Replaced while a smaller scale was painting (its step outlasted the wait): the preview
+    # is at that scale's size, the record at the run's output size, as the engine keeps it.
+    run = PendingRun(
+        "j",
+        StyleConfig(size=64),
+        np.zeros((48, 64, 3), np.uint8),
+        "photo",
+        "k",
+        ("s",),
+        None,
+        None,
+        None,
+        0.0,
+    )
+    progress = JobProgress(step=3, total=10, loss=1.0, parts={}, elapsed=2.0)
+    preview = encode_png(np.full((24, 32, 3), 0.5, np.float32))
+    status = JobStatus("j", JobState.RUNNING, progress=progress, preview=preview, preview_step=3)
+    record = _outcome_record(run, status, None)
+    assert record.image.shape == record.content.shape == (48, 64, 3)
+    assert record.stopped and record.steps_done == 3 and abs(int(record.image.mean()) - 128) <= 1
+
+
+def _display_twice(png: bytes) -> None:
+    """An AppTest script: the live view's display copy of one preview, asked for twice."""
+    import streamlit as st
+
+    from studio.runs import _display_bytes
+
+    first = _display_bytes(png, "job-1", 3)
+    again = _display_bytes(png, "job-1", 3)
+    next_step = _display_bytes(png, "job-1", 4)
+    st.write(f"{first.shape} {first is again} {next_step is first}")
+
+
+def test_a_large_preview_is_shrunk_once_not_at_every_poll() -> None:
+    from nst.jobs.backend import encode_png
+
+    png = encode_png(np.zeros((1536, 2048, 3), np.float32))
+    at = AppTest.from_function(_display_twice, default_timeout=TIMEOUT, kwargs={"png": png})
+    at.run()
+    assert not at.exception, at.exception
+    assert at.markdown[0].value == "(768, 1024, 3) True False"

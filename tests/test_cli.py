@@ -68,6 +68,9 @@ def test_stylize_writes_png_with_settings_and_json(tmp_path, content_path, style
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["output"] == str(out) and summary["steps"] == 20
     assert summary["final_loss"] < summary["initial_loss"] and summary["seconds"] > 0
+    # Said before the run: its pixels, time and memory here.
+    assert "This 128 × 96 px picture takes about " in done.stderr
+    assert " of memory free on this machine." in done.stderr
     with Image.open(out) as image:
         assert image.format == "PNG" and image.size == (128, 96)  # the photo is 4:3
     settings = read_settings(out.read_bytes())
@@ -128,11 +131,20 @@ def test_a_quiet_painted_run_prints_nothing_on_standard_error(tmp_path, content_
     [
         (["missing.jpg", "STYLE", "-o", "x.png"], "There is no file at missing.jpg"),
         (["README.md", "STYLE", "-o", "x.png"], "not an image we can read"),
-        (["CONTENT", "STYLE", "-o", "x.png", "--size", "9"], "size: must be between 64 and 4096"),
+        (["CONTENT", "STYLE", "-o", "x.png", "--size", "9"], "size: must be between 64 and 4961"),
         (["CONTENT", "STYLE", "-o", "x.png", "--steps", "many"], "steps: must be a number"),
         (["CONTENT", "STYLE", "-o", "x.gif"], "must end in .png or .jpg"),
         (["CONTENT", "STYLE", "-o", "x.png", "--optimizer", "sgd"], "invalid choice: 'sgd'"),
         (["CONTENT", "STYLE"], "the following arguments are required: -o/--output"),
+        (
+            ["CONTENT", "STYLE", "-o", "x.png", "--print", "A5"],
+            "argument --print: Unknown paper 'A5': choose one of A4, A4-landscape,",
+        ),
+        (
+            ["CONTENT", "STYLE", "-o", "x.png", "--print", "A4", "--size", "512"],
+            "--print sets the output size from the paper and the photo: give --print or --size, "
+            "not both.",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, content_path, style_path, args, message):
@@ -209,6 +221,48 @@ def test_batch_runs_every_pair_and_reports_bad_files(tmp_path, content_path, sty
         "failed": 1,
     }
     assert "failed:" in done.stderr
+    assert f"{content_path.name} × good.jpg: This 64 × 48 px picture takes about " in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("paper", "size"), [("A4", 3307), ("a4-portrait", 2480), ("A3-landscape", 4678)]
+)
+def test_print_sizes_the_result_for_the_photo(paper, size):
+    from nst.cli.common import settings_from
+    from nst.cli.image import build_batch_parser, for_paper, parse_arguments
+
+    args = parse_arguments(
+        build_parser(), ["photo.jpg", "style.jpg", "-o", "o.png", "--print", paper]
+    )
+    sized = for_paper(settings_from(args), args.paper, (768, 1024, 3))  # a 4:3 photo
+    assert sized.config.size == size and sized.to_dict()["size"] == size  # what the PNG embeds
+    batch = parse_arguments(
+        build_batch_parser(), ["--content", "c", "--style", "s", "--out", "o", "--print", paper]
+    )
+    assert for_paper(settings_from(batch), batch.paper, (768, 1024, 3)).config.size == size
+    plain = parse_arguments(build_parser(), ["photo.jpg", "style.jpg", "-o", "o.png"])
+    assert for_paper(settings_from(plain), plain.paper, (768, 1024, 3)).config.size == 512
+
+
+def test_the_line_before_a_painted_print(monkeypatch):
+    import nst.front
+    from nst.cli.common import settings_from
+    from nst.cli.image import estimate_line, for_paper, parse_arguments
+
+    args = parse_arguments(
+        build_parser(), ["photo.jpg", "style.jpg", "-o", "o.png", "--print", "A4"]
+    )
+    settings = for_paper(settings_from(args), args.paper, (768, 1024, 3))
+    monkeypatch.setattr(nst.front, "available_memory", lambda: 64 * 10**9)
+    line = estimate_line(settings, (768, 1024, 3), args.paper)
+    assert line is not None and "\n" not in line
+    assert line.startswith(
+        "This 3307 × 2480 px picture (28.0 × 21.0 cm, A4 at 300 dpi) takes about "
+    )
+    assert line.endswith(" GB of the 64 GB of memory free on this machine.")
+    # When it does not fit, nothing: the memory check refuses the run in its own sentence.
+    monkeypatch.setattr(nst.front, "available_memory", lambda: 10**9)
+    assert estimate_line(settings, (768, 1024, 3), args.paper) is None
 
 
 def test_instant_method_writes_the_networks_picture_without_tensorflow(

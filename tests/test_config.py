@@ -22,7 +22,7 @@ def test_every_field_has_a_spec_with_help_and_valid_default():
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"size": 10}, "size: must be between 64 and 4096; got 10."),
+        ({"size": 10}, "size: must be between 64 and 4961; got 10."),
         ({"steps": 0}, "steps: must be between 1 and 5000"),
         ({"style_weight": float("nan")}, "style_weight: must be between 0.1 and 1000"),
         ({"optimizer": "sgd"}, "optimizer: must be one of adam, lbfgs; got 'sgd'."),

@@ -2,12 +2,15 @@
 ``python -m nst batch``.
 
 Every ``StyleConfig`` field becomes a flag (``style_weight`` -> ``--style-weight``) with the
-field's default and help text (``nst.cli.common``).
+field's default and help text (``nst.cli.common``). ``--print A4`` sizes each result for a print
+(``nst.prints``), and before a painted run one line on standard error says its pixels, its print
+size, its time and its memory here (``nst.forecast``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -28,6 +31,7 @@ from nst.cli.common import (
     step_bar,
 )
 from nst.images import ImageError, save_image
+from nst.prints import DPI, PAPER_NAMES, parse_paper, print_size
 
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
@@ -37,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="python -m nst",
         description="Repaint a photo in the style of one or more paintings (Gatys et al.). "
+        f"--print A4 sizes the result for a print at {DPI} dpi. "
         "For many pairs at once: python -m nst batch --help",
     )
     parser.add_argument("content", help="the photo to repaint")
@@ -49,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 def build_batch_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="python -m nst batch",
-        description="Stylize every content image with every style image.",
+        description="Stylize every content image with every style image; --print A4 sizes "
+        f"each result for a print of its photo at {DPI} dpi.",
     )
     parser.add_argument("--content", nargs="+", required=True, help="content files or folders")
     parser.add_argument("--style", nargs="+", required=True, help="style files or folders")
@@ -62,7 +68,57 @@ def _add_common_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", help="black-and-white mask: white gets the (first) style")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--print",
+        dest="paper",
+        type=_paper,
+        metavar="PAPER",
+        help=f"size the result to fill a print at {DPI} dpi, uncropped: "
+        f"{', '.join(PAPER_NAMES)} (A4 and A3 take the photo's orientation); instead of --size",
+    )
     add_settings_flags(parser)
+
+
+def _paper(name: str) -> str:
+    """``--print``'s value, checked (a bad one is argparse's one-line error)."""
+    try:
+        parse_paper(name)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return name.strip()
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """``parser``'s arguments; ``--print`` with ``--size`` is a usage error, as each sets the
+    output size."""
+    args = parser.parse_args(argv)
+    if args.paper is not None and args.size is not None:
+        parser.error(
+            "--print sets the output size from the paper and the photo: give --print or "
+            "--size, not both."
+        )
+    return args
+
+
+def for_paper(settings: Settings, paper: str | None, content_shape: Sequence[int]) -> Settings:
+    """``settings`` with the output size that fills ``paper`` with this photo (as they are
+    without a paper)."""
+    if paper is None:
+        return settings
+    config = settings.config.replace(size=print_size(paper, content_shape))
+    return dataclasses.replace(settings, config=config)
+
+
+def estimate_line(
+    settings: Settings, content_shape: Sequence[int], paper: str | None
+) -> str | None:
+    """What is said before a painted run: the picture's pixels, its print size with a paper,
+    and its time and memory here; None when it does not fit, as ``nst.front.check`` then
+    refuses the run in its own sentence."""
+    from nst.forecast import forecast
+
+    figures = forecast(settings.config, content_shape, paper)
+    return figures.sentence() if figures.fits else None
 
 
 def _settings(settings: Settings, content: str, styles: Sequence[str], mask: str | None) -> dict:
@@ -103,12 +159,11 @@ def _stylize_one(
     settings: Settings,
     mask_path: str | None,
     progress: Any,
-    inputs: Inputs | None = None,
+    inputs: Inputs,
 ) -> dict[str, Any]:
-    """Stylize, adjust and save one picture (its files read here unless ``inputs`` has them);
-    returns the JSON summary."""
+    """Stylize, adjust and save one picture of the files read into ``inputs``; returns the
+    JSON summary."""
     config = settings.config
-    inputs = inputs or read_inputs(content_path, style_paths, mask_path, settings)
     content, styles, mask = inputs.content, inputs.styles, inputs.mask
     started = time.perf_counter()
     from nst.color import adjust
@@ -147,11 +202,16 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def run_single(argv: Sequence[str]) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(build_parser(), argv)
     settings = settings_from(args)
     output = output_path(args.output, OUTPUT_SUFFIXES, ".png or .jpg")
     inputs = read_inputs(args.content, args.styles, args.mask, settings)  # before TensorFlow
+    settings = for_paper(settings, args.paper, inputs.content.shape)
     quiet = args.quiet or settings.config.method == "instant"  # one pass: nothing to count
+    if not quiet:
+        line = estimate_line(settings, inputs.content.shape, args.paper)
+        if line is not None:
+            print(line, file=sys.stderr)
     with step_bar(settings.config.steps, quiet, Path(args.content).name) as bar:
 
         def progress(event: Any) -> None:
@@ -190,7 +250,7 @@ def _expand(items: Sequence[str], what: str) -> list[Path]:
 
 
 def run_batch(argv: Sequence[str]) -> int:
-    args = build_batch_parser().parse_args(argv)
+    args = parse_arguments(build_batch_parser(), argv)
     settings = settings_from(args)
     config = settings.config
     contents = _expand(args.content, "content")
@@ -208,10 +268,16 @@ def run_batch(argv: Sequence[str]) -> int:
                 bar.update(offset + event.step - bar.n)
 
             try:
+                inputs = read_inputs(str(content), [str(style)], args.mask, settings)
+                pair = for_paper(settings, args.paper, inputs.content.shape)
+                if not args.quiet and pair.config.method == "optimize":
+                    line = estimate_line(pair, inputs.content.shape, args.paper)
+                    if line is not None:
+                        bar.write(f"{content.name} × {style.name}: {line}", file=sys.stderr)
                 record = _stylize_one(
-                    str(content), [str(style)], output, settings, args.mask, progress
+                    str(content), [str(style)], output, pair, args.mask, progress, inputs
                 )
-                record["settings"] = settings.to_dict()
+                record["settings"] = pair.to_dict()
             except UsageError as error:
                 record = {"content": str(content), "styles": [str(style)], "error": str(error)}
             records.append(record)
