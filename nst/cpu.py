@@ -140,6 +140,14 @@ def cpu_prefers_bf16() -> bool:
     return "avx512_bf16" in flags and cpu_vendor() == "AuthenticAMD" and cpu_has_bf16()
 
 
+def cpu_precision(precision: str) -> str:
+    """The precision a run of ``precision`` computes in on this CPU: ``auto`` takes bfloat16
+    where ``cpu_prefers_bf16`` (``nst.engine.model.resolve_precision`` adds GPUs)."""
+    if precision != "auto":
+        return precision
+    return "bfloat16" if cpu_prefers_bf16() else "float32"
+
+
 def cpu_kernels() -> str:
     """``avx512`` where oneDNN runs its AVX-512 kernels here, else ``avx2`` (AVX2 or less)."""
     if cpu_flags() >= AVX512_CORE_FLAGS and isa_allowed("AVX512_CORE"):

@@ -57,7 +57,7 @@ def needed_memory(
         return estimate_instant_memory(config, content_shape)
     preview = config.replace(size=min(config.size, PAINTED_INSTANT_SIDE))
     instant = estimate_instant_memory(preview, content_shape) if instant_picture else 0
-    from nst.engine.memory import estimate_memory
+    from nst.memory import estimate_memory
 
     return max(instant, estimate_memory(config, content_shape))
 

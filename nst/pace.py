@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nst.config import StyleConfig
-from nst.cpu import cpu_kernels, cpu_prefers_bf16
+from nst.cpu import cpu_kernels, cpu_precision
 from nst.images import working_shape
 from nst.plan import is_tiled, plan_scales
 
@@ -56,13 +56,7 @@ def pace_file() -> Path:
 
 
 def _key(config: StyleConfig) -> str:
-    return f"{config.backbone}/{config.optimizer}/{_precision(config)}"
-
-
-def _precision(config: StyleConfig) -> str:
-    if config.precision != "auto":
-        return config.precision
-    return "bfloat16" if cpu_prefers_bf16() else "float32"
+    return f"{config.backbone}/{config.optimizer}/{cpu_precision(config.precision)}"
 
 
 def _measured() -> dict[str, Any]:
@@ -75,7 +69,7 @@ def _measured() -> dict[str, Any]:
 def paces(config: StyleConfig) -> tuple[float, float]:
     """(plain, tiled) seconds per megapixel-evaluation of ``config``'s objective here."""
     kept = _measured().get(_key(config), {})
-    plain, tiled = SECONDS_PER_MEGAPIXEL[cpu_kernels(), _precision(config)]
+    plain, tiled = SECONDS_PER_MEGAPIXEL[cpu_kernels(), cpu_precision(config.precision)]
     cost = BACKBONE_COST.get(config.backbone, 1.0)
     return float(kept.get("plain", plain * cost)), float(kept.get("tiled", tiled * cost))
 

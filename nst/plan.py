@@ -28,6 +28,13 @@ MIN_SCALE_SIZE = 128  # below it the deepest style layer sees only a few pixels
 # its pixels (half at each smaller scale), and the coarse scales, where the painting's large
 # strokes form, are where steps are cheap (docs/benchmarks.md).
 STEP_GROWTH = math.sqrt(2.0)
+# Above this side a run is this size's run, refined: the scales up to it share the steps as a
+# run of this size would, and each larger scale below the output gets ``DETAIL_STEPS``. The
+# painting's large strokes form at the small scales; many steps at a large scale repaint them
+# as fine mosaic, whose texture at the painting's scale is lower (docs/benchmarks.md, "Print
+# sizes").
+PLAN_BASE_SIDE = 512
+DETAIL_STEPS = 2
 
 
 def scale_sizes(config: StyleConfig, *, warm_start: bool = False) -> list[int]:
@@ -63,6 +70,20 @@ def split_steps(steps: int, scales: int, final_share: float, growth: float = 1.0
     return [*counts, final]
 
 
+def plan_steps(sizes: list[int], steps: int, final_share: float) -> list[int]:
+    """Steps per scale of ``sizes`` (smallest first): ``final_share`` of them at the output
+    size; above ``PLAN_BASE_SIDE``, ``DETAIL_STEPS`` at each scale between, and the rest split
+    between the scales up to it as a run of that size would split them."""
+    base = sum(size <= PLAN_BASE_SIDE for size in sizes)
+    detail = len(sizes) - base
+    final = min(steps, max(1, round(steps * final_share)))
+    rest = steps - final - DETAIL_STEPS * (detail - 1)
+    if detail < 2 or base < 1 or rest < base:
+        return split_steps(steps, len(sizes), final_share, STEP_GROWTH)
+    between = [DETAIL_STEPS] * (detail - 1)
+    return [*split_steps(rest, base, final_share, STEP_GROWTH), *between, final]
+
+
 @dataclass(frozen=True)
 class Scale:
     """One scale of a run: its size and which of the run's steps it does."""
@@ -77,7 +98,7 @@ def plan_scales(config: StyleConfig, *, warm_start: bool = False) -> list[Scale]
     """The scales a run of ``config`` goes through (those given no steps are skipped, except
     the last)."""
     sizes = scale_sizes(config, warm_start=warm_start)
-    counts = split_steps(config.steps, len(sizes), config.final_share, STEP_GROWTH)
+    counts = plan_steps(sizes, config.steps, config.final_share)
     scales, offset = [], 0
     for index, (size, steps) in enumerate(zip(sizes, counts)):
         if steps or index == len(sizes) - 1:

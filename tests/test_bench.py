@@ -88,7 +88,7 @@ def test_time_to_quality_against_a_short_reference(images, monkeypatch):
     assert reference["steps"] == 5 and _positive(reference["seconds"])
     assert _positive(reference["loss"]) and _positive(reference["epsilon"])
     # Where bfloat16 is native the default run is timed in float32 and in bfloat16.
-    monkeypatch.setattr("nst.engine.model.cpu_prefers_bf16", lambda: True)
+    monkeypatch.setattr("nst.cpu.cpu_prefers_bf16", lambda: True)
     fast_config = common.parse_config("steps=6,optimizer=adam")
     assert time_to_quality.quality_precisions(fast_config) == ["float32", "bfloat16"]
     assert time_to_quality.quality_precisions(fast_config.replace(optimizer="lbfgs")) == [

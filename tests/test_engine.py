@@ -357,7 +357,7 @@ def test_cancel_during_a_coarse_scale_returns_a_full_size_image(
 def test_sizes_that_do_not_fit_in_memory_are_refused_before_starting(
     content_image, style_image, monkeypatch
 ):
-    from nst.engine import memory as engine
+    from nst import memory as engine
 
     small = engine.estimate_memory(StyleConfig(size=512), content_image.shape)
     large = engine.estimate_memory(StyleConfig(size=4096), content_image.shape)
@@ -427,7 +427,7 @@ def _bfloat16_stalls(monkeypatch, failing):
 
     monkeypatch.setattr(lbfgs, "strong_wolfe", bfloat16_stall)
     monkeypatch.setattr(engine, "get_extractor", recording)
-    monkeypatch.setattr("nst.engine.model.cpu_prefers_bf16", lambda: True)
+    monkeypatch.setattr("nst.cpu.cpu_prefers_bf16", lambda: True)
     return searches, precisions
 
 

@@ -208,9 +208,9 @@ def test_imagenet_offline_says_how_to_get_the_file(tmp_path, monkeypatch):
 def test_precision_resolution(monkeypatch):
     assert model.resolve_precision("float32") == "float32"
     monkeypatch.setattr(model, "has_gpu", lambda: False)
-    monkeypatch.setattr(model, "cpu_prefers_bf16", lambda: False)
+    monkeypatch.setattr("nst.cpu.cpu_prefers_bf16", lambda: False)
     assert model.resolve_precision("auto") == "float32"
-    monkeypatch.setattr(model, "cpu_prefers_bf16", lambda: True)
+    monkeypatch.setattr("nst.cpu.cpu_prefers_bf16", lambda: True)
     assert model.resolve_precision("auto") == "bfloat16"
 
 
@@ -278,7 +278,6 @@ def test_auto_precision_takes_bfloat16_only_where_it_is_faster(
     _simulate_cpu(monkeypatch, flags, cap, vendor)
     assert cpu.cpu_prefers_bf16() is prefers
     monkeypatch.setattr(model, "has_gpu", lambda: False)
-    monkeypatch.setattr(model, "cpu_prefers_bf16", cpu.cpu_prefers_bf16)
     assert model.resolve_precision("auto") == ("bfloat16" if prefers else "float32")
 
 
@@ -294,7 +293,7 @@ def test_cpu_flags_are_read_from_this_machine():
 @pytest.mark.parametrize(("capability", "expected"), [((7, 5), "float32"), ((8, 0), "bfloat16")])
 def test_gpus_get_bfloat16_only_where_native(monkeypatch, capability, expected):
     gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
-    monkeypatch.setattr(model, "cpu_prefers_bf16", lambda: True)  # the GPU decides, not the CPU
+    monkeypatch.setattr("nst.cpu.cpu_prefers_bf16", lambda: True)  # the GPU decides, not the CPU
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [gpu])
     monkeypatch.setattr(
         tf.config.experimental,

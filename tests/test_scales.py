@@ -154,7 +154,7 @@ def test_a_pyramid_stopped_at_a_coarse_scale_keeps_its_best_at_the_output_size(
 
 
 def test_the_memory_estimate_of_a_pyramid_is_that_of_its_largest_scale():
-    from nst.engine.memory import estimate_memory
+    from nst.memory import estimate_memory
 
     shape = (1536, 2048, 3)
     pyramid = PYRAMID.replace(size=2048)

@@ -136,7 +136,7 @@ def test_a_run_over_many_tiles_ends_without_a_seam(content_image, style_image) -
 
 
 def test_the_memory_estimate_grows_with_the_tile_not_the_picture(content_image) -> None:
-    from nst.engine import memory
+    from nst import memory
     from nst.plan import TILE_PIXELS
 
     shape = content_image.shape
@@ -168,3 +168,37 @@ def test_a_print_that_does_not_fit_is_refused_in_one_sentence(
     message = str(refused.value)
     assert message.startswith("A 4961 px result needs about ")
     assert message.count(". ") == 0 and message.endswith(".")
+
+
+def test_a_print_stopped_at_a_smaller_scale_keeps_its_picture_at_full_size(
+    content_image, style_image, monkeypatch
+) -> None:
+    from nst.engine import run
+    from nst.records import CancelToken, Result
+
+    prepared_sizes = []
+    real_prepare = run.prepare
+
+    def recording(content, styles, config, *args):
+        prepared_sizes.append(config.size)
+        return real_prepare(content, styles, config, *args)
+
+    monkeypatch.setattr(run, "prepare", recording)
+    cancel = CancelToken()
+    config = StyleConfig(size=256, steps=8, scales=2, precision="float32", content_scale=0.5)
+    events = []
+    # The 181-px scale is computed whole, the 256-px output size tile by tile.
+    for event in run.optimize(
+        content_image, [style_image], config, cancel=cancel, tile_pixels=160 * 160
+    ):
+        events.append(event)
+        if getattr(event, "step", 0) == 2:
+            cancel.cancel()
+    result = events[-1]
+    assert isinstance(result, Result) and result.stopped and result.steps_done == 2
+    assert result.image.shape == (192, 256, 3)
+    # The output size was never prepared: its targets and an evaluation there cost minutes
+    # at print sizes. The loss is the smaller scale's.
+    assert prepared_sizes == [181]
+    assert np.isfinite(result.final_loss)
+    assert result.final_loss <= min(row["loss"] for row in result.history) * (1 + 1e-6)

@@ -74,10 +74,10 @@ def large_section(
     """Each size with one scale (``steps[0]`` steps) and with the default pyramid
     (``steps[1]``), each in a fresh process; then both at the default step count, projected
     from the measured paces."""
-    from nst.engine.memory import estimate_memory
     from nst.engine.scales import plan_scales
     from nst.front import available_memory
     from nst.images import load_image
+    from nst.memory import estimate_memory
 
     shape = load_image(content_path).shape
     rows = []

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from nst.config import StyleConfig, default_layers
-from nst.cpu import cpu_prefers_bf16
+from nst.cpu import cpu_precision
 
 WEIGHT_FILES = {
     "vgg19": "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
@@ -88,10 +88,9 @@ def resolve_precision(precision: str) -> str:
     loss curve iteration for iteration, faster (docs/benchmarks.md). Where bfloat16's rounding
     does stop its line search, the engine continues in float32 (``nst.engine.run``).
     """
-    if precision != "auto":
-        return precision
-    native = gpu_has_bf16() if has_gpu() else cpu_prefers_bf16()
-    return "bfloat16" if native else "float32"
+    if precision != "auto" or not has_gpu():
+        return cpu_precision(precision)
+    return "bfloat16" if gpu_has_bf16() else "float32"
 
 
 def chosen_layers(config: StyleConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:

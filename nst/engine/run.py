@@ -18,7 +18,7 @@ from nst.engine.lbfgs import lbfgs
 from nst.engine.objective import ExtraLoss, Problem, evaluate, initial_pixels, prepare
 from nst.engine.scales import RunState, Scale, ScaleOutcome, plan_scales
 from nst.images import resize_to, working_shape
-from nst.plan import TILE_PIXELS
+from nst.plan import TILE_PIXELS, is_tiled
 from nst.records import CancelToken, Progress, Result
 
 Event = Progress | Result
@@ -131,10 +131,17 @@ def optimize(
             break
     assert problem is not None and outcome is not None
     best, final_loss = outcome.best, outcome.best_loss
+    image = None
     if best.shape[:2] != run.output_shape:  # stopped before the last scale
-        problem = prepare(content, styles, config, mask, extra_loss, tiling)
-        best = np.clip(resize_to(best, *run.output_shape), 0.0, 1.0)
-        final_loss = float("inf")
+        if is_tiled(config, *run.output_shape, tiling):
+            # At print sizes the output size's targets and one evaluation take minutes: the
+            # picture is finished at its scale and enlarged, and its loss is that scale's (the
+            # losses are size-free, ``nst.engine.losses``).
+            image = np.clip(resize_to(problem.finish(best), *run.output_shape), 0.0, 1.0)
+        else:
+            problem = prepare(content, styles, config, mask, extra_loss, tiling)
+            best = np.clip(resize_to(best, *run.output_shape), 0.0, 1.0)
+            final_loss = float("inf")
     if not np.isfinite(final_loss):  # no step was evaluated at the output size
         final_loss = evaluate(problem, best)
     timings.update(run.timings)
@@ -143,7 +150,7 @@ def optimize(
     timings["optimize"] = timings["total"] - timings["build"] - timings["targets"]
     history = run.history
     yield Result(
-        image=problem.finish(best),
+        image=problem.finish(best) if image is None else image,
         history=history,
         timings=timings,
         config=config,

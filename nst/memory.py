@@ -1,6 +1,7 @@
 """How much memory a painted run needs, on this CPU.
 
 ``nst.front.check`` compares it with the memory available once, before any tensor is allocated.
+Nothing here needs TensorFlow: the web tier says what a run needs before a worker takes it.
 """
 
 from __future__ import annotations
@@ -8,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nst.config import CONTENT_TILED_SIDE, StyleConfig
-from nst.cpu import cpu_kernels
-from nst.engine.model import resolve_precision
+from nst.cpu import cpu_kernels, cpu_precision
 from nst.images import style_side, working_shape
 from nst.plan import TILE_PIXELS, is_tiled, plan_scales
 
@@ -47,7 +47,7 @@ def estimate_memory(config: StyleConfig, content_shape: Sequence[int]) -> int:
     smaller scale's tensors are released before the next is prepared (``nst.bench --only
     large`` measures both kinds of run)."""
     height, width = working_shape(*content_shape[:2], config.size)
-    per_pixel = MEMORY_BYTES_PER_PIXEL[cpu_kernels(), resolve_precision(config.precision)]
+    per_pixel = MEMORY_BYTES_PER_PIXEL[cpu_kernels(), cpu_precision(config.precision)]
     # The style image only goes forward, once, before the first step: about a third of a
     # step's memory per pixel. Its longest side is ``style_side``; assume it is square.
     side = style_side(config.size, config.style_scale)
