@@ -40,19 +40,23 @@ TILE_BYTES_PER_PIXEL_SHARE = 0.55
 PICTURE_BYTES_PER_PIXEL = {"adam": 120.0, "lbfgs": 120.0 + LBFGS_BYTES_PER_PIXEL}
 
 
-def estimate_memory(config: StyleConfig, content_shape: Sequence[int]) -> int:
+def estimate_memory(
+    config: StyleConfig, content_shape: Sequence[int], *, tile_pixels: int | None = None
+) -> int:
     """Bytes of memory a run of ``config`` on a content image of ``content_shape`` peaks at.
 
     A coarse-to-fine run peaks at its largest scale computed whole or at its output size: each
     smaller scale's tensors are released before the next is prepared (``nst.bench --only
-    large`` measures both kinds of run)."""
+    large`` measures both kinds of run). ``tile_pixels``: the largest scale computed whole
+    (``TILE_PIXELS`` unless given)."""
+    tile_pixels = TILE_PIXELS if tile_pixels is None else tile_pixels
     height, width = working_shape(*content_shape[:2], config.size)
     per_pixel = MEMORY_BYTES_PER_PIXEL[cpu_kernels(), cpu_precision(config.precision)]
     # The style image only goes forward, once, before the first step: about a third of a
     # step's memory per pixel. Its longest side is ``style_side``; assume it is square.
     side = style_side(config.size, config.style_scale)
     painting = min(side**2, TILE_PIXELS) if config.backbone != "resnet50" else side**2
-    if not is_tiled(config, height, width):
+    if not is_tiled(config, height, width, tile_pixels):
         whole = per_pixel + (LBFGS_BYTES_PER_PIXEL if config.optimizer == "lbfgs" else 0.0)
         peak = max(height * width * whole, painting * per_pixel / 3)
         return int(MEMORY_BASE_BYTES + MEMORY_MARGIN * peak)
@@ -61,11 +65,11 @@ def estimate_memory(config: StyleConfig, content_shape: Sequence[int]) -> int:
         (
             h * w
             for h, w in (working_shape(height, width, scale.size) for scale in plan_scales(config))
-            if not is_tiled(config, h, w)
+            if not is_tiled(config, h, w, tile_pixels)
         ),
         default=0,
     )
-    tile = TILE_PIXELS * per_pixel * TILE_BYTES_PER_PIXEL_SHARE
+    tile = min(tile_pixels, TILE_PIXELS) * per_pixel * TILE_BYTES_PER_PIXEL_SHARE
     content_h, content_w = working_shape(height, width, min(CONTENT_TILED_SIDE, max(height, width)))
     content = content_h * content_w * per_pixel
     picture = height * width * PICTURE_BYTES_PER_PIXEL.get(config.optimizer, 120.0)

@@ -290,42 +290,67 @@ def test_lbfgs_parity_compares_both_optimizers_from_the_same_start(tmp_path, ima
     assert (tmp_path / "out.png").stat().st_size > 0 and (tmp_path / "out.json").is_file()
 
 
-def test_large_rows_give_time_memory_and_refusals():
+def test_large_rows_give_time_memory_figures_and_refusals():
     from nst.benchmarks.large import format_rows
 
-    gib = 2**30
     report = {
+        "revision": "860ecb5",
+        "yardstick_seconds": [60.0, 64.0],
+        "largest_admitted": 4961,
         "runs": [
             {
-                "run": "one scale",
+                "run": "tiled",
                 "size": 2048,
-                "steps": 5,
+                "steps": 100,
                 "seconds": 412.25,
-                "peak_rss_bytes": 12.5 * gib,
-                "estimate_bytes": 9.25 * gib,
+                "yardstick_multiple": 6.65,
+                "peak_rss_bytes": 3.5e9,
+                "estimate_bytes": 4.25e9,
+                "texture_at_scale": 0.834,
+                "edge_agreement": 0.43,
+                "palette_shift": 0.41,
             },
             {
-                "run": "pyramid",
+                "run": "whole",
                 "size": 4096,
-                "estimate_bytes": 33.3 * gib,
+                "estimate_bytes": 33.3e9,
                 "error": "does not fit: the engine refuses it before starting",
             },
         ],
-        "projected_seconds": {"2048": {"one scale": 8245.0, "pyramid": None}},
     }
     rows = format_rows(report)
     assert rows[0] == (
-        "large 2048 px, one scale, 5 steps",
-        "412.2 s, peak RSS 12.50 GiB (estimate 9.25 GiB)",
+        "large 2048 px, tiled, 100 steps",
+        "412 s (6.7x), peak 3.5 GB (estimate 4.2 GB), texture 0.83, edges 0.43, palette 41%",
         "",
     )
-    assert rows[1][1] == "does not fit: the engine refuses it before starting (estimate 33.30 GiB)"
-    assert rows[2] == (
-        "large 2048 px at the default steps, projected",
-        "one scale 8245 s, pyramid not measured",
-        "",
-    )
-    assert "| large 2048 px, one scale" in format_table({"machine": _machine(), "large": report})
+    assert rows[1][1] == "does not fit: the engine refuses it before starting (estimate 33.3 GB)"
+    assert rows[2] == ("yardstick: 860ecb5's default 512-px run", "60 s, 64 s", "")
+    assert rows[3] == ("largest output size admitted here", "4961 px", "")
+    assert "| large 2048 px, tiled" in format_table({"machine": _machine(), "large": report})
+
+
+def test_large_section_runs_whole_processes_and_judges_the_result(
+    tmp_path, content_path, style_path
+):
+    from nst.benchmarks.large import large_section, largest_admitted
+    from nst.config import StyleConfig
+    from nst.memory import estimate_memory
+
+    report = large_section(content_path, style_path, [96], steps=2, output=tmp_path)
+    (row,) = report["runs"]  # 96 px is computed whole: one kind of run
+    assert row["run"] == "tiled" and "error" not in row, row
+    assert row["steps"] == 2 and row["shape"] == [72, 96]
+    assert _positive(row["seconds"]) and row["peak_rss_bytes"] > 2e8
+    assert -1.0 <= row["texture_at_scale"] <= 1.0 and -1.0 <= row["edge_agreement"] <= 1.0
+    assert (tmp_path / "96-tiled.png").is_file()
+    assert report["largest_admitted"] >= 2048
+    # The largest size admitted is where the estimate crosses what is available.
+    shape, config = (768, 1024), StyleConfig()
+    available = estimate_memory(config.replace(size=3000), shape)
+    largest = largest_admitted(config, shape, available)
+    assert largest >= 3000
+    assert estimate_memory(config.replace(size=largest + 1), shape) > available
 
 
 def test_revision_section_runs_both_checkouts_on_every_pair(tmp_path, content_path, style_path):

@@ -25,9 +25,10 @@ features (what users get) or random ones (mechanics only):
 - ``lbfgs``: the device L-BFGS against scipy's L-BFGS-B on every pair of the panel's folders,
   from the same start: the loss after 50 and 100 iterations, seconds, a contact sheet
   (``nst.benchmarks.lbfgs_parity``).
-- ``large``: painted runs at ``--large-sizes``, one scale against the coarse-to-fine pyramid,
-  each in a fresh process: seconds, seconds per step at each scale, peak RSS and the memory
-  estimate (``nst.benchmarks.large``).
+- ``large``: the default painted run at ``--large-sizes`` (512, 2048, 4096 px), each a whole
+  process, tiled and, where the output size is tiled and the whole fits, untiled: seconds
+  (with ``--revision``, as a multiple of that revision's 512-px run), peak RSS against the
+  estimate, the result's figures, and the largest size admitted here (``nst.benchmarks.large``).
 - ``revision``: the default Painted run as a whole ``python -m nst`` process, this checkout
   against ``--revision``, alternating pair by pair on the panel's folders: seconds, peak RSS
   and the pictures' figures of both (``nst.benchmarks.revision``).
@@ -196,8 +197,15 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     if "large" in sections:
         from nst.benchmarks.large import large_section
 
-        steps = tuple(args.large_steps)
-        report["large"] = large_section(args.content, args.style, args.large_sizes, steps, base)
+        report["large"] = large_section(
+            args.content,
+            args.style,
+            args.large_sizes,
+            args.large_steps,
+            base,
+            args.large_out,
+            args.revision,
+        )
     if "live" in sections:
         from nst.benchmarks.live import live_section
 
@@ -271,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="lbfgs: writes this path's .png (contact sheet) and .json (figures)",
     )
     parser.add_argument(
-        "--revision", help="revision: the git revision whose default run this one is timed against"
+        "--revision",
+        help="revision: the git revision whose default run this one is timed against; large: "
+        "the revision whose 512-px default run is the yardstick",
     )
     parser.add_argument(
         "--revision-flags",
@@ -284,16 +294,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=3, help="runs of preview/default (median)")
     parser.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)}")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--large-sizes", type=_sizes, default=[2048, 4096])
+    parser.add_argument(
+        "--large-sizes",
+        type=_sizes,
+        default=[512, 2048, 4096],
+        help="large: output sizes, each run tiled and (where it fits) whole",
+    )
     parser.add_argument(
         "--large-steps",
-        type=_sizes,
-        default=[DEFAULTS.steps, DEFAULTS.steps],
-        help="large: steps of the one-scale run and of the pyramid, e.g. 3,40 on a CPU",
+        type=int,
+        default=DEFAULTS.steps,
+        help="large: steps of each run (the default's unless given)",
     )
+    parser.add_argument("--large-out", help="large: folder for the pictures and reports")
     parser.add_argument("--memory-probe", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--large-probe", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--large-scales", type=int, default=DEFAULTS.scales, help=argparse.SUPPRESS)
+    parser.add_argument("--large-tiled", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--large-report", help=argparse.SUPPRESS)
+    parser.add_argument("--large-picture", help=argparse.SUPPRESS)
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -315,11 +333,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.content,
             args.style,
             args.large_probe,
-            args.large_scales,
-            args.large_steps[0],
+            args.large_steps,
             base,
+            bool(args.large_tiled),
+            args.large_picture,
         )
-        print(json.dumps(probe))
+        Path(args.large_report).write_text(json.dumps(probe))
         return 0
     if args.memory_probe:
         probe = peak_rss_probe(
