@@ -4,7 +4,7 @@ time and the memory, on the machine that asks.
 The command line prints it before a painted run; the Stylize page shows it under the settings.
 The time is ``nst.pace``'s estimate for this machine's CPU and the memory the figure that
 ``nst.front.check`` admits a run by, so a forecast that fits is a run that the check lets start
-here. Nothing here imports TensorFlow but ``nst.front.needed_memory`` for a painted run.
+here. Nothing here imports TensorFlow: the web tier forecasts a run before a worker takes it.
 """
 
 from __future__ import annotations
