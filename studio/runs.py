@@ -479,7 +479,9 @@ def _with_instant(run: PendingRun, record: StudioResult | None, result: Any) -> 
         seconds = float(getattr(result, "timings", {}).get("first_preview", 0.0))
         return _record(run, instant, instant_config(run.config), seconds=seconds)
     if record.config.method == "optimize":
-        record.instant = to_uint8(resize_to(instant, *record.image.shape[:2]))
+        # At its own size: the output size up to 1024 px, a screen's size for a print
+        # (``nst.front.PAINTED_INSTANT_SIDE``), not enlarged into the gallery's memory.
+        record.instant = to_uint8(instant)
     return record
 
 
