@@ -35,7 +35,7 @@ CONTENT_MIN_SIDE = 128
 # measured on the picture scaled down to at most this longest side, in one pass: the layout
 # it keeps was settled at the smaller scales, and a pass at full size to block5_conv2 would
 # cost most of an evaluation (docs/benchmarks.md, "Print sizes").
-CONTENT_TILED_SIDE = 1024
+CONTENT_TILED_SIDE = 768
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from nst.config import CONTENT_TILED_SIDE, StyleConfig
 from nst.cpu import cpu_kernels, cpu_precision
 from nst.images import style_side, working_shape
-from nst.plan import TILE_PIXELS, is_tiled, plan_scales
+from nst.plan import TILE_PIXELS, TILE_SIDE, is_tiled, plan_scales
 
 # Peak memory of a run is a straight line in the working image's pixels, for each optimizer,
 # precision and family of oneDNN kernels (``python -m nst.bench --only memory`` measures it, one
@@ -32,7 +32,7 @@ LBFGS_BYTES_PER_PIXEL = 350.0
 MEMORY_MARGIN = 1.1  # allocator slack and measurement spread
 # A tiled scale (print sizes, ``nst.engine.tiles``) holds the picture's own tensors (the image,
 # the composed image, the gradient and its host copy, Adam's moments or L-BFGS's pairs), and
-# at any moment either one tile's pass through the style layers (at most ``TILE_PIXELS``) or
+# at any moment either one tile's pass through the style layers (``TILE_SIDE`` squared) or
 # the content pass through the whole network on the picture scaled down to
 # ``CONTENT_TILED_SIDE``. A tile's pass stops at block3_conv1: about half the working memory
 # per pixel of a pass to block5_conv2.
@@ -69,7 +69,7 @@ def estimate_memory(
         ),
         default=0,
     )
-    tile = min(tile_pixels, TILE_PIXELS) * per_pixel * TILE_BYTES_PER_PIXEL_SHARE
+    tile = min(tile_pixels, TILE_SIDE**2) * per_pixel * TILE_BYTES_PER_PIXEL_SHARE
     content_h, content_w = working_shape(height, width, min(CONTENT_TILED_SIDE, max(height, width)))
     content = content_h * content_w * per_pixel
     picture = height * width * PICTURE_BYTES_PER_PIXEL.get(config.optimizer, 120.0)

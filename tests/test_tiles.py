@@ -202,3 +202,34 @@ def test_a_print_stopped_at_a_smaller_scale_keeps_its_picture_at_full_size(
     assert prepared_sizes == [181]
     assert np.isfinite(result.final_loss)
     assert result.final_loss <= min(row["loss"] for row in result.history) * (1 + 1e-6)
+
+
+def test_a_prints_broad_style_term_is_the_plain_computation(content_image, style_image) -> None:
+    from nst.engine.losses import content_view, style_loss
+    from nst.engine.objective import BROAD_STYLE_SHARE
+    from nst.plan import PLAN_BASE_SIDE
+
+    config = StyleConfig(size=640, precision="float32", seed=4)
+    tiled = prepare(content_image, [style_image], config, tile_pixels=200 * 200)
+    plain = prepare(content_image, [style_image], config)
+    loss = tiled.tiled
+    assert loss is not None and plain.tiled is None
+    assert loss.broad == BROAD_STYLE_SHARE and max(loss.broad_shape) == PLAN_BASE_SIDE
+    rng = np.random.default_rng(9)
+    image = tf.constant(rng.uniform(0, 1, (1, *plain.content.shape)).astype(np.float32))
+    total, parts, gradient = _tiled(tiled, image)
+
+    # The plain way: the untiled objective with the rest of the style weight, plus the style
+    # of the picture scaled down to the base size, all through one tape.
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        _, whole = plain.objective(image)
+        features = loss.extractor(content_view(image, loss.broad_shape))
+        broad = config.style_weight * loss.broad * style_loss(features, [loss.broad_target])
+        style = (1.0 - loss.broad) * whole["style"] + broad
+        expected = whole["content"] + whole["tv"] + style
+    expected_gradient = tape.gradient(expected, image).numpy()
+    assert total == pytest.approx(float(expected), rel=1e-4)
+    assert parts["style"] == pytest.approx(float(style), rel=1e-4)
+    scale = np.abs(expected_gradient).max()
+    np.testing.assert_allclose(gradient, expected_gradient, atol=2e-4 * scale)

@@ -31,7 +31,11 @@ from nst.engine.losses import LossWeights, StyleTarget, content_view, gram_matri
 from nst.engine.model import Extractor, chosen_layers, get_extractor, layer_depth, resolve_precision
 from nst.engine.tiles import TiledLoss
 from nst.images import resize_to, style_side, working_shape
-from nst.plan import TILE_PIXELS
+from nst.plan import PLAN_BASE_SIDE, TILE_PIXELS
+
+# At print sizes, the share of the style weight measured on the picture scaled down to the
+# plan's base size (``tiles.TiledLoss.broad``).
+BROAD_STYLE_SHARE = 0.5
 
 # Further weighted terms of the objective (e.g. a video's temporal loss): the image the loss
 # sees -> named weighted parts, added to the total and reported like the built-in ones.
@@ -368,6 +372,27 @@ def prepare(
     )
     if tiled:
         assert geo is not None and content_extractor is not None and content_shape is not None
+        broad_shape, broad_target = None, None
+        if mask is None and max(height, width) > PLAN_BASE_SIDE:
+            # The painting's large strokes as a picture of the plan's base size has them.
+            broad_shape = working_shape(height, width, PLAN_BASE_SIDE)
+            broad_config = config.replace(size=PLAN_BASE_SIDE)
+            broad_grams = [
+                {
+                    name: gram_matrix(value)
+                    for name, value in style_extractor.features(
+                        style_at_scale(style, broad_config)[None]
+                    ).items()
+                }
+                for style in style_images
+            ]
+            broad_target = StyleTarget(
+                {
+                    name: tf.add_n([w * grams[name] for w, grams in zip(blend, broad_grams)])
+                    for name in style_layers
+                },
+                layer_weights,
+            )
         problem.tiled = tiles.TiledLoss(
             extractor=style_extractor,
             geo=geo,
@@ -377,6 +402,9 @@ def prepare(
             style_targets=style_targets,
             weights=problem.weights,
             tile_pixels=tile_pixels,
+            broad_shape=broad_shape,
+            broad_target=broad_target,
+            broad=BROAD_STYLE_SHARE if broad_target is not None else 0.0,
         )
     problem.timings.update(build=built - started, targets=time.perf_counter() - built)
     return problem

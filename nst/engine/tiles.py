@@ -6,6 +6,10 @@ picture at once:
 - the content term is measured on the picture scaled down to at most ``CONTENT_TILED_SIDE``
   (``nst.config``), in one pass whose gradient flows back through the resize;
 - smoothness (total variation) is a few pixel differences, taken on the whole picture;
+- part of the style weight (``broad``) goes to the style of the picture scaled down to the
+  plan's base size (``nst.plan.PLAN_BASE_SIDE``) against the painting at that scale: the
+  painting's large strokes, which the style layers of a tile at print size are too small to
+  see, stay in the loss;
 - the style term is the Gram matrices of the *whole* picture, summed over tiles: a first pass
   without gradients sums each tile's ``F^T F`` into the picture's Gram matrices; the style
   loss and its derivative ``A = dL/dG`` follow from them; a second pass takes each tile's
@@ -36,10 +40,11 @@ from nst.engine.losses import (
     StyleTarget,
     content_loss,
     content_view,
+    style_loss,
     total_variation,
 )
 from nst.engine.model import Extractor
-from nst.plan import TILE_PIXELS
+from nst.plan import TILE_PIXELS, TILE_SIDE
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1 in pixels, end exclusive
 
@@ -101,8 +106,8 @@ def split(length: int, parts: int, align: int) -> list[int]:
 
 def plan(height: int, width: int, geo: Geometry, tile_pixels: int = TILE_PIXELS) -> list[Box]:
     """The cores of a picture's tiles: as few as keep each tile (core and margins) within
-    ``tile_pixels``."""
-    side = max(math.isqrt(tile_pixels) - 2 * geo.margin, geo.align)
+    ``tile_pixels`` and ``TILE_SIDE``."""
+    side = max(min(math.isqrt(tile_pixels), TILE_SIDE) - 2 * geo.margin, geo.align)
     rows = split(height, max(1, math.ceil(height / side)), geo.align)
     cols = split(width, max(1, math.ceil(width / side)), geo.align)
     return [
@@ -311,6 +316,12 @@ class TiledLoss:
     style_targets: Sequence[StyleTarget]
     weights: Any  # LossWeights
     tile_pixels: int = TILE_PIXELS
+    # The style measured on the picture scaled down to ``broad_shape`` as well, against the
+    # painting at that scale (``broad`` of the style weight): the painting's large strokes,
+    # which a tile's layers are too small to see, stay in the loss (None: not measured).
+    broad_shape: tuple[int, int] | None = None
+    broad_target: StyleTarget | None = None
+    broad: float = 0.0
 
     def __call__(self, image: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor], tf.Tensor]:
         """(total, named weighted parts, gradient) of the composed (1, h, w, 3) picture."""
@@ -323,7 +334,12 @@ class TiledLoss:
             slopes.append({})
             for name, goal in target.grams.items():
                 power = tf.reduce_mean(tf.square(goal)) + _EPSILON
-                share = self.weights.style * target.weight * target.layer_weights[name]
+                share = (
+                    self.weights.style
+                    * (1.0 - self.broad)
+                    * target.weight
+                    * target.layer_weights[name]
+                )
                 difference = current[name] - goal
                 style += share * tf.reduce_mean(tf.square(difference)) / power
                 # d/dG of share * mean((G - T)^2) / power, and the 1/positions of G.
@@ -341,8 +357,43 @@ class TiledLoss:
             example = (tile, where, masks, slopes)
             part = _traced(self.extractor, "gradient", example)(*example)
             total_gradient[:, view[0] : view[1], view[2] : view[3], :] += part.numpy()
+        if self.broad_target is not None and self.broad_shape is not None:
+            broad, broad_gradient = self._broad_term(image)
+            style += broad
+            total_gradient += broad_gradient.numpy()
         parts = {"content": content, "style": style, "tv": smooth}
         return content + style + smooth, parts, tf.constant(total_gradient)
+
+    def _broad_term(self, image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The style term on the picture scaled down to ``broad_shape``, and its gradient."""
+        assert self.broad_target is not None
+        grams = dict(self.broad_target.grams)
+        layer_weights = {
+            name: tf.constant(value, tf.float32)
+            for name, value in self.broad_target.layer_weights.items()
+        }
+        function = self.extractor.traced(
+            ("tiled broad style", _structure(grams)),
+            lambda: tf.function(
+                lambda image, shape, grams, layer_weights, weight: _broad(
+                    self.extractor, image, shape, grams, layer_weights, weight
+                ),
+                input_signature=[
+                    tf.TensorSpec([1, None, None, 3], tf.float32),
+                    tf.TensorSpec([2], tf.int32),
+                    _signature(grams),
+                    _signature(layer_weights),
+                    tf.TensorSpec([], tf.float32),
+                ],
+            ),
+        )
+        return function(
+            image,
+            tf.constant(self.broad_shape, tf.int32),
+            grams,
+            layer_weights,
+            tf.constant(self.weights.style * self.broad, tf.float32),
+        )
 
     def _whole_terms(self, image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """The content and smoothness terms and their gradient, on the whole picture."""
@@ -379,3 +430,18 @@ def _whole(
         smooth = weights[1] * total_variation(image)
         total = content + smooth
     return content, smooth, tape.gradient(total, image)
+
+
+def _broad(
+    extractor: Extractor,
+    image: tf.Tensor,
+    shape: tf.Tensor,
+    grams: dict[str, tf.Tensor],
+    layer_weights: dict[str, tf.Tensor],
+    weight: tf.Tensor,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        features = extractor(content_view(image, shape))
+        value = weight * style_loss(features, [StyleTarget(grams, layer_weights)])
+    return value, tape.gradient(value, image)
