@@ -232,20 +232,27 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(np.nan_to_num(image), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def to_png_bytes(image: np.ndarray, settings: dict | None = None) -> bytes:
-    """Encode as PNG, with ``settings`` embedded as JSON in an ``nst:settings`` text chunk."""
+def to_png_bytes(
+    image: np.ndarray, settings: dict | None = None, *, dpi: int | None = None
+) -> bytes:
+    """Encode as PNG, with ``settings`` embedded as JSON in an ``nst:settings`` text chunk and
+    ``dpi`` (a print's resolution), when given, in its pHYs chunk."""
     info = PngImagePlugin.PngInfo()
     if settings is not None:
         info.add_text(SETTINGS_KEY, json.dumps(settings, sort_keys=True))
     buffer = io.BytesIO()
-    Image.fromarray(to_uint8(image)).save(buffer, format="PNG", pnginfo=info)
+    extra = {"dpi": (dpi, dpi)} if dpi else {}
+    Image.fromarray(to_uint8(image)).save(buffer, format="PNG", pnginfo=info, **extra)
     return buffer.getvalue()
 
 
-def to_jpeg_bytes(image: np.ndarray, quality: int = 95) -> bytes:
-    """Encode as a baseline JPEG."""
+def to_jpeg_bytes(image: np.ndarray, quality: int = 95, *, dpi: int | None = None) -> bytes:
+    """Encode as a baseline JPEG (``dpi``, when given, in its JFIF header)."""
     buffer = io.BytesIO()
-    Image.fromarray(to_uint8(image)).save(buffer, format="JPEG", quality=quality, subsampling=0)
+    extra = {"dpi": (dpi, dpi)} if dpi else {}
+    Image.fromarray(to_uint8(image)).save(
+        buffer, format="JPEG", quality=quality, subsampling=0, **extra
+    )
     return buffer.getvalue()
 
 
@@ -256,14 +263,21 @@ def read_settings(png: bytes) -> dict:
     return json.loads(text) if text else {}
 
 
-def save_image(image: np.ndarray, path: str | os.PathLike, settings: dict | None = None) -> Path:
-    """Write PNG (settings embedded) or JPEG, chosen by the file extension."""
+def save_image(
+    image: np.ndarray,
+    path: str | os.PathLike,
+    settings: dict | None = None,
+    *,
+    dpi: int | None = None,
+) -> Path:
+    """Write PNG (settings embedded) or JPEG, chosen by the file extension; ``dpi``: the
+    resolution a print is made at, so that print software sizes the paper right."""
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix == ".png":
-        data = to_png_bytes(image, settings)
+        data = to_png_bytes(image, settings, dpi=dpi)
     elif suffix in (".jpg", ".jpeg"):
-        data = to_jpeg_bytes(image)
+        data = to_jpeg_bytes(image, dpi=dpi)
     else:
         raise ImageError(f"Cannot write '{suffix or target.name}': use a .png or .jpg file name.")
     target.write_bytes(data)

@@ -224,6 +224,13 @@ def test_png_settings_and_jpeg(tmp_path):
     assert Image.open(tmp_path / "x.jpg").format == "JPEG"
     with pytest.raises(ImageError, match=r"\.png or \.jpg"):
         save_image(image, tmp_path / "x.gif")
+    # A print's files say their resolution, so print software sizes the paper right.
+    for name in ("print.png", "print.jpg"):
+        save_image(image, tmp_path / name, {"a": 1}, dpi=300)
+        with Image.open(tmp_path / name) as printed:
+            assert tuple(round(v) for v in printed.info["dpi"]) == (300, 300)
+    with Image.open(tmp_path / "x.png") as plain:
+        assert "dpi" not in plain.info
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -160,9 +160,10 @@ def _stylize_one(
     mask_path: str | None,
     progress: Any,
     inputs: Inputs,
+    dpi: int | None = None,
 ) -> dict[str, Any]:
-    """Stylize, adjust and save one picture of the files read into ``inputs``; returns the
-    JSON summary."""
+    """Stylize, adjust and save one picture of the files read into ``inputs`` (``dpi``: the
+    resolution a print is made at, written into the file); returns the JSON summary."""
     config = settings.config
     content, styles, mask = inputs.content, inputs.styles, inputs.mask
     started = time.perf_counter()
@@ -178,7 +179,7 @@ def _stylize_one(
     output.parent.mkdir(parents=True, exist_ok=True)
     embedded = _settings(settings, content_path, style_paths, mask_path)
     embedded.update(final_loss=result.final_loss, steps_done=result.steps_done)
-    save_image(image, output, embedded)
+    save_image(image, output, embedded, dpi=dpi)
     return {
         "output": str(output),
         "content": content_path,
@@ -219,7 +220,14 @@ def run_single(argv: Sequence[str]) -> int:
             bar.set_postfix(loss=f"{event.loss:.4g}")
 
         summary = _stylize_one(
-            args.content, args.styles, output, settings, args.mask, progress, inputs
+            args.content,
+            args.styles,
+            output,
+            settings,
+            args.mask,
+            progress,
+            inputs,
+            DPI if args.paper else None,
         )
         if summary["note"]:  # ended early (L-BFGS): the run is complete at the steps it did
             bar.total = bar.n
@@ -275,7 +283,14 @@ def run_batch(argv: Sequence[str]) -> int:
                     if line is not None:
                         bar.write(f"{content.name} × {style.name}: {line}", file=sys.stderr)
                 record = _stylize_one(
-                    str(content), [str(style)], output, pair, args.mask, progress, inputs
+                    str(content),
+                    [str(style)],
+                    output,
+                    pair,
+                    args.mask,
+                    progress,
+                    inputs,
+                    DPI if args.paper else None,
                 )
                 record["settings"] = pair.to_dict()
             except UsageError as error:
