@@ -41,6 +41,9 @@ SECONDS_PER_MEGAPIXEL = {
 # A backbone's cost per pixel against VGG19's (multiply-adds to the default layers).
 BACKBONE_COST = {"vgg19": 1.0, "vgg16": 0.8, "resnet50": 0.35}
 PACE_FILE_NAME = "pace.json"
+# Scales smaller than this (megapixel-evaluations per step) are all overhead: their pace would
+# promise a large picture far too much time (the start-up warm-up's 181-px run is one).
+SMALLEST_MEASURED_MEGAPIXELS = 0.15
 
 _lock = threading.Lock()
 
@@ -102,13 +105,14 @@ def estimate_seconds(
 def record(config: StyleConfig, content_shape: Sequence[int], elapsed: Sequence[float]) -> None:
     """Keep this machine's pace from a finished run: ``elapsed`` are the seconds at each step
     (the run's history). Each kind's pace is read off its largest scale with at least two
-    steps, from the second step on (the first also traces the scale's functions)."""
+    steps, from the second step on (the first also traces the scale's functions), and of
+    at least ``SMALLEST_MEASURED_MEGAPIXELS``."""
     found: dict[str, float] = {}
     offset = 0
     for steps, work, tiled in scale_work(config, content_shape):
         first, last = offset, offset + steps - 1
         offset += steps
-        if steps < 2 or last >= len(elapsed):
+        if steps < 2 or last >= len(elapsed) or work < SMALLEST_MEASURED_MEGAPIXELS:
             continue
         pace = (elapsed[last] - elapsed[first]) / ((steps - 1) * work)
         if math.isfinite(pace) and pace > 0:
