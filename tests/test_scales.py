@@ -108,6 +108,16 @@ def test_time_left_weighs_each_step_by_its_scales_pixels():
     assert run.scale_at(41) == (2, plan[1]) and run.scale_at(60) == (2, plan[1])
 
 
+def test_time_left_weighs_a_tiled_scale_by_its_own_pace(monkeypatch):
+    from nst.engine import scales
+
+    monkeypatch.setattr(scales, "paces", lambda config: (2.0, 1.0))  # tiled: half the cost
+    plan = [Scale(1024, 10, 0, False), Scale(2048, 10, 10, True)]
+    run = RunState(StyleConfig(size=2048), CancelToken(), 0.0, (1536, 2048), plan=plan)
+    # 1024 x 768 is computed whole, 2048 x 1536 tiled: a fine step costs 4 x 1/2 = 2 coarse ones.
+    assert run.time_left(10, 10.0) == pytest.approx(20.0)
+
+
 def test_a_pyramid_run_says_its_scale_and_ends_at_the_output_size(content_image, style_image):
     from nst import front
 

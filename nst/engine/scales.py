@@ -16,12 +16,14 @@ import tensorflow as tf
 
 from nst.config import StyleConfig
 from nst.engine.objective import Problem
-from nst.images import resize_to
+from nst.images import resize_to, working_shape
+from nst.pace import paces
 from nst.plan import (  # noqa: F401  # re-exported: the engine's modules plan through here
     MIN_SCALE_SIZE,
     SCALE_RATIO,
     STEP_GROWTH,
     Scale,
+    is_tiled,
     plan_scales,
     scale_sizes,
     split_steps,
@@ -59,13 +61,21 @@ class RunState:
 
     def time_left(self, step: int, elapsed: float) -> float:
         """Seconds the run still needs after ``step``, at its pace so far, a step costing its
-        scale's pixels (twice those of the scale before): a coarse step is cheap, so the plain
+        scale's pixels (twice those of the scale before) at this machine's pace for the way the
+        scale is computed (whole or tiled, ``nst.pace``): a coarse step is cheap, so the plain
         per-step pace would promise too little time."""
         if not self.plan or step < 1:
             return float("nan")
-        work = [scale.steps * scale.size**2 for scale in self.plan]
+        plain, tiled = paces(self.config)
+        costs = []
+        for scale in self.plan:
+            height, width = working_shape(*self.output_shape, scale.size)
+            pace = tiled if is_tiled(self.config, height, width) else plain
+            costs.append(height * width * pace)
+        work = [scale.steps * cost for scale, cost in zip(self.plan, costs)]
         done = sum(
-            min(max(step - scale.offset, 0), scale.steps) * scale.size**2 for scale in self.plan
+            min(max(step - scale.offset, 0), scale.steps) * cost
+            for scale, cost in zip(self.plan, costs)
         )
         return elapsed / done * (sum(work) - done) if done else float("nan")
 
