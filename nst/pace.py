@@ -30,13 +30,16 @@ logger = logging.getLogger(__name__)
 
 EVALUATIONS_PER_STEP = {"lbfgs": 1.1, "adam": 1.0}
 # Seconds per megapixel of one loss-and-gradient of the default VGG19 objective: (plain,
-# tiled), by oneDNN's kernels and the precision ``auto`` takes there. Measured on 2 cores
-# (docs/benchmarks.md, "Print sizes"); a finished run here replaces them.
+# tiled), by oneDNN's kernels and the precision ``auto`` takes there, on 2 cores. AVX-512 in
+# float32 was measured (an Intel Xeon without AMX, ``python -m nst.bench --only large``,
+# docs/benchmarks.md "Print sizes": VGG16's 5.5 and 5.7 at 512 to 2048 px); the others are
+# scaled from it by the default 512-px run's time on those CPUs (README, Speed). A finished run
+# here replaces them.
 SECONDS_PER_MEGAPIXEL = {
-    ("avx512", "float32"): (8.0, 4.4),
-    ("avx512", "bfloat16"): (4.5, 2.6),
-    ("avx2", "float32"): (40.0, 22.0),
-    ("avx2", "bfloat16"): (40.0, 22.0),
+    ("avx512", "float32"): (6.9, 7.1),
+    ("avx512", "bfloat16"): (3.3, 3.4),
+    ("avx2", "float32"): (21.0, 21.5),
+    ("avx2", "bfloat16"): (21.0, 21.5),
 }
 # A backbone's cost per pixel against VGG19's (multiply-adds to the default layers).
 BACKBONE_COST = {"vgg19": 1.0, "vgg16": 0.8, "resnet50": 0.35}
