@@ -30,14 +30,18 @@ MEMORY_BYTES_PER_PIXEL = {
 }
 LBFGS_BYTES_PER_PIXEL = 350.0
 MEMORY_MARGIN = 1.1  # allocator slack and measurement spread
-# A tiled scale (print sizes, ``nst.engine.tiles``) holds the picture's own tensors (the image,
-# the composed image, the gradient and its host copy, Adam's moments or L-BFGS's pairs), and
-# at any moment either one tile's pass through the style layers (``TILE_SIDE`` squared) or
-# the content pass through the whole network on the picture scaled down to
-# ``CONTENT_TILED_SIDE``. A tile's pass stops at block3_conv1: about half the working memory
-# per pixel of a pass to block5_conv2.
+# A tiled scale (print sizes, ``nst.engine.tiles``) holds, beside TensorFlow and the model, at
+# any moment either one tile's pass through the style layers (``TILE_SIDE`` squared; it stops
+# at block3_conv1, about half the working memory per pixel of a pass to block5_conv2) or the
+# content pass through the whole network on the picture scaled down to ``CONTENT_TILED_SIDE``,
+# and the picture's own tensors: L-BFGS's pairs and working vectors, the clipped and composed
+# picture, each term's gradient and their host copies, and what the allocator keeps. Measured
+# (``python -m nst.bench --only large``, docs/benchmarks.md "Print sizes"): 4.55 GB at
+# 2048 x 1536 and 14.99 GB at 4096 x 3072 with L-BFGS in float32 on AVX-512, about 1.1 kB per
+# pixel between them; the constant keeps the estimate above both. Adam's is L-BFGS's less its
+# pairs and vectors (not measured at print sizes).
 TILE_BYTES_PER_PIXEL_SHARE = 0.55
-PICTURE_BYTES_PER_PIXEL = {"adam": 120.0, "lbfgs": 120.0 + LBFGS_BYTES_PER_PIXEL}
+PICTURE_BYTES_PER_PIXEL = {"lbfgs": 1000.0, "adam": 1000.0 - LBFGS_BYTES_PER_PIXEL}
 
 
 def estimate_memory(
@@ -72,7 +76,7 @@ def estimate_memory(
     tile = min(tile_pixels, TILE_SIDE**2) * per_pixel * TILE_BYTES_PER_PIXEL_SHARE
     content_h, content_w = working_shape(height, width, min(CONTENT_TILED_SIDE, max(height, width)))
     content = content_h * content_w * per_pixel
-    picture = height * width * PICTURE_BYTES_PER_PIXEL.get(config.optimizer, 120.0)
+    picture = height * width * PICTURE_BYTES_PER_PIXEL[config.optimizer]
     tiled_peak = max(tile, content) + picture
     whole_peak = whole_pixels * (
         per_pixel + (LBFGS_BYTES_PER_PIXEL if config.optimizer == "lbfgs" else 0.0)
