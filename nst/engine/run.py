@@ -7,7 +7,6 @@ instant picture it may start from.
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 
@@ -103,11 +102,6 @@ def optimize(
     outcome: ScaleOutcome | None = None
     notes: list[str] = []
     for scale in scales:
-        # The last scale's tensors (its problem, L-BFGS's correction pairs) can sit in reference
-        # cycles, which Python frees only when its collector runs: at print sizes they are
-        # gigabytes, so they are freed before the next, larger scale is prepared.
-        problem = None
-        gc.collect()
         problem = prepared(config.replace(size=scale.size))
         if outcome is None:
             pixels = initial_pixels(problem, config, start_image)
