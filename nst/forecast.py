@@ -77,7 +77,8 @@ def forecast(
 
 
 def about(seconds: float) -> str:
-    """A duration as a person plans with it: "about 40 s", "about 9 min", "about 2.5 h"."""
+    """A duration as a person plans with it: seconds under a minute, minutes under an hour and
+    a half, hours with one decimal beyond."""
     if seconds < 60:
         return f"about {max(1, round(seconds))} s"
     if seconds < 90 * 60:
@@ -86,6 +87,6 @@ def about(seconds: float) -> str:
 
 
 def gigabytes(count: int) -> str:
-    """Bytes in GB, one decimal under 10 GB ("2.1 GB", "14 GB")."""
+    """Bytes in GB: one decimal under 10 GB, whole numbers above."""
     value = count / 1e9
     return f"{value:.1f} GB" if value < 10 else f"{value:.0f} GB"

@@ -16,8 +16,8 @@ from nst.plan import TILE_PIXELS, TILE_SIDE, is_tiled, plan_scales
 # Peak memory of a run is a straight line in the working image's pixels, for each optimizer,
 # precision and family of oneDNN kernels (``python -m nst.bench --only memory`` measures it, one
 # fresh process per size; the figures are in docs/benchmarks.md, Memory). The base is TensorFlow
-# and the model. oneDNN's AVX2 convolutions keep about twice the working memory of its AVX-512
-# ones (a 2048-px float32 run: 13.3 GB on an AVX2 CPU, 8.2 GB on an AVX-512 one); emulated
+# and the model. oneDNN's AVX2 convolutions keep far more working memory than its AVX-512 ones
+# (docs/benchmarks.md, Memory); emulated
 # bfloat16 on AVX2 is counted as float32 there. L-BFGS adds its correction pairs (two float32
 # copies of the image per pair) and a few working vectors. The constants sit a little above the
 # measurements so the estimate never refuses a size that fits by much.
@@ -35,11 +35,10 @@ MEMORY_MARGIN = 1.1  # allocator slack and measurement spread
 # at block3_conv1, about half the working memory per pixel of a pass to block5_conv2) or the
 # content pass through the whole network on the picture scaled down to ``CONTENT_TILED_SIDE``,
 # and the picture's own tensors: L-BFGS's pairs and working vectors, the clipped and composed
-# picture, each term's gradient and their host copies, and what the allocator keeps. Measured
-# (``python -m nst.bench --only large``, docs/benchmarks.md "Print sizes"): 4.55 GB at
-# 2048 x 1536 and 14.99 GB at 4096 x 3072 with L-BFGS in float32 on AVX-512, about 1.1 kB per
-# pixel between them; the constant keeps the estimate above both. Adam's is L-BFGS's less its
-# pairs and vectors (not measured at print sizes).
+# picture, each term's gradient and their host copies, and what the allocator keeps. The
+# constant sits above the peaks measured at 2048 and 4096 px (``python -m nst.bench --only
+# large``, docs/benchmarks.md "Print sizes"). Adam's is L-BFGS's less its pairs and vectors
+# (not measured at print sizes).
 TILE_BYTES_PER_PIXEL_SHARE = 0.55
 PICTURE_BYTES_PER_PIXEL = {"lbfgs": 1000.0, "adam": 1000.0 - LBFGS_BYTES_PER_PIXEL}
 

@@ -31,8 +31,8 @@ logger = logging.getLogger(__name__)
 EVALUATIONS_PER_STEP = {"lbfgs": 1.1, "adam": 1.0}
 # Seconds per megapixel of one loss-and-gradient of the default VGG19 objective: (plain,
 # tiled), by oneDNN's kernels and the precision ``auto`` takes there, on 2 cores. AVX-512 in
-# float32 was measured (an Intel Xeon without AMX, ``python -m nst.bench --only large``,
-# docs/benchmarks.md "Print sizes": VGG16's 5.5 and 5.7 at 512 to 2048 px); the others are
+# float32 was measured (``python -m nst.bench --only large``, docs/benchmarks.md "Print
+# sizes", with its CPU); the others are
 # scaled from it by the default 512-px run's time on those CPUs (README, Speed). A finished run
 # here replaces them.
 SECONDS_PER_MEGAPIXEL = {

@@ -18,9 +18,8 @@ from nst.config import StyleConfig
 # A scale of more than this many working pixels is computed tile by tile (``nst.engine.tiles``):
 # up to about 1024 x 1024 a run is computed whole, as before print sizes were.
 TILE_PIXELS = 1024 * 1024
-# The side of one tile, margins included: about 0.7 GB of working memory for the style layers
-# of a VGG in float32, less than the content pass beside it (``python -m nst.bench --only
-# large``).
+# The side of one tile, margins included: a tile's pass through the style layers then needs
+# less memory than the content pass beside it (``python -m nst.bench --only large``).
 TILE_SIDE = 768
 # The backbones whose layers tile exactly (plain stacks of convolutions and pooling); the
 # others run whole at every size (``nst.engine.tiles.geometry``).
