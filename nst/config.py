@@ -73,8 +73,11 @@ class StyleConfig(Knobs):
         step=0.1,
         log=True,
     )
+    # The content layer is block3_conv1 (``DEFAULT_LAYERS``), where the photo's features are
+    # matched far more closely than at block5_conv2: 0.3 leaves the painting as much room as
+    # 1.0 did there, with more of its strokes (docs/benchmarks.md, "Cheaper evaluations").
     content_weight: float = knob(
-        1.0,
+        0.3,
         "Content weight",
         "How closely the result keeps the photo's shapes and layout.",
         "float",
@@ -106,8 +109,10 @@ class StyleConfig(Knobs):
         maximum=LARGEST_PRINT_SIDE,
         step=1,
     )
+    # L-BFGS over the coarse-to-fine plan: 70 iterations give the pictures of 100 at 0.7 of
+    # the time (docs/benchmarks.md, "Cheaper evaluations").
     steps: int = knob(
-        100,
+        70,
         "Steps",
         "Number of optimization steps (iterations for L-BFGS).",
         "int",
@@ -215,17 +220,19 @@ class StyleConfig(Knobs):
         "choice",
         choices=BACKBONES,
     )
-    # block5_conv2 at the working size costs most of an evaluation. Measured on fewer pixels,
-    # in a pass of its own, it costs half at 0.25 and keeps the layout and the figures of the
-    # pictures, but by eye thin structures (a bridge's deck and cables) are painted over, so
-    # the default stays at full size (docs/benchmarks.md, "Cheaper evaluations").
+    # A content layer deeper than the style's (block5_conv2, Gatys et al.'s) costs most of an
+    # evaluation at the working size; measured on fewer pixels, in a pass of its own, it costs
+    # about half at 0.25, but thin structures (a bridge's deck and cables) are painted over.
+    # The default content layer, block3_conv1, shares the style's pass, where this changes
+    # nothing (docs/benchmarks.md, "Cheaper evaluations").
     content_scale: float = knob(
         1.0,
         "Content resolution",
-        "The photo's layout is compared on the picture scaled down by this factor (never "
-        f"under {CONTENT_MIN_SIDE} px), in a pass of its own, while the style is measured at "
-        "full size: at 0.25 an evaluation costs about half, but thin details of the photo "
-        "fade. 1 = at full size in one pass (Gatys et al.).",
+        "With a content layer deeper than the style layers (such as block5_conv2): the photo's "
+        "layout is compared on the picture scaled down by this factor (never under "
+        f"{CONTENT_MIN_SIDE} px), in a pass of its own, while the style is measured at full "
+        "size; at 0.25 an evaluation costs about half, but thin details of the photo fade. "
+        "1 = at full size in one pass.",
         "float",
         minimum=0.1,
         maximum=1.0,
@@ -419,16 +426,20 @@ class ServerLimits(Knobs):
     )
 
 
-# Default layers. VGG: Gatys et al. (content conv5_2 for VGG19, as the product asks; style
-# conv1_1..conv5_1). VGG16 has the same block structure. ResNet50: the output of each stage,
-# the usual choice in the backbone comparisons; content at stage 4 (stride 16, like conv5_2).
+# Default layers. VGG: Gatys et al.'s style layers conv1_1..conv5_1 (block4 and block5 weighted
+# 0 by ``subject_weight``); content at conv3_1, the deepest style layer in use, so that one
+# pass through three blocks serves both terms: at conv5_2 (Gatys et al.'s) the content term
+# paid for most of every evaluation, and on trained features conv3_1 keeps the photo's thin
+# structures and gives more of the painting's strokes (docs/benchmarks.md, "Cheaper
+# evaluations"). VGG16 has the same block structure. ResNet50: the output of each stage, the
+# usual choice in the backbone comparisons; content at stage 4 (stride 16).
 DEFAULT_LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "vgg19": (
-        ("block5_conv2",),
+        ("block3_conv1",),
         ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"),
     ),
     "vgg16": (
-        ("block5_conv2",),
+        ("block3_conv1",),
         ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"),
     ),
     "resnet50": (

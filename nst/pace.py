@@ -31,18 +31,21 @@ logger = logging.getLogger(__name__)
 EVALUATIONS_PER_STEP = {"lbfgs": 1.1, "adam": 1.0}
 # Seconds per megapixel of one loss-and-gradient of the default VGG19 objective: (plain,
 # tiled), by oneDNN's kernels and the precision ``auto`` takes there, on 2 cores. AVX-512 in
-# float32 was measured (``python -m nst.bench --only large``, docs/benchmarks.md "Print
-# sizes", with its CPU); the others are
-# scaled from it by the default 512-px run's time on those CPUs (README, Speed). A finished run
-# here replaces them.
+# float32 was measured with the content at block5_conv2 (``python -m nst.bench --only large``,
+# docs/benchmarks.md "Print sizes", with its CPU) and scaled to the default content layer,
+# block3_conv1: plain by the two objectives' paces at 512 px measured in one session, tiled by
+# the multiply-adds of its content pass (docs/benchmarks.md, "Cheaper evaluations"); the other
+# CPUs are scaled from it by the default 512-px run's time on them (README, Speed). A finished
+# run here replaces them.
 SECONDS_PER_MEGAPIXEL = {
-    ("avx512", "float32"): (6.9, 7.1),
-    ("avx512", "bfloat16"): (3.3, 3.4),
-    ("avx2", "float32"): (21.0, 21.5),
-    ("avx2", "bfloat16"): (21.0, 21.5),
+    ("avx512", "float32"): (2.8, 4.8),
+    ("avx512", "bfloat16"): (1.3, 2.3),
+    ("avx2", "float32"): (8.4, 14.4),
+    ("avx2", "bfloat16"): (8.4, 14.4),
 }
-# A backbone's cost per pixel against VGG19's (multiply-adds to the default layers).
-BACKBONE_COST = {"vgg19": 1.0, "vgg16": 0.8, "resnet50": 0.35}
+# A backbone's cost per pixel against VGG19's (multiply-adds to the default layers: VGG16 has
+# the same layers up to block3_conv1; ResNet50 goes to its fourth stage).
+BACKBONE_COST = {"vgg19": 1.0, "vgg16": 1.0, "resnet50": 0.9}
 PACE_FILE_NAME = "pace.json"
 # Scales smaller than this (megapixel-evaluations per step) are all overhead: their pace would
 # promise a large picture far too much time (the start-up warm-up's 181-px run is one).

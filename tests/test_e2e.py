@@ -295,7 +295,8 @@ def test_a_mask_painted_with_the_mouse_keeps_the_photo_where_unpainted(
 def test_a_run_survives_a_slider_a_page_change_and_a_reload_and_stays_private(
     browser: object, page: object, app_url: str, content_path: Path, style_path: Path
 ) -> None:
-    start_run(page, app_url, content_path, style_path, size=96, steps=40)
+    # Enough steps that the run is still going when the Gallery shows it.
+    start_run(page, app_url, content_path, style_path, size=96, steps=120)
     page.get_by_text("Preview at step").wait_for()
     # (a) a slider: the run goes on, and the page says the change is for the next run
     saturation_free = page.get_by_role("slider", name="Smoothness")
@@ -309,8 +310,8 @@ def test_a_run_survives_a_slider_a_page_change_and_a_reload_and_stays_private(
     page.get_by_text("Preview at step").wait_for()
     # (c) a reload: the same browser finds its run by its cookie, still going or just done
     page.reload()
-    first_text(page, ["Preview at step", "Finished 40 steps"], timeout_ms=180_000)
-    first_text(page, ["Finished 40 steps"], timeout_ms=180_000)
+    first_text(page, ["Preview at step", "Finished 120 steps"], timeout_ms=180_000)
+    first_text(page, ["Finished 120 steps"], timeout_ms=180_000)
     sees_no_results(browser, app_url)  # another browser sees none of it
     page.get_by_role("link", name="Gallery").click()
     page.get_by_text(f"#1 · {content_path.name} × {style_path.name}").wait_for()

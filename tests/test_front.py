@@ -158,10 +158,10 @@ def test_script_runs_leave_keras_session_alone_under_a_running_step() -> None:
 def test_the_warm_up_traces_everything_a_default_run_uses(content_image, style_image):
     from nst.engine import prepare
 
-    # With the content in a pass of its own from 181 px on, a run has two structures of the
-    # loss: content in the style's pass (128 px) and apart; each keeps its traces with its own
-    # extractor. (The default, one pass at every size, is the first of them.)
-    config = StyleConfig(content_scale=0.5)
+    # With a deep content layer in a pass of its own from 181 px on, a run has two structures
+    # of the loss: content in the style's pass (128 px) and apart; each keeps its traces with
+    # its own extractor. (The default, one pass at every size, is the first of them.)
+    config = StyleConfig(content_scale=0.5, content_layers=("block5_conv2",))
     assert front.warm_up(config) > 0
     extractors = [
         prepare(content_image, [style_image], config.replace(size=size)).extractor

@@ -39,12 +39,13 @@ def test_extractor_outputs_by_layer_name_with_expected_shapes():
     content, style = model.default_layers("vgg19")
     assert set(outputs) == set(content + style)
     assert outputs["block1_conv1"].shape == (1, 64, 96, 64)
-    assert outputs["block5_conv2"].shape == (1, 4, 6, 512)
+    assert outputs["block3_conv1"].shape == (1, 16, 24, 256)
+    assert outputs["block5_conv1"].shape == (1, 4, 6, 512)
     assert all(value.dtype == tf.float32 for value in outputs.values())
     assert extractor is model.get_extractor("vgg19", "max", None, "float32")  # built once
     assert not extractor.model.trainable_weights
     # Truncated after the deepest requested layer.
-    assert "block5_conv3" not in [layer.name for layer in extractor.model.layers]
+    assert "block5_conv2" not in [layer.name for layer in extractor.model.layers]
 
 
 def test_bfloat16_extractor_is_close_to_float32():

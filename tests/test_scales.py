@@ -20,11 +20,11 @@ def test_the_default_painted_run_is_the_pyramid_from_the_instant_picture():
     defaults = StyleConfig()
     assert defaults.method == "optimize" and defaults.init == "instant"
     assert [(scale.size, scale.steps) for scale in plan_scales(defaults)] == [
-        (128, 35),
-        (181, 25),
-        (256, 18),
-        (362, 12),
-        (512, 10),
+        (128, 25),
+        (181, 17),
+        (256, 12),
+        (362, 9),
+        (512, 7),
     ]
 
 
@@ -78,10 +78,11 @@ def test_every_output_size_starts_between_128_and_181_px(size, first, count):
 
 
 def test_small_outputs_warm_starts_and_one_scale_paint_at_the_output_size_only():
-    assert _plan(size=96) == [(96, 100)]
-    assert _plan(size=512, scales=1) == [(512, 100)]
+    steps = StyleConfig().steps
+    assert _plan(size=96) == [(96, steps)]
+    assert _plan(size=512, scales=1) == [(512, steps)]
     assert [(s.size, s.steps) for s in plan_scales(PYRAMID.replace(size=512), warm_start=True)] == [
-        (512, 100)
+        (512, steps)
     ]
     # A scale left without steps is skipped; the output size always stays.
     assert _plan(size=512, steps=3, final_share=0.4) == [(128, 1), (181, 1), (512, 1)]

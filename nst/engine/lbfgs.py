@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from nst.engine.model import AUTOGRAPH
 from nst.engine.objective import Problem, input_key, input_signature
 from nst.engine.scales import NUMERIC_ERROR, RunState, Scale, ScaleOutcome, floats
 from nst.records import Progress
@@ -155,7 +156,7 @@ def _two_loop(
     return -r
 
 
-@tf.function(input_signature=[_VECTOR, _VECTOR])
+@tf.function(input_signature=[_VECTOR, _VECTOR], autograph=AUTOGRAPH)
 def _curvature(s: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
     return tf.stack([tf.tensordot(s, y, 1), tf.tensordot(y, y, 1)])
 
@@ -391,6 +392,7 @@ def _traced_for_any(
             Problem.from_inputs(extractor, inputs, content_extractor), flat, dims
         ),
         input_signature=[_VECTOR, tf.TensorSpec([4], tf.int32), input_signature(example)],
+        autograph=AUTOGRAPH,
     )
 
 
@@ -399,6 +401,7 @@ def _traced_for(problem: Problem, shape: tuple[int, ...]) -> Callable[[tf.Tensor
     return tf.function(
         lambda flat: _value_and_gradient(problem, flat, shape),
         input_signature=[tf.TensorSpec([int(np.prod(shape))], tf.float32)],
+        autograph=AUTOGRAPH,
     )
 
 

@@ -43,6 +43,10 @@ _APPLICATIONS = {
 }
 
 RANDOM_SEED = 1234
+# The losses and the networks have no Python control flow on tensors, so their traces skip
+# AutoGraph's rewriting of the source, a cost paid by a fresh process's first run
+# (docs/benchmarks.md, "Cheaper evaluations").
+AUTOGRAPH = False
 
 
 class WeightsError(RuntimeError):
@@ -296,7 +300,9 @@ class Extractor:
 
     def __post_init__(self) -> None:
         traced = tf.function(
-            self.__call__, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)]
+            self.__call__,
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)],
+            autograph=AUTOGRAPH,
         )
         object.__setattr__(self, "_traced", traced)
         object.__setattr__(self, "_functions", BuildCache(TRACED_FUNCTIONS_PER_EXTRACTOR))
