@@ -109,8 +109,8 @@ class StyleConfig(Knobs):
         maximum=LARGEST_PRINT_SIDE,
         step=1,
     )
-    # L-BFGS over the coarse-to-fine plan: 70 iterations give the pictures of 100 at 0.7 of
-    # the time (docs/benchmarks.md, "Cheaper evaluations").
+    # L-BFGS over the coarse-to-fine plan: with the content at block3_conv1, 70 iterations
+    # give the pictures of 100; 60 lose texture (docs/benchmarks.md, "Cheaper evaluations").
     steps: int = knob(
         70,
         "Steps",

@@ -111,7 +111,8 @@ def test_a_clip_started_on_one_server_is_followed_and_downloaded_on_another(
             serve(tmp_path / "web-a.log", env) as url_a,
             serve(tmp_path / "web-b.log", env) as url_b,
         ):
-            start_clip(first, url_a, clip_path, frames=3, first_steps=20, frame_steps=10)
+            # Enough steps that the clip is still being painted when the first tab closes.
+            start_clip(first, url_a, clip_path, frames=3, first_steps=60, frame_steps=30)
             # The same browser on the other server finds the clip, still going (or, on a fast
             # machine, just done), and follows it to the end alone.
             second = context.new_page()
