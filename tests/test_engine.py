@@ -280,7 +280,7 @@ def test_default_style_leaves_the_deeper_layers_out_and_still_lowers_the_loss(
 
 
 def test_subject_weight_scales_the_deeper_half_of_the_style_layers():
-    from nst.engine.objective import style_layer_shares
+    from nst.engine.model import style_layer_shares
 
     # Five layers: the first three keep their weights, the last two are scaled, then all
     # are normalised: (1, 1, 1, 0.1, 0.1) / 3.2.

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from nst.config import CONTENT_MIN_SIDE, StyleConfig
 from nst.engine.losses import total_loss
-from nst.engine.model import get_extractor
+from nst.engine.model import get_extractor, preload
 from nst.engine.objective import content_measure_shape, content_view, prepare
 
 
@@ -18,6 +18,18 @@ def _loss_and_gradient(objective, image: tf.Tensor) -> tuple[float, dict, np.nda
         total, parts = objective(image)
     gradient = tape.gradient(total, image).numpy()
     return float(total), {name: float(value) for name, value in parts.items()}, gradient
+
+
+def _assert_same_loss_and_gradient(objective, plain, image: tf.Tensor) -> None:
+    """``objective`` and ``plain`` give the same loss, parts and gradient at ``image``, with
+    a content term that is there, not vanished."""
+    total, parts, gradient = _loss_and_gradient(objective, image)
+    plain_total, plain_parts, plain_gradient = _loss_and_gradient(plain, image)
+    assert total == pytest.approx(plain_total, rel=1e-5)
+    for name in ("content", "style", "tv"):
+        assert parts[name] == pytest.approx(plain_parts[name], rel=1e-5)
+    assert parts["content"] > 0.01
+    np.testing.assert_allclose(gradient, plain_gradient, rtol=1e-3, atol=1e-6 * abs(gradient).max())
 
 
 def test_content_measure_shape_scales_down_but_never_below_the_floor() -> None:
@@ -49,7 +61,6 @@ def test_the_content_pass_at_half_size_equals_the_plain_computation(content_imag
     assert problem.content_extractor.layers == ("block5_conv2",)
     rng = np.random.default_rng(0)
     image = tf.constant(rng.uniform(0, 1, (1, *problem.content.shape)).astype(np.float32))
-    total, parts, gradient = _loss_and_gradient(problem.objective, image)
 
     # The plain way: one full extractor, its content layer read off the scaled-down picture.
     full = get_extractor("vgg19", "max", ("block5_conv2", *problem.extractor.layers), "float32")
@@ -68,12 +79,7 @@ def test_the_content_pass_at_half_size_equals_the_plain_computation(content_imag
             problem.weights,
         )
 
-    plain_total, plain_parts, plain_gradient = _loss_and_gradient(plain, image)
-    assert total == pytest.approx(plain_total, rel=1e-5)
-    for name in ("content", "style", "tv"):
-        assert parts[name] == pytest.approx(plain_parts[name], rel=1e-5)
-    assert parts["content"] > 0.01  # the term is there, not vanished
-    np.testing.assert_allclose(gradient, plain_gradient, rtol=1e-3, atol=1e-6 * abs(gradient).max())
+    _assert_same_loss_and_gradient(problem.objective, plain, image)
 
 
 def test_the_photo_itself_has_no_content_loss_at_any_content_scale(content_image, style_image):
@@ -107,7 +113,6 @@ def test_the_default_objective_equals_the_plain_computation_on_the_whole_network
     assert tuple(problem.content_targets) == ("block3_conv1",)
     rng = np.random.default_rng(1)
     image = tf.constant(rng.uniform(0, 1, (1, *problem.content.shape)).astype(np.float32))
-    total, parts, gradient = _loss_and_gradient(problem.objective, image)
 
     whole = get_extractor("vgg19", "max", ("block5_pool",), "float32")
     inner = keras.Model(
@@ -133,12 +138,7 @@ def test_the_default_objective_equals_the_plain_computation_on_the_whole_network
             problem.weights,
         )
 
-    plain_total, plain_parts, plain_gradient = _loss_and_gradient(plain, image)
-    assert total == pytest.approx(plain_total, rel=1e-5)
-    for name in ("content", "style", "tv"):
-        assert parts[name] == pytest.approx(plain_parts[name], rel=1e-5)
-    assert parts["content"] > 0.01
-    np.testing.assert_allclose(gradient, plain_gradient, rtol=1e-3, atol=1e-6 * abs(gradient).max())
+    _assert_same_loss_and_gradient(problem.objective, plain, image)
 
 
 def _conv_layers(extractor) -> list[str]:
@@ -178,3 +178,5 @@ def test_extractors_build_no_layer_beyond_the_deepest_one_the_settings_use(
         default = prepare(content_image, [style_image], StyleConfig(size=256, content_scale=scale))
         assert default.content_extractor is None
         assert _conv_layers(default.extractor)[-1] == "block3_conv1"
+        # A worker's start-up build is that very extractor.
+        assert preload() is default.extractor

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nst.config import StyleConfig, default_layers
+from nst.config import StyleConfig, default_layers, normalised, shallow_layer_count
 from nst.cpu import cpu_precision
 
 WEIGHT_FILES = {
@@ -101,6 +101,32 @@ def chosen_layers(config: StyleConfig) -> tuple[tuple[str, ...], tuple[str, ...]
     """(content layers, style layers) of a run: the config's, or the backbone's defaults."""
     default_content, default_style = default_layers(config.backbone)
     return config.content_layers or default_content, config.style_layers or default_style
+
+
+def style_layer_shares(config: StyleConfig, count: int) -> list[float]:
+    """Each of ``count`` style layers' share of the style loss, summing to 1: the config's
+    ``style_layer_weights`` (empty: equal), the deeper layers scaled by ``subject_weight``."""
+    weights = normalised(config.style_layer_weights, count, "style_layer_weights")
+    shallow = shallow_layer_count(count)
+    scaled = [
+        weight if index < shallow else weight * config.subject_weight
+        for index, weight in enumerate(weights)
+    ]
+    return normalised(scaled, count, "style_layer_weights")
+
+
+def weighted_layers(config: StyleConfig) -> tuple[tuple[str, ...], dict[str, float]]:
+    """(content layers, style layer -> share) of a run: the style layers without a share (the
+    deeper ones at the default ``subject_weight``) are left out."""
+    content_layers, style_layers = chosen_layers(config)
+    shares = zip(style_layers, style_layer_shares(config, len(style_layers)))
+    return content_layers, {name: share for name, share in shares if share > 0}
+
+
+def run_layers(config: StyleConfig) -> tuple[str, ...]:
+    """The layers a run's single pass reads (content, then the style layers with a share)."""
+    content_layers, layer_weights = weighted_layers(config)
+    return tuple(dict.fromkeys(content_layers + tuple(layer_weights)))
 
 
 Value = TypeVar("Value")
@@ -403,5 +429,7 @@ def layer_depth(backbone: str, name: str) -> int:
 
 
 def preload(backbone: str = "vgg19", pooling: str = "max", precision: str = "auto") -> Extractor:
-    """Build (or fetch from cache) the default extractor, e.g. when the app starts."""
-    return get_extractor(backbone, pooling, None, resolve_precision(precision))
+    """Build (or fetch from cache) the extractor a default run of ``backbone`` uses, e.g. when
+    a worker starts."""
+    layers = run_layers(StyleConfig(backbone=backbone, pooling=pooling))
+    return get_extractor(backbone, pooling, layers, resolve_precision(precision))

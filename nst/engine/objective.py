@@ -24,11 +24,17 @@ from nst.config import (
     CONTENT_TILED_SIDE,
     StyleConfig,
     normalised,
-    shallow_layer_count,
 )
 from nst.engine import tiles
 from nst.engine.losses import LossWeights, StyleTarget, content_view, gram_matrix, total_loss
-from nst.engine.model import Extractor, chosen_layers, get_extractor, layer_depth, resolve_precision
+from nst.engine.model import (
+    Extractor,
+    get_extractor,
+    layer_depth,
+    resolve_precision,
+    run_layers,
+    weighted_layers,
+)
 from nst.engine.tiles import TiledLoss
 from nst.images import resize_to, style_side, working_shape
 from nst.plan import PLAN_BASE_SIDE, TILE_PIXELS
@@ -228,18 +234,6 @@ def evaluate(problem: Problem, pixels: np.ndarray) -> float:
     return float(total)
 
 
-def style_layer_shares(config: StyleConfig, count: int) -> list[float]:
-    """Each of ``count`` style layers' share of the style loss, summing to 1: the config's
-    ``style_layer_weights`` (empty: equal), the deeper layers scaled by ``subject_weight``."""
-    weights = normalised(config.style_layer_weights, count, "style_layer_weights")
-    shallow = shallow_layer_count(count)
-    scaled = [
-        weight if index < shallow else weight * config.subject_weight
-        for index, weight in enumerate(weights)
-    ]
-    return normalised(scaled, count, "style_layer_weights")
-
-
 def prepare(
     content: np.ndarray,
     styles: Sequence[np.ndarray],
@@ -257,10 +251,7 @@ def prepare(
     ``CONTENT_TILED_SIDE``.
     """
     blend = normalised(config.style_blend, len(styles), "style_blend")
-    content_layers, style_layers = chosen_layers(config)
-    shares = dict(zip(style_layers, style_layer_shares(config, len(style_layers))))
-    # Layers without a share (the deeper ones at the default ``subject_weight``) are left out.
-    layer_weights = {name: share for name, share in shares.items() if share > 0}
+    content_layers, layer_weights = weighted_layers(config)
     style_layers = tuple(layer_weights)
 
     height, width = working_shape(*content.shape[:2], config.size)
@@ -284,10 +275,7 @@ def prepare(
         ):
             content_shape = None  # a content layer no deeper than the style's: one pass is cheaper
     if content_shape is None:
-        extractor, content_extractor = (
-            extractor_of(tuple(dict.fromkeys(content_layers + style_layers))),
-            None,
-        )
+        extractor, content_extractor = extractor_of(run_layers(config)), None
     else:
         extractor, content_extractor = style_extractor, extractor_of(content_layers)
     built = time.perf_counter()
