@@ -54,6 +54,7 @@ from studio.session import (
     to_float,
 )
 from studio.store import PendingRun
+from studio.store.records import same_job
 from studio.widgets import build_config
 
 logger = logging.getLogger(__name__)
@@ -192,6 +193,9 @@ def _follow(owner: str, settings_changed: bool) -> None:
         status = _fresh_status(queue, run, owner)
     except UnknownJobError:
         settle_job(owner, run)
+        if settling(owner, run.job_id):
+            st.caption("Keeping the finished picture…")
+            return
         st.rerun()
     except QueueUnavailableError as error:
         st.warning(f"{error} Retrying…", icon=":material/cloud_off:")
@@ -211,6 +215,8 @@ def _follow(owner: str, settings_changed: bool) -> None:
         record = settle_job(owner, run)
         if record is not None:
             st.session_state["current_id"] = record.result_id
+        elif settling(owner, run.job_id):
+            return  # another tab or server is keeping it: the next look finds the record
         st.rerun()
 
 
@@ -357,6 +363,8 @@ def _badge(owner: str) -> None:
         status = get_backend().status(run.job_id, owner=owner)  # also its heartbeat
     except UnknownJobError:
         settle_job(owner, run)
+        if settling(owner, run.job_id):
+            return
         st.rerun()
     except QueueUnavailableError:
         st.caption(":material/cloud_off: Your run: the job queue cannot be reached.")
@@ -366,6 +374,8 @@ def _badge(owner: str) -> None:
         if record is not None:
             st.session_state["current_id"] = record.result_id
             st.toast(f"Your run #{record.result_id} is finished: it is in the gallery.")
+        elif settling(owner, run.job_id):
+            return
         st.rerun()
     progress = status.progress
     text = "waiting for a slot" if status.state is JobState.QUEUED else "starting"
@@ -412,8 +422,27 @@ def settle_job(owner: str, run: PendingRun, *, cancel: bool = False) -> StudioRe
     backend and the store, never Streamlit elements.
     """
     store, queue = owner_store(), get_backend()
-    if not cancel and store.take_run(owner, run.job_id) is None:
-        return None  # another tab or page settled it
+    if not cancel and store.claim_run(owner, run.job_id) is None:
+        return None  # another tab, page or server settles it
+    try:
+        return _settle(owner, run, queue, cancel=cancel)
+    finally:
+        if not cancel:  # a replaced run is already off the store
+            with contextlib.suppress(QueueUnavailableError):
+                store.take_run(owner, run.job_id)
+        with contextlib.suppress(UnknownJobError, QueueUnavailableError):
+            queue.forget(run.job_id, owner=owner)
+
+
+def settling(owner: str, job_id: str, kind: str = "picture") -> bool:
+    """Whether the owner's run is still ``job_id`` after a settle that kept nothing: another
+    tab or server is turning it into a record, so a follower keeps polling."""
+    with contextlib.suppress(QueueUnavailableError):
+        return same_job(owner_store().run(owner, kind), job_id)
+    return False
+
+
+def _settle(owner: str, run: PendingRun, queue: Any, *, cancel: bool) -> StudioResult | None:
     status: JobStatus | None = None
     result = None
     lost: str | None = None
@@ -432,7 +461,6 @@ def settle_job(owner: str, run: PendingRun, *, cancel: bool = False) -> StudioRe
             logger.warning(
                 "Job %s still ran %s s after it was cancelled.", run.job_id, SETTLE_SECONDS
             )
-        queue.forget(run.job_id, owner=owner)
     except UnknownJobError:
         lost = "Your run is no longer known to the studio (it restarted); please start it again."
     except QueueUnavailableError as error:

@@ -34,7 +34,7 @@ from nst.knobs import FieldSpec, specs_of
 from nst.video_config import VideoConfig
 from nst.videoio import VideoError, VideoInfo, probe
 from studio.gallery import owner_store
-from studio.runs import POLL_SECONDS
+from studio.runs import POLL_SECONDS, settling
 from studio.session import InputImage, format_seconds
 from studio.store import ClipRecord, ClipRun
 from studio.widgets import APP_MANAGED, friendly_error, spec_widget, widget_default
@@ -253,6 +253,7 @@ WORKER_LOST = (
     "frame was finished; please start the clip again."
 )
 SETTLE_SECONDS = 120.0  # how long a stopped clip may take to encode its frames
+CLAIM_SECONDS = SETTLE_SECONDS + 60.0  # one settler's lease: the encoding wait, then the record
 
 
 def watch(request: Any, name: str, frames: int, style_names: tuple[str, ...]) -> None:
@@ -320,6 +321,9 @@ def _follow(owner: str) -> None:
         status = queue.status(run.job_id, owner=owner)  # also the job's heartbeat
     except UnknownJobError:
         settle_clip(owner, run)
+        if settling(owner, run.job_id, "clip"):
+            st.caption("Keeping the finished clip…")
+            return
         st.rerun()
     except QueueUnavailableError as error:
         st.warning(f"{error} Retrying…", icon=":material/cloud_off:")
@@ -353,7 +357,8 @@ def _follow(owner: str) -> None:
     if status.preview is not None:
         st.image(status.preview, caption="The newest finished frame", width="content")
     if status.state.finished:
-        settle_clip(owner, run)
+        if settle_clip(owner, run) is None and settling(owner, run.job_id, "clip"):
+            return  # another tab or server is keeping it: the next look finds the clip
         st.rerun()
 
 
@@ -374,11 +379,26 @@ def settle_clip(owner: str, run: ClipRun, *, cancel: bool = False) -> ClipRecord
     the store) stop it first. How it ended without a clip is said once, on this page or as
     one of the person's notices."""
     from nst.jobs import QueueUnavailableError, UnknownJobError, get_backend
-    from nst.jobs.video import VideoResult
 
     queue, store = get_backend(), owner_store()
-    if not cancel and store.take_run(owner, run.job_id, "clip") is None:
-        return None
+    if not cancel and store.claim_run(owner, run.job_id, "clip", lease=CLAIM_SECONDS) is None:
+        return None  # another tab, badge or server keeps it
+    try:
+        return _settle_clip(owner, run, queue, store, cancel=cancel)
+    finally:
+        if not cancel:  # a replaced run is already off the store
+            with contextlib.suppress(QueueUnavailableError):
+                store.take_run(owner, run.job_id, "clip")
+        with contextlib.suppress(UnknownJobError, QueueUnavailableError):
+            queue.forget(run.job_id, owner=owner)
+
+
+def _settle_clip(
+    owner: str, run: ClipRun, queue: Any, store: Any, *, cancel: bool
+) -> ClipRecord | None:
+    from nst.jobs import QueueUnavailableError, UnknownJobError
+    from nst.jobs.video import VideoResult
+
     result, status = None, None
     try:
         if cancel:
@@ -390,7 +410,6 @@ def settle_clip(owner: str, run: ClipRun, *, cancel: bool = False) -> ClipRecord
                 break
             time.sleep(0.2)
         result = queue.result(run.job_id, owner=owner)
-        queue.forget(run.job_id, owner=owner)
     except UnknownJobError:
         _tell(owner, LOST)
         return None
@@ -490,6 +509,8 @@ def _badge(owner: str) -> None:
         status = get_backend().status(run.job_id, owner=owner)  # also its heartbeat
     except UnknownJobError:
         settle_clip(owner, run)
+        if settling(owner, run.job_id, "clip"):
+            return
         st.rerun()
     except QueueUnavailableError:
         st.caption(":material/cloud_off: Your clip: the job queue cannot be reached.")
@@ -498,6 +519,8 @@ def _badge(owner: str) -> None:
         kept = settle_clip(owner, run)
         if kept is not None:
             st.toast(f"Your clip #{kept.result_id} is finished: it is in the gallery.")
+        elif settling(owner, run.job_id, "clip"):
+            return
         st.rerun()
     progress = status.progress
     text = "waiting for a slot" if status.state is JobState.QUEUED else "starting"

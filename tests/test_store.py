@@ -346,6 +346,65 @@ def test_take_run_gives_the_run_to_exactly_one_caller(make_store: Factory) -> No
         assert stores[1].run(owner) is None
 
 
+def test_a_claimed_run_stays_visible_until_taken_and_goes_to_one_claimer(
+    make_store: Factory,
+) -> None:
+    clock = Clock()
+    stores = [make_store(clock=clock), make_store(clock=clock)]  # Redis: two web servers
+    if isinstance(stores[0], MemoryStore):
+        stores[1] = stores[0]  # memory: two tabs of one server
+    owner = new_owner_key()
+    stores[0].set_run(owner, clip_run("clip-1"))
+    assert stores[1].claim_run(owner, "clip-0", "clip") is None  # not the owner's run
+    assert stores[1].claim_run(owner, "clip-1") is None  # the picture shelf has no run
+    assert stores[0].claim_run(owner, "clip-1", "clip", lease=30) == clip_run("clip-1")
+    # While it is settled, every page still sees the run (never neither run nor record),
+    # and nobody else may settle it.
+    assert stores[1].run(owner, "clip") == clip_run("clip-1")
+    assert stores[1].claim_run(owner, "clip-1", "clip", lease=30) is None
+    clock.now += 29
+    assert stores[1].claim_run(owner, "clip-1", "clip", lease=30) is None
+    # A settler that died (its server stopped) leaves the run to the next one after the lease.
+    clock.now += 2
+    assert stores[1].claim_run(owner, "clip-1", "clip", lease=30) == clip_run("clip-1")
+    stores[1].add(owner, clip(1))
+    assert stores[0].take_run(owner, "clip-1", "clip") == clip_run("clip-1")
+    assert stores[0].run(owner, "clip") is None
+    assert stores[0].claim_run(owner, "clip-1", "clip") is None
+    # A new run starts unclaimed, whatever its predecessor's state.
+    stores[0].set_run(owner, clip_run("clip-2"))
+    assert stores[0].claim_run(owner, "clip-2", "clip") == clip_run("clip-2")
+    stores[0].set_run(owner, clip_run("clip-3"))
+    assert stores[1].claim_run(owner, "clip-3", "clip") == clip_run("clip-3")
+    assert [item.result_id for item in stores[1].results(owner, "clip")] == [1]
+
+
+def test_claim_run_gives_the_run_to_exactly_one_caller(make_store: Factory) -> None:
+    stores = [make_store(), make_store()]
+    if isinstance(stores[0], MemoryStore):
+        stores[1] = stores[0]
+    owner = new_owner_key()
+    for attempt in range(20):
+        job_id = f"job-{attempt}"
+        stores[0].set_run(owner, pending(job_id))
+        start = threading.Barrier(4)
+        claimed: list[PendingRun | None] = []
+
+        def settle(
+            store: ResultStore, job_id: str = job_id, start: Any = start, claimed: Any = claimed
+        ) -> None:
+            start.wait()
+            claimed.append(store.claim_run(owner, job_id))
+
+        threads = [threading.Thread(target=settle, args=(stores[i % 2],)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [run.job_id for run in claimed if run is not None] == [job_id]
+        assert stores[1].run(owner).job_id == job_id
+
+
 def test_memory_budget_drops_the_oldest_of_all_owners() -> None:
     one = result(0).nbytes  # 32 px: the display copies are the images themselves
     store = MemoryStore(budget=3 * one)

@@ -295,3 +295,67 @@ def test_a_clip_whose_worker_died_says_so_in_one_sentence(monkeypatch) -> None:
     assert video.collect_clip(owner) is None
     assert store.run(owner, "clip") is None and store.results(owner, "clip") == []
     assert store.take_notices(owner) == [video.WORKER_LOST]
+
+
+def test_a_clip_being_kept_is_never_missing_from_another_tab(monkeypatch) -> None:
+    """While one tab keeps a finished clip, another tab (or server) looking at the store sees
+    the run or the clip, never neither, and does not keep it twice; the job is forgotten only
+    once the clip is kept."""
+    import threading
+
+    import numpy as np
+
+    from nst.jobs import JobState, JobStatus
+    from nst.jobs.video import VideoResult
+    from studio import runs, video
+    from studio.store import MemoryStore, new_owner_key
+
+    owner, events = new_owner_key(), []
+    adding, release = threading.Event(), threading.Event()
+    frame = np.full((8, 8, 3), 0.5, np.float32)
+    finished = VideoResult(
+        frame, [], {}, StyleConfig(size=64), mp4=b"mp4", frames=2, frames_planned=2, fps=12.0
+    )
+
+    class Finished:
+        """A backend whose clip job has finished and encoded its frames."""
+
+        def cancel(self, job_id: str, *, owner: str = "") -> None:
+            pass
+
+        def status(self, job_id: str, *, owner: str = "") -> JobStatus:
+            return JobStatus(job_id, JobState.DONE, kind="video")
+
+        def result(self, job_id: str, *, owner: str = "") -> VideoResult:
+            return finished
+
+        def forget(self, job_id: str, *, owner: str = "") -> None:
+            events.append("forget")
+
+    class SlowStore(MemoryStore):
+        def add(self, owner: str, record: ClipRecord) -> ClipRecord:
+            adding.set()
+            assert release.wait(10)
+            events.append("add")
+            return super().add(owner, record)
+
+    store = SlowStore()
+    monkeypatch.setattr("nst.jobs.get_backend", lambda: Finished())
+    monkeypatch.setattr(video, "owner_store", lambda: store)
+    monkeypatch.setattr(runs, "owner_store", lambda: store)
+    run = ClipRun("job-1", "walk.mp4", 2, StyleConfig(size=64), VideoConfig(), ("m",), time.time())
+    store.set_run(owner, run)
+    kept: list[ClipRecord | None] = []
+    first = threading.Thread(target=lambda: kept.append(video.collect_clip(owner)))
+    first.start()
+    assert adding.wait(10)
+    # The other tab, meanwhile: the run is still there, being kept elsewhere.
+    assert video.collect_clip(owner) is None
+    assert store.run(owner, "clip") == run and runs.settling(owner, "job-1", "clip")
+    release.set()
+    first.join(10)
+    [record] = kept
+    assert record.result_id == 1 and record.frames == 2 and record.mp4 == b"mp4"
+    assert store.run(owner, "clip") is None and not runs.settling(owner, "job-1", "clip")
+    assert [item.result_id for item in store.results(owner, "clip")] == [1]
+    assert events == ["add", "forget"]

@@ -29,6 +29,7 @@ from nst.config import KEEP_HOURS_DEFAULT as DEFAULT_KEEP_HOURS
 from nst.jobs import queue_url
 
 __all__ = [
+    "CLAIM_SECONDS",
     "CLIPS",
     "DEFAULT_KEEP_HOURS",
     "GALLERY_BYTES",
@@ -80,6 +81,7 @@ GALLERY_BYTES = gallery_bytes_from_env()
 
 from studio.store.memory import MemoryStore  # noqa: E402 (they read GALLERY_BYTES)
 from studio.store.records import (  # noqa: E402
+    CLAIM_SECONDS,
     CLIPS,
     GALLERY_CAP,
     PICTURES,

@@ -16,6 +16,7 @@ from typing import Any
 
 from studio.session import DISPLAY_SIDE, THUMB_SIDE, StudioResult
 from studio.store.records import (
+    CLAIM_SECONDS,
     GALLERY_CAP,
     RUN_SECONDS,
     SHELVES,
@@ -45,6 +46,7 @@ class _Shelved:
     dropped: int = 0
     expired: int = 0
     run: Any = None
+    claimed: float | None = None  # when a caller claimed the run to settle it
 
 
 @dataclass
@@ -169,7 +171,7 @@ class MemoryStore:
         with self._lock:
             shelved = self._state(oid, self.clock()).shelves[shelf.kind]
             replaced = self._live_run(shelved)
-            shelved.run = run
+            shelved.run, shelved.claimed = run, None
             return replaced
 
     def run(self, owner: str, kind: str = "picture") -> Any | None:
@@ -186,6 +188,23 @@ class MemoryStore:
             if shelved is not None and same_job(shelved.run, job_id):
                 shelved.run = dataclasses.replace(shelved.run, instant_png=png)
 
+    def claim_run(
+        self, owner: str, job_id: str, kind: str = "picture", *, lease: float = CLAIM_SECONDS
+    ) -> Any | None:
+        """The owner's run if it is still ``job_id`` and nobody claimed it within ``lease``
+        seconds; it stays the owner's run until ``take_run``."""
+        oid, shelf = checked_owner(owner), shelf_of(kind)
+        now = self.clock()
+        with self._lock:
+            state = self._owners.get(oid)
+            shelved = None if state is None else state.shelves[shelf.kind]
+            if shelved is None or not same_job(self._live_run(shelved), job_id):
+                return None
+            if shelved.claimed is not None and now < shelved.claimed + lease:
+                return None
+            shelved.claimed = now
+            return shelved.run
+
     def take_run(self, owner: str, job_id: str, kind: str = "picture") -> Any | None:
         oid, shelf = checked_owner(owner), shelf_of(kind)
         with self._lock:
@@ -193,7 +212,7 @@ class MemoryStore:
             shelved = None if state is None else state.shelves[shelf.kind]
             if shelved is None or not same_job(self._live_run(shelved), job_id):
                 return None
-            run, shelved.run = shelved.run, None
+            run, shelved.run, shelved.claimed = shelved.run, None, None
             return run
 
     def held_bytes(self, kind: str = "picture") -> int:

@@ -32,6 +32,9 @@ GALLERY_CAP = 12  # records of each kind kept per owner
 # A running job's record lives at least this long, whatever the keep time: a run can take
 # hours (RQ's hard limit is 6 h) and must not vanish while it paints.
 RUN_SECONDS = 24 * 3600
+# How long one caller may take to turn a finished run into a record before another may try
+# (its web server may have died meanwhile); a clip's settling passes its own, longer lease.
+CLAIM_SECONDS = 60.0
 
 Blobs = dict[str, bytes]
 T = TypeVar("T")
@@ -437,7 +440,11 @@ def numbered(record: T, result_id: int, now: float) -> T:
 class ResultStore(Protocol):
     """An owner's records (oldest first) and running jobs, of each kind (``"picture"``, the
     default, or ``"clip"``); ``owner`` is the browser's key. ``add`` and ``set_run`` find the
-    kind from the record's type."""
+    kind from the record's type.
+
+    Settling a finished run is ``claim_run`` (exactly one caller gets the run, which stays
+    visible to ``run`` meanwhile), ``add`` of its record, then ``take_run``: a page that looks
+    in between sees the run or its record, never neither."""
 
     def add(self, owner: str, record: Any) -> Any: ...
     def results(self, owner: str, kind: str = "picture") -> list[Any]: ...
@@ -449,6 +456,9 @@ class ResultStore(Protocol):
     def set_run(self, owner: str, run: Any) -> Any | None: ...
     def run(self, owner: str, kind: str = "picture") -> Any | None: ...
     def note_instant(self, owner: str, job_id: str, png: bytes) -> None: ...
+    def claim_run(
+        self, owner: str, job_id: str, kind: str = "picture", *, lease: float = CLAIM_SECONDS
+    ) -> Any | None: ...
     def take_run(self, owner: str, job_id: str, kind: str = "picture") -> Any | None: ...
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from nst.jobs import QueueUnavailableError
 from studio.session import StudioResult
 from studio.store.records import (
+    CLAIM_SECONDS,
     GALLERY_CAP,
     RUN_SECONDS,
     SHELVES,
@@ -41,6 +42,7 @@ from studio.store.records import (
 # Redis classifies a vanished record as expired when its keep time was this close to ending;
 # otherwise Redis evicted it (maxmemory), which is told as "removed to save memory".
 _EXPIRY_SLACK = 2.0
+_CLAIMED = b"claimed"  # a run hash's field: when a caller claimed it to settle it
 _SAID = b"say:"  # a notices entry holding add_notice's sentence (others: "<tag>dropped", ...)
 CLIPS_ALL = "nst:clips:all"
 CLIPS_BYTES = "nst:clips:bytes"
@@ -166,6 +168,32 @@ class RedisStore:
                 pipe.hset(name, "instant", png)
 
         self._call(lambda: self.connection.transaction(note, name))
+
+    def claim_run(
+        self, owner: str, job_id: str, kind: str = "picture", *, lease: float = CLAIM_SECONDS
+    ) -> Any | None:
+        """The owner's run if it is still ``job_id`` and nobody claimed it within ``lease``
+        seconds (WATCH: one caller of all servers wins); it stays the owner's run until
+        ``take_run``."""
+        oid, shelf = checked_owner(owner), shelf_of(kind)
+        name = self._key(oid, f"{shelf.tag}run")
+        now = self.clock()
+
+        def claim(pipe: Any) -> Any | None:
+            fields = pipe.hgetall(name)
+            run = _run_of(shelf, fields)
+            if not same_job(run, job_id):
+                return None
+            claimed = fields.get(_CLAIMED)
+            if claimed is not None and now < float(claimed) + lease:
+                return None
+            pipe.multi()
+            pipe.hset(name, _CLAIMED, repr(now))
+            return run
+
+        return self._call(
+            lambda: self.connection.transaction(claim, name, value_from_callable=True)
+        )
 
     def take_run(self, owner: str, job_id: str, kind: str = "picture") -> Any | None:
         """Remove and return the owner's run if it is still ``job_id``: WATCH makes a second
@@ -435,5 +463,5 @@ _GONE = ("dropped", "expired")
 def _run_of(shelf: Shelf, fields: dict[bytes, bytes]) -> Any | None:
     if not fields:
         return None
-    blobs = {name.decode(): value for name, value in fields.items()}
+    blobs = {name.decode(): value for name, value in fields.items() if name != _CLAIMED}
     return shelf.decode_run(json.loads(blobs.pop("meta")), blobs)
