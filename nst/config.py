@@ -138,7 +138,7 @@ class StyleConfig(Knobs):
         0.1,
         "Steps at full size",
         "With several scales: the share of the steps spent at the output size; the rest go to "
-        "the smaller scales, each smaller one getting about 1.4 times the steps of the next.",
+        "the smaller scales, each smaller one getting twice the steps of the next.",
         "float",
         minimum=0.05,
         maximum=1.0,

@@ -27,9 +27,10 @@ TILED_BACKBONES = ("vgg19", "vgg16")
 SCALE_RATIO = math.sqrt(2.0)
 MIN_SCALE_SIZE = 128  # below it the deepest style layer sees only a few pixels
 # Each smaller scale gets this many times the steps of the next larger one: a step costs about
-# its pixels (half at each smaller scale), and the coarse scales, where the painting's large
-# strokes form, are where steps are cheap (docs/benchmarks.md).
-STEP_GROWTH = math.sqrt(2.0)
+# its pixels (half at each smaller scale), so every scale below the output size costs about
+# the same time, and most steps go where the painting's large strokes form and steps are cheap
+# (docs/benchmarks.md, "Coarse to fine").
+STEP_GROWTH = 2.0
 # Above this side a run is this size's run, refined: the scales up to it share the steps as a
 # run of this size would, and each larger scale below the output gets ``DETAIL_STEPS``. The
 # painting's large strokes form at the small scales; many steps at a large scale repaint them

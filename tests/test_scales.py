@@ -20,10 +20,10 @@ def test_the_default_painted_run_is_the_pyramid_from_the_instant_picture():
     defaults = StyleConfig()
     assert defaults.method == "optimize" and defaults.init == "instant"
     assert [(scale.size, scale.steps) for scale in plan_scales(defaults)] == [
-        (128, 25),
+        (128, 34),
         (181, 17),
-        (256, 12),
-        (362, 9),
+        (256, 8),
+        (362, 4),
         (512, 7),
     ]
 
