@@ -9,7 +9,10 @@ network's picture (``nst.instant``) and, for a painted run, hands it to the opti
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -155,6 +158,7 @@ def stylize(
         # size: at the print's, the network would take seconds and gigabytes for a start the
         # first scale (about 128 px) shrinks again.
         preview = config.replace(size=min(config.size, PAINTED_INSTANT_SIDE))
+        _import_engine_meanwhile()
         instant = _instant_picture(content, styles, preview, mask)
         first_preview = time.perf_counter() - started
         if instant is not None and instant_first and fresh and not cancel.cancelled:
@@ -251,6 +255,30 @@ def _instant_result(
     done = time.perf_counter()
     timings = {"build": loaded - begun, "stylize": done - loaded, "total": done - started}
     return Result(image=image, history=[], timings=timings, config=config)
+
+
+def _import_engine_meanwhile() -> None:
+    """In a fresh process, import the optimizer (TensorFlow: seconds) on another thread while
+    this one makes the instant picture; ``from nst.engine import ...`` then waits for it.
+
+    The instant networks (onnxruntime) are loaded first, so the two threads never import
+    modules at the same time; their errors are left to the instant picture to report."""
+    if "nst.engine" in sys.modules:
+        return
+    from nst.instant import InstantUnavailable, load_networks
+
+    try:
+        load_networks()
+    except InstantUnavailable:
+        return
+    threading.Thread(target=_import_engine, name="nst-engine-import").start()
+
+
+def _import_engine() -> None:
+    try:
+        importlib.import_module("nst.engine")
+    except Exception:  # the run's own import raises it again, where it can be reported
+        logger.debug("Importing the optimizer ahead of the run failed.", exc_info=True)
 
 
 def _instant_picture(

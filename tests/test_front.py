@@ -136,6 +136,52 @@ print(json.dumps({{
     assert not seen["optimizer"] and not seen["tensorflow"]
 
 
+def test_a_fresh_painted_run_imports_the_optimizer_beside_the_instant_picture() -> None:
+    script = f"""
+import json, sys, threading
+sys.path.insert(0, {str(ROOT)!r})
+import numpy as np
+from nst import front
+from nst.config import StyleConfig
+from nst.instant import networks
+from nst.synthetic import synthetic_landscape
+
+seen = {{}}
+picture = front._instant_picture
+
+def spy(*args, **kwargs):
+    # The instant picture is made while the optimizer is imported on another thread, whose
+    # networks were loaded before it started.
+    seen["loaded"] = networks._loaded is not None
+    seen["importing"] = [t.name for t in threading.enumerate() if t.name == "nst-engine-import"]
+    return picture(*args, **kwargs)
+
+front._instant_picture = spy
+content = synthetic_landscape(48, 64, seed=1)
+style = synthetic_landscape(40, 40, seed=2)
+config = StyleConfig(size=64, steps=3, scales=1, optimizer="adam", precision="float32")
+events = list(front.stylize(content, [style], config))
+seen["steps"] = events[-1].steps_done
+seen["shape"] = list(events[-1].image.shape)
+seen["engine"] = "nst.engine" in sys.modules
+seen["threads"] = [t.name for t in threading.enumerate() if t.name == "nst-engine-import"]
+print(json.dumps(seen))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "NST_WEIGHTS": "random"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["loaded"] and seen["importing"] == ["nst-engine-import"]
+    assert seen["steps"] == 3 and seen["shape"] == [48, 64, 3]
+    assert seen["engine"] and seen["threads"] == []
+
+
 def test_script_runs_leave_keras_session_alone_under_a_running_step() -> None:
     """Streamlit's clean-up after a script run must not clear the Keras session (it freed
     TensorFlow state under a job's running step and crashed the server)."""
