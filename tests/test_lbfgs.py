@@ -48,6 +48,60 @@ def test_a_convex_problem_falls_every_iteration_to_its_known_minimum():
     assert len(iterations) < 60 and ending.reason in {"line search", "reduction", "gradient"}
 
 
+def test_a_short_scale_keeps_only_as_many_pairs_as_it_has_iterations(monkeypatch):
+    """The pairs are device copies of the picture: a scale of 4 iterations holds 4 of each,
+    not ``HISTORY``, and goes exactly where a full history would take it."""
+    rng = np.random.default_rng(1)
+    curvatures, centre = rng.uniform(0.1, 10.0, 40), rng.normal(size=40)
+    objective = quadratic(curvatures, centre, 0.0)
+    made = []
+    pairs = engine.CorrectionPairs
+
+    def recording(size: int, history: int = engine.HISTORY) -> engine.CorrectionPairs:
+        made.append(history)
+        return pairs(size, history)
+
+    def run(iterations: int) -> list[np.ndarray]:
+        points = engine.minimize(objective, tf.zeros(40), iterations, ending=engine.Ending())
+        return [iteration.point.numpy() for iteration in points]
+
+    monkeypatch.setattr(engine, "CorrectionPairs", recording)
+    short, long = run(4), run(25)
+    assert made == [4, engine.HISTORY]
+    assert len(short) == 4
+    np.testing.assert_array_equal(np.stack(short), np.stack(long[:4]))
+
+
+def test_a_carried_scale_of_the_inverse_hessian_makes_the_first_step_at_once():
+    """A coarser scale's ``s.y / y.y``, carried to the next, spares the first iteration's line
+    search the stretching of a unit-length steepest-descent step; a wrong guess still ends
+    at the minimum, and the newest pair's scale is reported for the next scale."""
+    rng = np.random.default_rng(2)
+    centre = rng.normal(size=40)
+    objective = quadratic(np.full(40, 4.0), centre, 1.0)  # inverse curvature 0.25
+
+    def first_iteration(gamma: float | None) -> tuple[int, engine.Ending, list]:
+        calls, ending = [], engine.Ending()
+        points = engine.minimize(
+            objective,
+            tf.zeros(40),
+            5,
+            ending=ending,
+            on_evaluation=lambda *args: calls.append(args[1]),
+            gamma=gamma,
+        )
+        done = list(points)
+        return len(calls), ending, done
+
+    guided, ending, done = first_iteration(0.25)
+    plain, _, _ = first_iteration(None)
+    assert guided == 2 and plain > guided  # the start, then one trial at the minimum
+    assert done[0].loss == pytest.approx(1.0, abs=1e-5)
+    assert ending.gamma == pytest.approx(0.25, rel=1e-3)
+    _, _, far = first_iteration(40.0)
+    assert far[-1].loss == pytest.approx(1.0, abs=1e-4)
+
+
 def test_rosenbrock_is_solved_as_scipy_solves_it():
     @tf.function
     def rosenbrock(x):

@@ -249,6 +249,7 @@ class Ending:
 
     reason: str | None = None  # a key of ``REASONS``
     line_search_failed: bool = False
+    gamma: float | None = None  # the newest pair's ``s.y / y.y``: the inverse Hessian's scale
 
 
 REASONS = {
@@ -267,13 +268,17 @@ def minimize(
     *,
     ending: Ending,
     on_evaluation: Callable[[tf.Tensor, float, dict[str, Any]], None] = lambda *_: None,
+    gamma: float | None = None,
 ) -> Iterator[Iteration]:
     """L-BFGS from the flat float32 tensor ``start``; yields each iteration's point.
 
     ``value_and_gradient(point) -> (loss, parts, gradient)`` is called once per trial;
     ``on_evaluation(point, loss, parts)`` sees every one (the caller keeps the best, checks
     for cancellation and raises ``Stop`` to end at once). When it ends before ``iterations``,
-    ``ending`` says why.
+    ``ending`` says why; ``ending.gamma`` is the newest pair's scale of the inverse Hessian.
+    ``gamma`` (optional) is a first guess of it: the first step is then ``-gamma g`` tried at
+    full length, rather than steepest descent tried at unit length, which a line search must
+    first stretch (a coarser scale's, carried over, usually needs no stretching).
     """
     evaluations = 0
     budget = iterations * EVALUATIONS_PER_ITERATION
@@ -299,7 +304,9 @@ def minimize(
 
     point = start
     loss, parts, gradient = evaluate_at(point)
-    pairs = CorrectionPairs(int(start.shape[0]))
+    # One pair is kept per iteration: a scale of few iterations (the large scales of a print)
+    # holds only as many, not ``HISTORY`` copies of the picture.
+    pairs = CorrectionPairs(int(start.shape[0]), max(1, min(HISTORY, iterations)))
     for iteration in range(iterations):
         if float(tf.reduce_max(tf.abs(gradient))) <= GRADIENT_TOLERANCE:
             ending.reason = "gradient"
@@ -307,16 +314,21 @@ def minimize(
         found = None
         for retry in (False, True):
             if retry:
-                if pairs.count == 0:
+                if pairs.count == 0 and gamma is None:
                     break  # that was steepest descent already
                 pairs.reset()
-            direction = pairs.direction(gradient)
+                gamma = None
+            if pairs.count == 0 and gamma is not None:
+                direction = -gamma * gradient
+            else:
+                direction = pairs.direction(gradient)
             slope = float(tf.tensordot(gradient, direction, 1))
             if not slope < 0.0:  # rounding can spoil the direction: start the pairs afresh
                 pairs.reset()
                 direction = -gradient
                 slope = float(tf.tensordot(gradient, direction, 1))
-            first = 1.0 if pairs.count else 1.0 / max(float(tf.norm(direction)), 1e-30)
+            guided = pairs.count or gamma is not None
+            first = 1.0 if guided else 1.0 / max(float(tf.norm(direction)), 1e-30)
             left = budget - evaluations
             if left <= 0:
                 ending.reason = "evaluations"
@@ -334,7 +346,8 @@ def minimize(
             ending.line_search_failed = ending.reason == "line search"
             return
         assert found.point is not None and found.gradient is not None and found.parts is not None
-        pairs.push(found.point - point, found.gradient - gradient)
+        if pairs.push(found.point - point, found.gradient - gradient):
+            ending.gamma = pairs.gamma
         reduction = (loss - found.loss) / max(abs(loss), abs(found.loss), 1.0)
         point, loss, parts, gradient = found.point, found.loss, found.parts, found.gradient
         yield Iteration(point, loss, parts)
@@ -413,7 +426,8 @@ def lbfgs(
     previous: ScaleOutcome | None,
 ) -> Iterator[Progress]:
     """Optimize ``pixels`` for one scale; yields a ``Progress`` per iteration, returns the
-    ``ScaleOutcome`` (``previous`` is unused: L-BFGS carries no state between scales)."""
+    ``ScaleOutcome``. Of ``previous`` (the coarser scale's) only the scale of its inverse
+    Hessian is carried, per pixel, as this scale's first step."""
     shape = (1, *pixels.shape)
     value_and_gradient = traced_objective(problem, shape)
     state: dict[str, Any] = {"best": None, "best_loss": float("inf"), "error": None, "count": 0}
@@ -438,12 +452,16 @@ def lbfgs(
     if run.cancel.cancelled:
         return ScaleOutcome(pixels, pixels, stopped=True)
     state["started"] = time.perf_counter()
+    gamma = None
+    if previous is not None and previous.curvature is not None:
+        gamma = previous.curvature * pixels.size  # the loss is size-free: see ``ScaleOutcome``
     iterations = minimize(
         value_and_gradient,
         tf.constant(pixels.ravel(), tf.float32),
         scale.steps,
         ending=ending,
         on_evaluation=on_evaluation,
+        gamma=gamma,
     )
     try:
         for iteration in iterations:
@@ -480,4 +498,5 @@ def lbfgs(
         error=state["error"],
         note=note,
         line_search_failed=ending.line_search_failed,
+        curvature=None if ending.gamma is None else ending.gamma / pixels.size,
     )

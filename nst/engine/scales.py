@@ -124,6 +124,9 @@ class ScaleOutcome:
     stopped: bool = False
     error: str | None = None
     moments: tuple[tf.Tensor, tf.Tensor, int] | None = None  # Adam's, carried to the next scale
+    # L-BFGS's last scaling of its inverse Hessian (``s.y / y.y``) per pixel of this scale,
+    # carried to the next one as its first step's (None: no pair was kept).
+    curvature: float | None = None
     note: str | None = None
     line_search_failed: bool = False
 
