@@ -19,6 +19,7 @@ from nst.knobs import FieldSpec, Knobs, knob, specs_of
 from nst.prints import LARGEST_PRINT_SIDE
 
 OPTIMIZERS = ("adam", "lbfgs")
+LBFGS_HISTORY = 10  # correction pairs L-BFGS keeps at most (``nst.engine.lbfgs``)
 METHODS = ("optimize", "instant")
 INITS = ("content", "instant", "noise", "blend")
 POOLINGS = ("max", "avg")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nst.config import CONTENT_TILED_SIDE, StyleConfig
+from nst.config import CONTENT_TILED_SIDE, LBFGS_HISTORY, StyleConfig
 from nst.cpu import cpu_kernels, cpu_precision
 from nst.images import style_side, working_shape
 from nst.plan import TILE_PIXELS, TILE_SIDE, is_tiled, plan_scales
@@ -28,7 +28,10 @@ MEMORY_BYTES_PER_PIXEL = {
     ("avx2", "float32"): 3550.0,
     ("avx2", "bfloat16"): 3550.0,
 }
-LBFGS_BYTES_PER_PIXEL = 350.0
+LBFGS_BYTES_PER_PIXEL = 350.0  # with a full history of pairs
+# One correction pair: two float32 copies of the picture. A scale keeps one per iteration, up to
+# ``LBFGS_HISTORY``: the few iterations of a print's large scales hold only as many.
+LBFGS_PAIR_BYTES_PER_PIXEL = 24.0
 MEMORY_MARGIN = 1.1  # allocator slack and measurement spread
 # A tiled scale (print sizes, ``nst.engine.tiles``) holds, beside TensorFlow and the model, at
 # any moment either one tile's pass through the style layers (``TILE_SIDE`` squared; it stops
@@ -36,11 +39,18 @@ MEMORY_MARGIN = 1.1  # allocator slack and measurement spread
 # content pass through the whole network on the picture scaled down to ``CONTENT_TILED_SIDE``,
 # and the picture's own tensors: L-BFGS's pairs and working vectors, the clipped and composed
 # picture, each term's gradient and their host copies, and what the allocator keeps. The
-# constant sits above the peaks measured at 2048 and 4096 px (``python -m nst.bench --only
-# large``, docs/benchmarks.md "Print sizes"). Adam's is L-BFGS's less its pairs and vectors
-# (not measured at print sizes).
+# constant (with a full history of pairs; a scale of fewer iterations holds fewer) sits above
+# the peaks measured at 2048 and 4096 px (``python -m nst.bench --only large``,
+# docs/benchmarks.md "Print sizes"). Adam's is L-BFGS's less its pairs and vectors (not
+# measured at print sizes).
 TILE_BYTES_PER_PIXEL_SHARE = 0.55
 PICTURE_BYTES_PER_PIXEL = {"lbfgs": 1000.0, "adam": 1000.0 - LBFGS_BYTES_PER_PIXEL}
+
+
+def lbfgs_bytes_per_pixel(steps: int) -> float:
+    """L-BFGS's bytes per pixel at a scale of ``steps`` iterations (its pairs and vectors)."""
+    unused = LBFGS_HISTORY - max(1, min(LBFGS_HISTORY, steps))
+    return LBFGS_BYTES_PER_PIXEL - unused * LBFGS_PAIR_BYTES_PER_PIXEL
 
 
 def estimate_memory(
@@ -59,25 +69,31 @@ def estimate_memory(
     # step's memory per pixel. Its longest side is ``style_side``; assume it is square.
     side = style_side(config.size, config.style_scale)
     painting = min(side**2, TILE_PIXELS) if config.backbone != "resnet50" else side**2
+    scales = plan_scales(config)
+    lbfgs = config.optimizer == "lbfgs"
+
+    def optimizer_bytes(steps: int) -> float:
+        return lbfgs_bytes_per_pixel(steps) if lbfgs else 0.0
+
     if not is_tiled(config, height, width, tile_pixels):
-        whole = per_pixel + (LBFGS_BYTES_PER_PIXEL if config.optimizer == "lbfgs" else 0.0)
+        whole = per_pixel + optimizer_bytes(scales[-1].steps)
         peak = max(height * width * whole, painting * per_pixel / 3)
         return int(MEMORY_BASE_BYTES + MEMORY_MARGIN * peak)
     # The largest scale computed whole may need more than the tiled ones.
-    whole_pixels = max(
+    whole_pixels, whole_steps = max(
         (
-            h * w
-            for h, w in (working_shape(height, width, scale.size) for scale in plan_scales(config))
+            (h * w, scale.steps)
+            for scale in scales
+            for h, w in [working_shape(height, width, scale.size)]
             if not is_tiled(config, h, w, tile_pixels)
         ),
-        default=0,
+        default=(0, 0),
     )
     tile = min(tile_pixels, TILE_SIDE**2) * per_pixel * TILE_BYTES_PER_PIXEL_SHARE
     content_h, content_w = working_shape(height, width, min(CONTENT_TILED_SIDE, max(height, width)))
     content = content_h * content_w * per_pixel
-    picture = height * width * PICTURE_BYTES_PER_PIXEL[config.optimizer]
+    unused_pairs = LBFGS_BYTES_PER_PIXEL - optimizer_bytes(scales[-1].steps) if lbfgs else 0.0
+    picture = height * width * (PICTURE_BYTES_PER_PIXEL[config.optimizer] - unused_pairs)
     tiled_peak = max(tile, content) + picture
-    whole_peak = whole_pixels * (
-        per_pixel + (LBFGS_BYTES_PER_PIXEL if config.optimizer == "lbfgs" else 0.0)
-    )
+    whole_peak = whole_pixels * (per_pixel + optimizer_bytes(whole_steps))
     return int(MEMORY_BASE_BYTES + MEMORY_MARGIN * max(tiled_peak, whole_peak))

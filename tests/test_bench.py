@@ -376,3 +376,22 @@ def test_revision_section_runs_both_checkouts_on_every_pair(tmp_path, content_pa
     assert rows[-1][1].startswith("median ")
     with pytest.raises(ValueError, match="cannot check out 'no-such-revision'"):
         revision.revision_section("no-such-revision", photos, paintings, 64, "vgg16", tmp_path)
+
+
+@pytest.mark.browser
+def test_studio_section_times_a_fresh_server_against_the_command_line(
+    tmp_path, content_path, style_path
+):
+    from nst.benchmarks import studio
+    from nst.benchmarks.live import CHROMIUM
+    from tests.system import missing
+
+    if missing(str(CHROMIUM)):
+        pytest.skip("chromium is not installed: apt-get install -y chromium")
+    report = studio.studio_section(str(content_path), str(style_path), 64, "vgg16", 1, 0.0)
+    (run,) = report["runs"]
+    assert 0 < run["instant"] < run["finished"] and _positive(run["cli"])
+    assert report["median_ratio"] == pytest.approx(run["finished"] / run["cli"])
+    rows = studio.format_rows(report)
+    assert rows[0][0] == "studio, round 1: street × swirls, 64 px"
+    assert "→ Finished" in rows[0][1] and rows[-1][1].startswith("median ")

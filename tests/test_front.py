@@ -101,6 +101,20 @@ def test_refusals_are_one_sentence_before_anything_runs(content_image, style_ima
         next(front.stylize(content_image, [style_image] * 2, config.replace(style_blend=(1, 2, 3))))
 
 
+def _fresh_process(script: str) -> dict:
+    """The JSON that ``script`` prints last, run in a fresh Python on random weights."""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "NST_WEIGHTS": "random"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_an_instant_run_in_a_fresh_process_builds_no_vgg_network() -> None:
     script = f"""
 import json, sys
@@ -122,16 +136,7 @@ print(json.dumps({{
     "optimizer": "nst.engine.model" in sys.modules,
 }}))
 """
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env={**os.environ, "NST_WEIGHTS": "random"},
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = _fresh_process(script)
     assert seen["method"] == "instant" and seen["shape"] == [48, 64, 3]
     assert not seen["optimizer"] and not seen["tensorflow"]
 
@@ -167,16 +172,7 @@ seen["engine"] = "nst.engine" in sys.modules
 seen["threads"] = [t.name for t in threading.enumerate() if t.name == "nst-engine-import"]
 print(json.dumps(seen))
 """
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env={**os.environ, "NST_WEIGHTS": "random"},
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = _fresh_process(script)
     assert seen["loaded"] and seen["importing"] == ["nst-engine-import"]
     assert seen["steps"] == 3 and seen["shape"] == [48, 64, 3]
     assert seen["engine"] and seen["threads"] == []

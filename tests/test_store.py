@@ -320,7 +320,10 @@ def test_set_run_returns_the_run_it_replaces(make_store: Factory) -> None:
     assert store.run(owner) is None and store.take_run(owner, "job-2") is None
 
 
-def test_take_run_gives_the_run_to_exactly_one_caller(make_store: Factory) -> None:
+@pytest.mark.parametrize("method", ["take_run", "claim_run"])
+def test_take_or_claim_run_gives_the_run_to_exactly_one_caller(
+    make_store: Factory, method: str
+) -> None:
     stores = [make_store(), make_store()]  # Redis: two web servers; memory: two threads
     if isinstance(stores[0], MemoryStore):
         stores[1] = stores[0]
@@ -335,7 +338,7 @@ def test_take_run_gives_the_run_to_exactly_one_caller(make_store: Factory) -> No
             store: ResultStore, job_id: str = job_id, start: Any = start, taken: Any = taken
         ) -> None:
             start.wait()
-            taken.append(store.take_run(owner, job_id))
+            taken.append(getattr(store, method)(owner, job_id))
 
         threads = [threading.Thread(target=settle, args=(stores[i % 2],)) for i in range(4)]
         for thread in threads:
@@ -343,7 +346,8 @@ def test_take_run_gives_the_run_to_exactly_one_caller(make_store: Factory) -> No
         for thread in threads:
             thread.join()
         assert [run.job_id for run in taken if run is not None] == [job_id]
-        assert stores[1].run(owner) is None
+        left = stores[1].run(owner)  # a claimed run stays the owner's until it is taken
+        assert (left is None) if method == "take_run" else (left.job_id == job_id)
 
 
 def test_a_claimed_run_stays_visible_until_taken_and_goes_to_one_claimer(
@@ -377,32 +381,6 @@ def test_a_claimed_run_stays_visible_until_taken_and_goes_to_one_claimer(
     stores[0].set_run(owner, clip_run("clip-3"))
     assert stores[1].claim_run(owner, "clip-3", "clip") == clip_run("clip-3")
     assert [item.result_id for item in stores[1].results(owner, "clip")] == [1]
-
-
-def test_claim_run_gives_the_run_to_exactly_one_caller(make_store: Factory) -> None:
-    stores = [make_store(), make_store()]
-    if isinstance(stores[0], MemoryStore):
-        stores[1] = stores[0]
-    owner = new_owner_key()
-    for attempt in range(20):
-        job_id = f"job-{attempt}"
-        stores[0].set_run(owner, pending(job_id))
-        start = threading.Barrier(4)
-        claimed: list[PendingRun | None] = []
-
-        def settle(
-            store: ResultStore, job_id: str = job_id, start: Any = start, claimed: Any = claimed
-        ) -> None:
-            start.wait()
-            claimed.append(store.claim_run(owner, job_id))
-
-        threads = [threading.Thread(target=settle, args=(stores[i % 2],)) for i in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert [run.job_id for run in claimed if run is not None] == [job_id]
-        assert stores[1].run(owner).job_id == job_id
 
 
 def test_memory_budget_drops_the_oldest_of_all_owners() -> None:

@@ -158,10 +158,18 @@ def test_the_memory_estimate_grows_with_the_tile_not_the_picture(
     estimates = [memory.estimate_memory(c, shape) for c in (config, a4, a3)]
     # Past the tile size, a further pixel costs the picture's own tensors only, well under what
     # a pixel of a pass over the whole picture costs...
+    # (L-BFGS keeps a pair of picture copies per iteration of the output scale, up to its
+    # history: 7 of 10 by default.)
+    from nst.plan import plan_scales
+
+    final = plan_scales(a3)[-1].steps
+    assert final == plan_scales(a4)[-1].steps == 7
+    picture = memory.PICTURE_BYTES_PER_PIXEL["lbfgs"] - (10 - 7) * memory.LBFGS_PAIR_BYTES_PER_PIXEL
+    assert memory.lbfgs_bytes_per_pixel(final) == memory.LBFGS_BYTES_PER_PIXEL - 3 * 24.0
     growth = (estimates[2] - estimates[1]) / (pixels[2] - pixels[1])
-    assert growth == pytest.approx(
-        memory.MEMORY_MARGIN * memory.PICTURE_BYTES_PER_PIXEL["lbfgs"], rel=0.01
-    )
+    assert growth == pytest.approx(memory.MEMORY_MARGIN * picture, rel=0.01)
+    full = config.replace(steps=200)  # 20 iterations at the output size: the whole history
+    assert memory.estimate_memory(full.replace(size=4961), shape) > estimates[2]
     assert growth < 0.5 * whole
     assert pixels[0] > 2 * TILE_PIXELS
     assert estimates[0] < memory.MEMORY_BASE_BYTES + pixels[0] * whole

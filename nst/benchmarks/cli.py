@@ -1,7 +1,7 @@
 """Benchmark of the engine on this machine: ``python -m nst.bench`` (``--json`` for one object).
 
 Sections (``--only`` picks some; all but ``panel``, ``lbfgs``, ``video``, ``live``, ``queue``,
-``large`` and ``revision`` by default). Every section uses ``--backbone`` (default: the
+``large``, ``revision`` and ``studio`` by default). Every section uses ``--backbone`` (default: the
 engine's) with the weights ``NST_WEIGHTS`` selects, so the same command measures trained
 features (what users get) or random ones (mechanics only):
 
@@ -32,6 +32,9 @@ features (what users get) or random ones (mechanics only):
 - ``revision``: the default Painted run as a whole ``python -m nst`` process, this checkout
   against ``--revision``, alternating pair by pair on the panel's folders: seconds, peak RSS
   and the pictures' figures of both (``nst.benchmarks.revision``).
+- ``studio``: the first Painted run of a freshly started studio in headless Chromium, Stylize
+  to the instant picture and to "Finished", against the same run's engine seconds in a fresh
+  command-line process, ``--studio-rounds`` times (``nst.benchmarks.studio``).
 - ``queue``: jobs per minute through the in-process queue and through Redis with 1 and 2
   workers, and the latency from a worker's preview to the page (``nst.benchmarks.queueing``).
 - ``video``: the synthetic clip stylized frame by frame and with the temporal method at 256 px
@@ -91,6 +94,7 @@ SECTIONS = (
     "queue",
     "large",
     "revision",
+    "studio",
 )
 # What a plain ``python -m nst.bench`` runs; the panel (minutes per pair) only when asked.
 DEFAULT_SECTIONS = ("steps", "quality", "preview", "default", "memory", "instant")
@@ -210,6 +214,12 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         from nst.benchmarks.live import live_section
 
         report["live"] = live_section(DEFAULT_IMAGES)
+    if "studio" in sections:
+        from nst.benchmarks.studio import studio_section
+
+        report["studio"] = studio_section(
+            args.content, args.style, args.size, args.backbone, args.studio_rounds
+        )
     if "queue" in sections:
         from nst.benchmarks.queueing import queue_section
 
@@ -292,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--revision-out", default="out/revision", help="revision: folder for both runs' pictures"
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs of preview/default (median)")
+    parser.add_argument(
+        "--studio-rounds", type=int, default=2, help="studio: fresh servers timed (default 2)"
+    )
     parser.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)}")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(

@@ -26,6 +26,7 @@ SECTION_ROWS = {
     "large": "nst.benchmarks.large",
     "queue": "nst.benchmarks.queueing",
     "revision": "nst.benchmarks.revision",
+    "studio": "nst.benchmarks.studio",
 }
 
 

@@ -35,12 +35,13 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from nst.config import LBFGS_HISTORY
 from nst.engine.model import AUTOGRAPH
 from nst.engine.objective import Problem, input_key, input_signature
 from nst.engine.scales import NUMERIC_ERROR, RunState, Scale, ScaleOutcome, floats
 from nst.records import Progress
 
-HISTORY = 10
+HISTORY = LBFGS_HISTORY
 WOLFE_DECREASE = 1e-3
 WOLFE_CURVATURE = 0.9
 LINE_SEARCH_EVALUATIONS = 20
