@@ -40,11 +40,11 @@ MEMORY_MARGIN = 1.1  # allocator slack and measurement spread
 # and the picture's own tensors: L-BFGS's pairs and working vectors, the clipped and composed
 # picture, each term's gradient and their host copies, and what the allocator keeps. The
 # constant (with a full history of pairs; a scale of fewer iterations holds fewer) sits above
-# the peaks measured at 2048 and 4096 px (``python -m nst.bench --only large``,
-# docs/benchmarks.md "Print sizes"). Adam's is L-BFGS's less its pairs and vectors (not
-# measured at print sizes).
+# the growth of the peaks measured between 2048 and 4096 px, and the estimate above both peaks
+# (``python -m nst.bench --only large``, docs/benchmarks.md "Print sizes"). Adam's is
+# L-BFGS's less its pairs and vectors (not measured at print sizes).
 TILE_BYTES_PER_PIXEL_SHARE = 0.55
-PICTURE_BYTES_PER_PIXEL = {"lbfgs": 1000.0, "adam": 1000.0 - LBFGS_BYTES_PER_PIXEL}
+PICTURE_BYTES_PER_PIXEL = {"lbfgs": 850.0, "adam": 850.0 - LBFGS_BYTES_PER_PIXEL}
 
 
 def lbfgs_bytes_per_pixel(steps: int) -> float:

@@ -389,9 +389,11 @@ def test_studio_section_times_a_fresh_server_against_the_command_line(
     if missing(str(CHROMIUM)):
         pytest.skip("chromium is not installed: apt-get install -y chromium")
     report = studio.studio_section(str(content_path), str(style_path), 64, "vgg16", 1, 0.0)
-    (run,) = report["runs"]
+    (run,) = report["queues"]["local"]["runs"]
     assert 0 < run["instant"] < run["finished"] and _positive(run["cli"])
-    assert report["median_ratio"] == pytest.approx(run["finished"] / run["cli"])
+    assert report["queues"]["local"]["median_ratio"] == pytest.approx(run["finished"] / run["cli"])
     rows = studio.format_rows(report)
-    assert rows[0][0] == "studio, round 1: street × swirls, 64 px"
+    assert rows[0][0] == "studio (local queue), round 1: street × swirls, 64 px"
     assert "→ Finished" in rows[0][1] and rows[-1][1].startswith("median ")
+    with pytest.raises(ValueError, match="choose local or redis, not 'rabbit'"):
+        studio.studio_section(str(content_path), str(style_path), 64, "vgg16", 1, 0.0, ["rabbit"])

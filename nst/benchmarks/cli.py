@@ -218,7 +218,12 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         from nst.benchmarks.studio import studio_section
 
         report["studio"] = studio_section(
-            args.content, args.style, args.size, args.backbone, args.studio_rounds
+            args.content,
+            args.style,
+            args.size,
+            args.backbone,
+            args.studio_rounds,
+            queues=args.studio_queues.split(","),
         )
     if "queue" in sections:
         from nst.benchmarks.queueing import queue_section
@@ -304,6 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=3, help="runs of preview/default (median)")
     parser.add_argument(
         "--studio-rounds", type=int, default=2, help="studio: fresh servers timed (default 2)"
+    )
+    parser.add_argument(
+        "--studio-queues",
+        default="local",
+        help="studio: local (in-process), redis (a Redis and one worker), or both: local,redis",
     )
     parser.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)}")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
