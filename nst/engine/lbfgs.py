@@ -326,6 +326,7 @@ def minimize(
             slope = float(tf.tensordot(gradient, direction, 1))
             if not slope < 0.0:  # rounding can spoil the direction: start the pairs afresh
                 pairs.reset()
+                gamma = None
                 direction = -gradient
                 slope = float(tf.tensordot(gradient, direction, 1))
             guided = pairs.count or gamma is not None
