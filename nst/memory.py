@@ -92,8 +92,9 @@ def estimate_memory(
     tile = min(tile_pixels, TILE_SIDE**2) * per_pixel * TILE_BYTES_PER_PIXEL_SHARE
     content_h, content_w = working_shape(height, width, min(CONTENT_TILED_SIDE, max(height, width)))
     content = content_h * content_w * per_pixel
-    unused_pairs = LBFGS_BYTES_PER_PIXEL - optimizer_bytes(scales[-1].steps) if lbfgs else 0.0
-    picture = height * width * (PICTURE_BYTES_PER_PIXEL[config.optimizer] - unused_pairs)
+    # Adam's picture bytes are those without L-BFGS's state; L-BFGS adds its pairs for the
+    # output scale's iterations.
+    picture = height * width * (PICTURE_BYTES_PER_PIXEL["adam"] + optimizer_bytes(scales[-1].steps))
     tiled_peak = max(tile, content) + picture
     whole_peak = whole_pixels * (per_pixel + optimizer_bytes(whole_steps))
     return int(MEMORY_BASE_BYTES + MEMORY_MARGIN * max(tiled_peak, whole_peak))

@@ -22,7 +22,7 @@ import io
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,8 +53,8 @@ from studio.session import (
     format_seconds,
     to_float,
 )
-from studio.store import PendingRun
-from studio.store.records import same_job
+from studio.store import CLAIM_SECONDS, PendingRun
+from studio.store.records import T, same_job
 from studio.widgets import build_config
 
 logger = logging.getLogger(__name__)
@@ -422,16 +422,42 @@ def settle_job(owner: str, run: PendingRun, *, cancel: bool = False) -> StudioRe
     backend and the store, never Streamlit elements.
     """
     store, queue = owner_store(), get_backend()
-    if not cancel and store.claim_run(owner, run.job_id) is None:
-        return None  # another tab, page or server settles it
+    return settle_once(
+        store,
+        queue,
+        owner,
+        run.job_id,
+        "picture",
+        lambda: _settle(owner, run, queue, cancel=cancel),
+        cancel=cancel,
+    )
+
+
+def settle_once(
+    store: Any,
+    queue: Any,
+    owner: str,
+    job_id: str,
+    kind: str,
+    keep: Callable[[], T],
+    *,
+    cancel: bool,
+    lease: float = CLAIM_SECONDS,
+) -> T | None:
+    """``keep()`` (the run's record, kept in the store) done once, by whoever claims the run
+    first; the run stays in the store until then, so a tab looking meanwhile sees the run or
+    its record, and the job is forgotten last. A cancelled run (``cancel``: replaced, already
+    off the store) is not claimed. None where another tab, page or server keeps it."""
+    if not cancel and store.claim_run(owner, job_id, kind, lease=lease) is None:
+        return None
     try:
-        return _settle(owner, run, queue, cancel=cancel)
+        return keep()
     finally:
-        if not cancel:  # a replaced run is already off the store
+        if not cancel:
             with contextlib.suppress(QueueUnavailableError):
-                store.take_run(owner, run.job_id)
+                store.take_run(owner, job_id, kind)
         with contextlib.suppress(UnknownJobError, QueueUnavailableError):
-            queue.forget(run.job_id, owner=owner)
+            queue.forget(job_id, owner=owner)
 
 
 def settling(owner: str, job_id: str, kind: str = "picture") -> bool:

@@ -34,7 +34,7 @@ from nst.knobs import FieldSpec, specs_of
 from nst.video_config import VideoConfig
 from nst.videoio import VideoError, VideoInfo, probe
 from studio.gallery import owner_store
-from studio.runs import POLL_SECONDS, settling
+from studio.runs import POLL_SECONDS, settle_once, settling
 from studio.session import InputImage, format_seconds
 from studio.store import ClipRecord, ClipRun
 from studio.widgets import APP_MANAGED, friendly_error, spec_widget, widget_default
@@ -378,19 +378,19 @@ def settle_clip(owner: str, run: ClipRun, *, cancel: bool = False) -> ClipRecord
     badge, another server) and forget the job; with ``cancel`` (a replaced run, already off
     the store) stop it first. How it ended without a clip is said once, on this page or as
     one of the person's notices."""
-    from nst.jobs import QueueUnavailableError, UnknownJobError, get_backend
+    from nst.jobs import get_backend
 
     queue, store = get_backend(), owner_store()
-    if not cancel and store.claim_run(owner, run.job_id, "clip", lease=CLAIM_SECONDS) is None:
-        return None  # another tab, badge or server keeps it
-    try:
-        return _settle_clip(owner, run, queue, store, cancel=cancel)
-    finally:
-        if not cancel:  # a replaced run is already off the store
-            with contextlib.suppress(QueueUnavailableError):
-                store.take_run(owner, run.job_id, "clip")
-        with contextlib.suppress(UnknownJobError, QueueUnavailableError):
-            queue.forget(run.job_id, owner=owner)
+    return settle_once(
+        store,
+        queue,
+        owner,
+        run.job_id,
+        "clip",
+        lambda: _settle_clip(owner, run, queue, store, cancel=cancel),
+        cancel=cancel,
+        lease=CLAIM_SECONDS,
+    )
 
 
 def _settle_clip(
