@@ -39,7 +39,7 @@ from nst.jobs import (
     UnknownJobError,
     get_backend,
 )
-from nst.jobs.backend import PAGE_POLL_SECONDS, decode_png, page_poll_seconds
+from nst.jobs.backend import PAGE_FIRST_POLL_SECONDS, PAGE_POLL_SECONDS, decode_png, picture_due
 from nst.records import INSTANT_STEP
 from studio.gallery import add_result, find_result, owner_store
 from studio.owner import browser_key
@@ -221,17 +221,17 @@ def _follow(owner: str, settings_changed: bool) -> None:
 
 
 def _fresh_status(queue: Any, run: PendingRun, owner: str) -> JobStatus:
-    """The job's status. While its instant picture is due (the run's first seconds), it is
-    asked for again at ``page_poll_seconds``'s quicker pace within one poll period, so that
-    the picture shows as soon as it is made."""
+    """The job's status. While a picture is due within the poll period (the instant picture
+    in the run's first seconds, or the result when the engine expects to finish), it is asked
+    for again at the quicker pace within one poll period, so that the picture shows as soon as
+    it is made and not up to a period later."""
     status = queue.status(run.job_id, owner=owner)
-    pace = page_poll_seconds(time.time() - run.started)
     waited = 0.0
-    while pace < POLL_SECONDS and waited + pace < POLL_SECONDS:
-        if status.preview is not None or status.state.finished:
-            break
-        time.sleep(pace)
-        waited += pace
+    while waited + PAGE_FIRST_POLL_SECONDS < POLL_SECONDS and picture_due(
+        status, time.time() - run.started
+    ):
+        time.sleep(PAGE_FIRST_POLL_SECONDS)
+        waited += PAGE_FIRST_POLL_SECONDS
         status = queue.status(run.job_id, owner=owner)
     return status
 

@@ -865,3 +865,36 @@ def test_a_step_s_scale_reaches_the_page_through_both_backends_records() -> None
         9.0,
     )
     assert "at 256 px, scale 2 of 4 · about 9.0 s left" in _progress_text(carried)
+
+
+def _status(state: str, *, preview: bytes | None = None, **progress: Any) -> Any:
+    from nst.jobs.backend import JobProgress, JobState, JobStatus
+
+    return JobStatus(
+        job_id="j",
+        state=JobState(state),
+        preview=preview,
+        progress=JobProgress(loss=1.0, parts={}, elapsed=1.0, **progress) if progress else None,
+    )
+
+
+def test_the_page_looks_quickly_only_while_a_picture_is_due() -> None:
+    from nst.jobs.backend import PAGE_ENDING_SECONDS, PAGE_FIRST_SECONDS, picture_due
+
+    # The instant picture in the run's first seconds.
+    assert picture_due(_status("running"), 0.5)
+    assert not picture_due(_status("running"), PAGE_FIRST_SECONDS + 0.1)
+    assert not picture_due(_status("running", preview=b"png", step=1, total=70, time_left=9.0), 1.0)
+    # The result: when the engine expects it within a poll, or all steps are done.
+    near = {"step": 68, "total": 70, "time_left": PAGE_ENDING_SECONDS - 0.2}
+    assert picture_due(_status("running", preview=b"png", **near), 12.0)
+    assert picture_due(_status("running", preview=b"png", step=70, total=70), 12.0)
+    assert not picture_due(
+        _status("running", preview=b"png", step=40, total=70, time_left=5.0), 9.0
+    )
+    assert not picture_due(
+        _status("running", preview=b"png", step=40, total=70), 9.0
+    )  # no estimate
+    # Never once finished, nor for a clip's frames (each frame is not the result).
+    assert not picture_due(_status("done", preview=b"png", **near), 12.0)
+    assert not picture_due(_status("running", preview=b"png", frame=2, frames=9, **near), 12.0)

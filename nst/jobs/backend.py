@@ -98,15 +98,32 @@ class QueueUnavailableError(RuntimeError):
 
 # How often a page asks its backend for news while a run is going (``studio.runs``; the queue
 # benchmark times its preview latency at the same cadence). In a run's first seconds, while
-# the instant picture is due, it asks more often: that picture is the one a person waits for.
+# the instant picture is due, and once the engine expects to finish within
+# ``PAGE_ENDING_SECONDS``, it asks more often: those are the pictures a person waits for.
 PAGE_POLL_SECONDS = 1.0
 PAGE_FIRST_POLL_SECONDS = 0.1
 PAGE_FIRST_SECONDS = 3.0
+PAGE_ENDING_SECONDS = 1.5  # a poll period, plus the age of the progress the worker published
 
 
 def page_poll_seconds(elapsed: float) -> float:
     """The page's wait before its next status call, ``elapsed`` seconds after the submit."""
     return PAGE_FIRST_POLL_SECONDS if elapsed < PAGE_FIRST_SECONDS else PAGE_POLL_SECONDS
+
+
+def picture_due(status: JobStatus, elapsed: float) -> bool:
+    """Whether the page should look again at the quicker pace (``PAGE_FIRST_POLL_SECONDS``)
+    before its next poll: the run's first picture is still to come in its first seconds, or the
+    engine expects the result within ``PAGE_ENDING_SECONDS``."""
+    if status.state.finished:
+        return False
+    if status.preview is None and elapsed < PAGE_FIRST_SECONDS:
+        return True
+    progress = status.progress
+    if progress is None or progress.frames:
+        return False
+    # NaN (no estimate yet) compares False.
+    return progress.step >= progress.total or progress.time_left <= PAGE_ENDING_SECONDS
 
 
 UNKNOWN_JOB = "This job is not known: it was removed after finishing, or the server restarted."
