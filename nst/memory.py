@@ -44,7 +44,7 @@ MEMORY_MARGIN = 1.1  # allocator slack and measurement spread
 # (``python -m nst.bench --only large``, docs/benchmarks.md "Print sizes"). Adam's is
 # L-BFGS's less its pairs and vectors (not measured at print sizes).
 TILE_BYTES_PER_PIXEL_SHARE = 0.55
-PICTURE_BYTES_PER_PIXEL = {"lbfgs": 850.0, "adam": 850.0 - LBFGS_BYTES_PER_PIXEL}
+PICTURE_BYTES_PER_PIXEL = {"lbfgs": 520.0, "adam": 520.0 - LBFGS_BYTES_PER_PIXEL}
 
 
 def lbfgs_bytes_per_pixel(steps: int) -> float:

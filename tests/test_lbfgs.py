@@ -57,9 +57,9 @@ def test_a_short_scale_keeps_only_as_many_pairs_as_it_has_iterations(monkeypatch
     made = []
     pairs = engine.CorrectionPairs
 
-    def recording(size: int, history: int = engine.HISTORY) -> engine.CorrectionPairs:
+    def recording(history: int = engine.HISTORY) -> engine.CorrectionPairs:
         made.append(history)
-        return pairs(size, history)
+        return pairs(history)
 
     def run(iterations: int) -> list[np.ndarray]:
         points = engine.minimize(objective, tf.zeros(40), iterations, ending=engine.Ending())
@@ -154,7 +154,7 @@ def test_two_loop_recursion_matches_the_bfgs_inverse_hessian_of_one_pair():
     s = np.array([1.0, -2.0, 0.5], np.float32)
     y = np.array([2.0, -1.0, 1.0], np.float32)
     g = np.array([0.3, 0.7, -1.1], np.float32)
-    pairs = engine.CorrectionPairs(3, history=4)
+    pairs = engine.CorrectionPairs(history=4)
     assert pairs.push(tf.constant(s), tf.constant(y))
     rho, gamma = 1.0 / (s @ y), (s @ y) / (y @ y)
     identity = np.eye(3)
@@ -169,6 +169,30 @@ def test_two_loop_recursion_matches_the_bfgs_inverse_hessian_of_one_pair():
     assert pairs.count == 4
     pairs.reset()
     np.testing.assert_array_equal(pairs.direction(tf.constant(g)).numpy(), -g)
+
+
+def test_two_loop_recursion_matches_the_bfgs_inverse_hessian_of_several_pairs():
+    """Five pairs, oldest first, through ``history`` 3: the direction is ``-H g`` of the
+    BFGS updates of the three newest pairs from ``gamma I`` (in float64), whatever the pairs
+    that fell out of the ring."""
+    rng = np.random.default_rng(7)
+    size = 12
+    curvature = np.diag(rng.uniform(0.5, 4.0, size))
+    steps = rng.normal(size=(5, size))
+    pairs = engine.CorrectionPairs(history=3)
+    for step in steps:
+        assert pairs.push(tf.constant(step, tf.float32), tf.constant(curvature @ step, tf.float32))
+    g = rng.normal(size=size)
+    kept = [(step, curvature @ step) for step in steps[-3:]]
+    newest_s, newest_y = kept[-1]
+    inverse = (newest_s @ newest_y) / (newest_y @ newest_y) * np.eye(size)
+    for s, y in kept:  # oldest first
+        rho = 1.0 / (s @ y)
+        left = np.eye(size) - rho * np.outer(s, y)
+        inverse = left @ inverse @ left.T + rho * np.outer(s, s)
+    direction = pairs.direction(tf.constant(g, tf.float32)).numpy()
+    np.testing.assert_allclose(direction, -inverse @ g, rtol=1e-4, atol=1e-5)
+    assert pairs.count == 3
 
 
 def test_the_loss_sees_clipped_pixels():
