@@ -94,6 +94,23 @@ def _settle(at: AppTest, timeout: float = TIMEOUT) -> None:
         assert not at.exception, at.exception
 
 
+def _wait_for_a_picture(at: AppTest, timeout: float = TIMEOUT) -> None:
+    """Rerun the page until this browser's running run has a picture (its instant one)."""
+    from nst.jobs import get_backend
+    from studio.gallery import owner_store
+
+    deadline = time.monotonic() + timeout
+    while True:
+        run = owner_store().run(_owner(at))
+        assert run is not None, "the run ended"
+        if get_backend().status(run.job_id, owner=_owner(at)).preview is not None:
+            return
+        assert time.monotonic() < deadline, "the run made no picture"
+        time.sleep(0.2)
+        at.run()
+        assert not at.exception, at.exception
+
+
 def _results(at: AppTest) -> list[StudioResult]:
     """This browser's results, oldest first, as the store keeps them."""
     from studio.gallery import owner_store
@@ -671,6 +688,7 @@ def test_a_new_stylize_says_it_replaces_the_running_run() -> None:
     at.slider(key="size").set_value(64)
     at.slider(key="steps").set_value(5000)
     at.button(key="stylize").click().run()
+    _wait_for_a_picture(at)
     at.slider(key="steps").set_value(2)
     at.button(key="stylize").click().run()
     assert not at.exception, at.exception

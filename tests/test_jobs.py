@@ -718,14 +718,15 @@ from nst.config import StyleConfig
 from nst.jobs.image import JobRequest, run_image
 from nst.jobs.local import JobQueue
 
-pairs_init = nst.engine.lbfgs.CorrectionPairs.__init__
-seen = {}
+pairs_push = nst.engine.lbfgs.CorrectionPairs.push
+seen = {"lbfgs": set()}
 
-def recording_init(self, *args, **kwargs):  # L-BFGS's history, made where the run computes
-    pairs_init(self, *args, **kwargs)
-    seen.setdefault("lbfgs", []).append(self.s.device)
+def recording_push(self, s, y):  # L-BFGS's history, kept where the run computes
+    kept = pairs_push(self, s, y)
+    seen["lbfgs"].update(tensor.device for pair in self.pairs for tensor in pair)
+    return kept
 
-nst.engine.lbfgs.CorrectionPairs.__init__ = recording_init
+nst.engine.lbfgs.CorrectionPairs.push = recording_push
 together = threading.Barrier(2)
 
 def runner(request, token):
