@@ -25,5 +25,7 @@ store under their browser's key, ``studio.owner`` and ``studio.store``):
 - ``current_id``: the result shown on the Stylize page (a new session starts on the newest);
 - ``inputs``: the decoded content and style uploads, so reruns do not decode them again;
 - ``pending_run``: a "Continue from this result" request, taken by the Stylize page;
-- ``run_error`` / ``run_notice``: one-off messages of the last run.
+- ``run_error`` / ``run_notice``: one-off messages of the last run;
+- ``replaced_by``: the run that stopped a running one, said while this tab follows it and once
+  after it ends.
 """

@@ -69,6 +69,7 @@ SETTLE_SECONDS = 10.0  # how long a stopped run may take to hand back its image
 REPLACED = (
     "Your previous run was stopped to start this one; the picture it had painted is in the gallery."
 )
+REPLACED_KEY = "replaced_by"  # the run that replaced a running one, while this tab follows it
 STOPPING = (
     "Stopping: the run ends when the step it is computing does (minutes at print sizes) and "
     "keeps what it has painted."
@@ -156,7 +157,7 @@ def start_run(
     if replaced is not None and replaced.job_id != job_id:
         kept = settle_job(owner, replaced, cancel=True)
         if kept is not None:
-            st.info(REPLACED, icon=":material/swap_horiz:")
+            st.session_state[REPLACED_KEY] = job_id  # said while this run is followed
 
 
 def running(owner: str) -> PendingRun | None:
@@ -172,8 +173,16 @@ def live_view(values: dict[str, Any]) -> bool:
     page's settings now: when they differ from the run's, one line says they apply next time."""
     owner = session_owner()
     run = running(owner)
+    replacing = st.session_state.get(REPLACED_KEY)
     if run is None:
+        if st.session_state.pop(REPLACED_KEY, None) is not None:
+            # Once more beside the result, when the new run ended before a look showed it.
+            st.info(REPLACED, icon=":material/swap_horiz:")
         return False
+    if replacing == run.job_id:
+        st.info(REPLACED, icon=":material/swap_horiz:")
+    elif replacing is not None:
+        st.session_state.pop(REPLACED_KEY, None)
     try:
         changed = build_config(values).to_dict() != run.config.to_dict()
     except ValueError:
