@@ -174,15 +174,14 @@ def live_view(values: dict[str, Any]) -> bool:
     owner = session_owner()
     run = running(owner)
     replacing = st.session_state.get(REPLACED_KEY)
-    if run is None:
-        if st.session_state.pop(REPLACED_KEY, None) is not None:
-            # Once more beside the result, when the new run ended before a look showed it.
-            st.info(REPLACED, icon=":material/swap_horiz:")
-        return False
-    if replacing == run.job_id:
+    following = run is not None and replacing == run.job_id
+    if replacing is not None and (run is None or following):
+        # While this tab follows the run that replaced another, and once after it ends.
         st.info(REPLACED, icon=":material/swap_horiz:")
-    elif replacing is not None:
+    if not following:
         st.session_state.pop(REPLACED_KEY, None)
+    if run is None:
+        return False
     try:
         changed = build_config(values).to_dict() != run.config.to_dict()
     except ValueError:

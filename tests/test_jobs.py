@@ -890,12 +890,9 @@ def test_the_page_looks_quickly_only_while_a_picture_is_due() -> None:
     near = {"step": 68, "total": 70, "time_left": PAGE_ENDING_SECONDS - 0.2}
     assert picture_due(_status("running", preview=b"png", **near), 12.0)
     assert picture_due(_status("running", preview=b"png", step=70, total=70), 12.0)
-    assert not picture_due(
-        _status("running", preview=b"png", step=40, total=70, time_left=5.0), 9.0
-    )
-    assert not picture_due(
-        _status("running", preview=b"png", step=40, total=70), 9.0
-    )  # no estimate
+    middle = {"step": 40, "total": 70}
+    assert not picture_due(_status("running", preview=b"png", time_left=5.0, **middle), 9.0)
+    assert not picture_due(_status("running", preview=b"png", **middle), 9.0)  # no estimate yet
     # Never once finished, nor for a clip's frames (each frame is not the result).
     assert not picture_due(_status("done", preview=b"png", **near), 12.0)
     assert not picture_due(_status("running", preview=b"png", frame=2, frames=9, **near), 12.0)

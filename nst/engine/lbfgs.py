@@ -84,7 +84,6 @@ class CorrectionPairs:
     allocator keeps its peak for the rest of the process)."""
 
     def __init__(self, history: int = HISTORY) -> None:
-        self.history = history
         self.pairs: deque[tuple[tf.Tensor, tf.Tensor, tf.Tensor]] = deque(maxlen=history)
         self.gamma = 1.0
 
