@@ -34,9 +34,10 @@ COLOR_MODES = ("none", "luminance", "histogram")
 CONTENT_MIN_SIDE = 128
 # At print sizes (a picture computed tile by tile, ``nst.engine.tiles``) the content term is
 # measured on the picture scaled down to at most this longest side, in one pass: the layout
-# it keeps was settled at the smaller scales, and a pass at full size to block5_conv2 would
-# cost most of an evaluation (docs/benchmarks.md, "Print sizes").
-CONTENT_TILED_SIDE = 768
+# it keeps was settled at the smaller scales, the plan's base size (``nst.plan``) among them,
+# and measured on more pixels it holds the photo's finer detail against the painting's
+# strokes (docs/benchmarks.md, "Print sizes").
+CONTENT_TILED_SIDE = 512
 
 
 @dataclass(frozen=True)

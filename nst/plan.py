@@ -31,13 +31,13 @@ MIN_SCALE_SIZE = 128  # below it the deepest style layer sees only a few pixels
 # the same time, and most steps go where the painting's large strokes form and steps are cheap
 # (docs/benchmarks.md, "Coarse to fine").
 STEP_GROWTH = 2.0
-# Above this side a run is this size's run, refined: the scales up to it share the steps as a
-# run of this size would, and each larger scale below the output gets ``DETAIL_STEPS``. The
-# painting's large strokes form at the small scales; many steps at a large scale repaint them
-# as fine mosaic, whose texture at the painting's scale is lower (docs/benchmarks.md, "Print
-# sizes").
+# Above this side a run is this size's run, then its output size: the scales up to it share
+# the steps as a run of this size would, the scales between it and the output get none (the
+# picture is enlarged from this size to the output in one resize), and the output size gets
+# its final share. The painting's large strokes form at the small scales; steps at the scales
+# between repaint them as fine mosaic and cost time, and the output size's own steps add its
+# detail just as well without them (docs/benchmarks.md, "Print sizes").
 PLAN_BASE_SIDE = 512
-DETAIL_STEPS = 2
 
 
 def scale_sizes(config: StyleConfig, *, warm_start: bool = False) -> list[int]:
@@ -75,16 +75,14 @@ def split_steps(steps: int, scales: int, final_share: float, growth: float = 1.0
 
 def plan_steps(sizes: list[int], steps: int, final_share: float) -> list[int]:
     """Steps per scale of ``sizes`` (smallest first): ``final_share`` of them at the output
-    size; above ``PLAN_BASE_SIDE``, ``DETAIL_STEPS`` at each scale between, and the rest split
-    between the scales up to it as a run of that size would split them."""
+    size; above ``PLAN_BASE_SIDE``, none at the scales between it and the output, and the rest
+    split between the scales up to it as a run of that size would split them."""
     base = sum(size <= PLAN_BASE_SIDE for size in sizes)
-    detail = len(sizes) - base
     final = min(steps, max(1, round(steps * final_share)))
-    rest = steps - final - DETAIL_STEPS * (detail - 1)
-    if detail < 2 or base < 1 or rest < base:
+    if base in (0, len(sizes)) or steps - final < base:
         return split_steps(steps, len(sizes), final_share, STEP_GROWTH)
-    between = [DETAIL_STEPS] * (detail - 1)
-    return [*split_steps(rest, base, final_share, STEP_GROWTH), *between, final]
+    between = [0] * (len(sizes) - base - 1)
+    return [*split_steps(steps - final, base, final_share, STEP_GROWTH), *between, final]
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ def test_the_estimate_is_the_plans_work_at_the_pace(pace_file) -> None:
     config = StyleConfig(size=2048)
     rows = pace.scale_work(config, PHOTO)
     assert [steps for steps, _, _ in rows] == [scale.steps for scale in plan_scales(config)]
-    # 2048 x 1536 and 1448 x 1086 are tiled; 1024 x 768 and smaller are computed whole.
-    assert [tiled for _, _, tiled in rows] == [False] * 7 + [True, True]
+    # The scales up to 512 px are computed whole, the 2048 x 1536 output tile by tile.
+    assert [tiled for _, _, tiled in rows] == [False] * 5 + [True]
     assert rows[-1][1] == pytest.approx(1.1 * 2048 * 1536 / 1e6)
     plain, tiled = pace.paces(config)
     expected = sum(s * w * (tiled if t else plain) for s, w, t in rows)

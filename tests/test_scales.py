@@ -71,10 +71,28 @@ def test_the_pyramid_starts_near_128_px_and_grows_by_sqrt2_to_the_output_size():
     [(384, 136, 4), (700, 175, 5), (1024, 128, 7), (2048, 128, 9), (4096, 128, 11)],
 )
 def test_every_output_size_starts_between_128_and_181_px(size, first, count):
-    sizes = [scale.size for scale in plan_scales(PYRAMID.replace(size=size))]
+    from nst.plan import scale_sizes
+
+    sizes = scale_sizes(PYRAMID.replace(size=size))
     assert sizes[0] == first and len(sizes) == count and sizes[-1] == size
     ratios = np.array(sizes[1:]) / np.array(sizes[:-1])
     assert np.allclose(ratios, np.sqrt(2), atol=0.01)
+
+
+@pytest.mark.parametrize("size", [724, 1448, 2048, 4096])
+def test_above_the_base_size_a_run_is_the_base_sizes_run_then_the_output_size(size):
+    from nst.plan import PLAN_BASE_SIDE
+
+    plan = plan_scales(PYRAMID.replace(size=size))
+    final = round(PYRAMID.steps * PYRAMID.final_share)
+    # The scales between the base size and the output get no steps and are skipped: the
+    # picture goes from the base size to the output in one resize.
+    assert [s.size for s in plan] == [128, 181, 256, 362, PLAN_BASE_SIDE, size]
+    assert sum(s.steps for s in plan) == PYRAMID.steps and plan[-1].steps == final
+    assert [s.steps for s in plan[:-1]] == split_steps(
+        PYRAMID.steps - final, 5, PYRAMID.final_share, growth=2.0
+    )
+    assert plan[-1].offset == PYRAMID.steps - final and plan[-1].last
 
 
 def test_small_outputs_warm_starts_and_one_scale_paint_at_the_output_size_only():

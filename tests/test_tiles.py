@@ -225,9 +225,13 @@ def test_a_print_stopped_at_a_smaller_scale_keeps_its_picture_at_full_size(
     assert result.final_loss <= min(row["loss"] for row in result.history) * (1 + 1e-6)
 
 
-def test_a_prints_broad_style_term_is_the_plain_computation(content_image, style_image) -> None:
-    from nst.engine.losses import content_view, style_loss
-    from nst.engine.objective import BROAD_STYLE_SHARE
+@pytest.mark.parametrize("held", [False, True])
+def test_a_prints_broad_style_term_and_hold_are_the_plain_computation(
+    held, content_image, style_image
+) -> None:
+    from nst.config import CONTENT_TILED_SIDE
+    from nst.engine.losses import content_loss, content_view, style_loss
+    from nst.engine.objective import BASE_HOLD, BROAD_STYLE_SHARE
     from nst.plan import PLAN_BASE_SIDE
 
     config = StyleConfig(size=640, precision="float32", seed=4)
@@ -236,21 +240,72 @@ def test_a_prints_broad_style_term_is_the_plain_computation(content_image, style
     loss = tiled.tiled
     assert loss is not None and plain.tiled is None
     assert loss.broad == BROAD_STYLE_SHARE and max(loss.broad_shape) == PLAN_BASE_SIDE
+    assert loss.hold == BASE_HOLD and loss.held is None
+    assert max(loss.content_shape) == min(CONTENT_TILED_SIDE, 640)
     rng = np.random.default_rng(9)
     image = tf.constant(rng.uniform(0, 1, (1, *plain.content.shape)).astype(np.float32))
+    start = rng.uniform(0, 1, plain.content.shape).astype(np.float32)
+    if held:
+        loss.hold_to(start)
     total, parts, gradient = _tiled(tiled, image)
 
-    # The plain way: the untiled objective with the rest of the style weight, plus the style
-    # of the picture scaled down to the base size, all through one tape.
+    # The plain way: the untiled style and smoothness terms with the rest of the style weight,
+    # the content on the picture scaled down to its measuring size, the style of the picture
+    # scaled down to the base size and, once held, its squared difference there from the
+    # start picture, all through one tape.
     with tf.GradientTape() as tape:
         tape.watch(image)
         _, whole = plain.objective(image)
-        features = loss.extractor(content_view(image, loss.broad_shape))
-        broad = config.style_weight * loss.broad * style_loss(features, [loss.broad_target])
+        content = config.content_weight * content_loss(
+            loss.content_extractor(content_view(image, loss.content_shape)), loss.content_targets
+        )
+        view = content_view(image, loss.broad_shape)
+        broad = config.style_weight * loss.broad * style_loss(
+            loss.extractor(view), [loss.broad_target]
+        )
+        if held:
+            start_view = content_view(tf.constant(start[None]), loss.broad_shape)
+            broad += config.style_weight * BASE_HOLD * tf.reduce_mean(tf.square(view - start_view))
         style = (1.0 - loss.broad) * whole["style"] + broad
-        expected = whole["content"] + whole["tv"] + style
+        expected = content + whole["tv"] + style
     expected_gradient = tape.gradient(expected, image).numpy()
     assert total == pytest.approx(float(expected), rel=1e-4)
     assert parts["style"] == pytest.approx(float(style), rel=1e-4)
+    assert parts["content"] == pytest.approx(float(content), rel=1e-4)
     scale = np.abs(expected_gradient).max()
     np.testing.assert_allclose(gradient, expected_gradient, atol=2e-4 * scale)
+
+
+def test_a_prints_output_size_holds_the_strokes_its_smaller_scale_painted(
+    content_image, style_image, monkeypatch
+) -> None:
+    from nst.engine.run import optimize
+    from nst.records import Progress
+
+    holds: list[np.ndarray] = []
+    real_hold = tiles.TiledLoss.hold_to
+
+    def recording(self, image):
+        holds.append(np.array(image))
+        real_hold(self, image)
+        assert self.held is not None and tuple(self.held.shape[1:3]) == self.broad_shape
+
+    monkeypatch.setattr(tiles.TiledLoss, "hold_to", recording)
+    config = StyleConfig(
+        size=640, steps=2, scales=2, final_share=0.5, precision="float32", optimizer="adam"
+    )
+    events = list(optimize(content_image, [style_image], config, tile_pixels=200 * 200))
+    assert events[-1].steps_done == 2 and events[-1].error is None
+    # The 453-px scale (at most the base size) is computed whole and holds nothing; the
+    # 640-px output, tile by tile, holds to the 453-px picture its step painted, enlarged:
+    # the first preview, no longer the photo.
+    assert len(holds) == 1 and holds[0].shape == (480, 640, 3)
+    first = next(e for e in events if isinstance(e, Progress) and e.preview is not None)
+    assert first.scale_size == 453
+    np.testing.assert_allclose(holds[0], first.preview, atol=1e-5)
+    photo = np.asarray(prepare(content_image, [style_image], config).content)
+    assert np.abs(holds[0] - photo).mean() > 0.01
+    # A print painted at its output size only (one scale) has no smaller scale to hold to.
+    one_scale = config.replace(scales=1, steps=1)
+    list(optimize(content_image, [style_image], one_scale, tile_pixels=200 * 200))
+    assert len(holds) == 1

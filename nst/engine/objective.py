@@ -42,6 +42,11 @@ from nst.plan import PLAN_BASE_SIDE, TILE_PIXELS
 # At print sizes, the share of the style weight measured on the picture scaled down to the
 # plan's base size (``tiles.TiledLoss.broad``).
 BROAD_STYLE_SHARE = 0.5
+# At print sizes, once the smaller scales have painted the large strokes, the weight (in units
+# of the style weight) that holds the picture scaled down to the base size to them
+# (``tiles.TiledLoss.hold_to``): without it the output size's steps repaint the strokes as a
+# finer mosaic sprinkled with pale dots (docs/benchmarks.md, "Print sizes").
+BASE_HOLD = 50.0
 
 # Further weighted terms of the objective (e.g. a video's temporal loss): the image the loss
 # sees -> named weighted parts, added to the total and reported like the built-in ones.
@@ -393,6 +398,7 @@ def prepare(
             broad_shape=broad_shape,
             broad_target=broad_target,
             broad=BROAD_STYLE_SHARE if broad_target is not None else 0.0,
+            hold=BASE_HOLD if broad_target is not None else 0.0,
         )
     problem.timings.update(build=built - started, targets=time.perf_counter() - built)
     return problem

@@ -107,6 +107,7 @@ def optimize(
             pixels = initial_pixels(problem, config, start_image)
         else:
             pixels = np.clip(resize_to(outcome.carry, *problem.content.shape[:2]), 0.0, 1.0)
+            _hold_strokes(problem, pixels)
         done_before = len(run.history)
         outcome = yield from optimizer(problem, pixels, run, scale, outcome)
         done = len(run.history) - done_before
@@ -119,6 +120,8 @@ def optimize(
             # bfloat16's rounding of the features can leave L-BFGS's line search without a
             # lower loss to find; float32 resolves it, so the scale goes on there.
             problem = prepared(config.replace(size=scale.size, precision="float32"))
+            if scale.offset:
+                _hold_strokes(problem, pixels)
             rest = Scale(scale.size, scale.steps - done, scale.offset + done, scale.last)
             outcome = yield from optimizer(problem, outcome.carry, run, rest, outcome)
             notes.append(
@@ -162,3 +165,10 @@ def optimize(
         note=" ".join(notes) or None,
         instant=instant,
     )
+
+
+def _hold_strokes(problem: Problem, start: np.ndarray) -> None:
+    """At print sizes, hold the picture's large strokes to those the smaller scales painted
+    (``start``, enlarged to this scale): its steps add the detail."""
+    if problem.tiled is not None:
+        problem.tiled.hold_to(start)

@@ -10,6 +10,9 @@ picture at once:
   plan's base size (``nst.plan.PLAN_BASE_SIDE``) against the painting at that scale: the
   painting's large strokes, which the style layers of a tile at print size are too small to
   see, stay in the loss;
+- once the smaller scales have painted those strokes (``hold_to``), the picture scaled down to
+  the base size is also held to what they painted, a mean squared difference: the output
+  size's steps add its detail to the strokes instead of repainting them finer;
 - the style term is the Gram matrices of the *whole* picture, summed over tiles: a first pass
   without gradients sums each tile's ``F^T F`` into the picture's Gram matrices; the style
   loss and its derivative ``A = dL/dG`` follow from them; a second pass takes each tile's
@@ -322,6 +325,17 @@ class TiledLoss:
     broad_shape: tuple[int, int] | None = None
     broad_target: StyleTarget | None = None
     broad: float = 0.0
+    # The weight of the hold on the picture at ``broad_shape`` (``hold_to``), in units of the
+    # style weight, so that it keeps its balance against the style at every intensity; and
+    # what the picture is held to (None: not held).
+    hold: float = 0.0
+    held: tf.Tensor | None = None
+
+    def hold_to(self, image: Any) -> None:
+        """Hold the picture at ``broad_shape`` to ``image`` (h, w, 3) scaled down there, with
+        the weight ``hold``: the strokes the smaller scales painted."""
+        if self.broad_shape is not None and self.hold > 0.0:
+            self.held = content_view(tf.constant(image, tf.float32)[None], self.broad_shape)
 
     def __call__(self, image: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor], tf.Tensor]:
         """(total, named weighted parts, gradient) of the composed (1, h, w, 3) picture."""
@@ -365,8 +379,9 @@ class TiledLoss:
         return content + style + smooth, parts, tf.constant(total_gradient)
 
     def _broad_term(self, image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """The style term on the picture scaled down to ``broad_shape``, and its gradient."""
-        assert self.broad_target is not None
+        """The style term on the picture scaled down to ``broad_shape`` with the hold on it
+        (``hold_to``), and their gradient."""
+        assert self.broad_target is not None and self.broad_shape is not None
         grams = dict(self.broad_target.grams)
         layer_weights = {
             name: tf.constant(value, tf.float32)
@@ -375,8 +390,8 @@ class TiledLoss:
         function = self.extractor.traced(
             ("tiled broad style", _structure(grams)),
             lambda: tf.function(
-                lambda image, shape, grams, layer_weights, weight: _broad(
-                    self.extractor, image, shape, grams, layer_weights, weight
+                lambda image, shape, grams, layer_weights, weight, held, hold: _broad(
+                    self.extractor, image, shape, grams, layer_weights, weight, held, hold
                 ),
                 input_signature=[
                     tf.TensorSpec([1, None, None, 3], tf.float32),
@@ -384,15 +399,22 @@ class TiledLoss:
                     _signature(grams),
                     _signature(layer_weights),
                     tf.TensorSpec([], tf.float32),
+                    tf.TensorSpec([1, None, None, 3], tf.float32),
+                    tf.TensorSpec([], tf.float32),
                 ],
             ),
         )
+        held = self.held
+        if held is None:  # nothing held: a zero weight on a picture of the right shape
+            held = tf.zeros([1, *self.broad_shape, 3], tf.float32)
         return function(
             image,
             tf.constant(self.broad_shape, tf.int32),
             grams,
             layer_weights,
             tf.constant(self.weights.style * self.broad, tf.float32),
+            held,
+            tf.constant(self.weights.style * self.hold if self.held is not None else 0.0, tf.float32),
         )
 
     def _whole_terms(self, image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -439,9 +461,13 @@ def _broad(
     grams: dict[str, tf.Tensor],
     layer_weights: dict[str, tf.Tensor],
     weight: tf.Tensor,
+    held: tf.Tensor,
+    hold: tf.Tensor,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     with tf.GradientTape() as tape:
         tape.watch(image)
-        features = extractor(content_view(image, shape))
+        view = content_view(image, shape)
+        features = extractor(view)
         value = weight * style_loss(features, [StyleTarget(grams, layer_weights)])
+        value += hold * tf.reduce_mean(tf.square(view - held))
     return value, tape.gradient(value, image)
