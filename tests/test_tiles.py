@@ -260,8 +260,8 @@ def test_a_prints_broad_style_term_and_hold_are_the_plain_computation(
             loss.content_extractor(content_view(image, loss.content_shape)), loss.content_targets
         )
         view = content_view(image, loss.broad_shape)
-        broad = config.style_weight * loss.broad * style_loss(
-            loss.extractor(view), [loss.broad_target]
+        broad = (
+            config.style_weight * loss.broad * style_loss(loss.extractor(view), [loss.broad_target])
         )
         if held:
             start_view = content_view(tf.constant(start[None]), loss.broad_shape)

@@ -404,9 +404,9 @@ class TiledLoss:
                 ],
             ),
         )
-        held = self.held
+        held, hold = self.held, self.weights.style * self.hold
         if held is None:  # nothing held: a zero weight on a picture of the right shape
-            held = tf.zeros([1, *self.broad_shape, 3], tf.float32)
+            held, hold = tf.zeros([1, *self.broad_shape, 3], tf.float32), 0.0
         return function(
             image,
             tf.constant(self.broad_shape, tf.int32),
@@ -414,7 +414,7 @@ class TiledLoss:
             layer_weights,
             tf.constant(self.weights.style * self.broad, tf.float32),
             held,
-            tf.constant(self.weights.style * self.hold if self.held is not None else 0.0, tf.float32),
+            tf.constant(hold, tf.float32),
         )
 
     def _whole_terms(self, image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
